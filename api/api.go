@@ -1,0 +1,284 @@
+// Package api serves Roster's HTTP front on chi: the Nacos v1 naming endpoints that
+// unchanged Nacos clients call, the cluster and console views they probe, and Roster's
+// own /healthz, /readyz and /metrics.
+//
+// Handlers return an error; one writer turns it into Nacos' status and text
+// (naming.Error), a 413 for an oversized body, or a generic 500 whose detail is logged
+// once with the request id.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/raftnode"
+	"github.com/roster-registry/roster/registry"
+)
+
+// Config holds the HTTP front's settings.
+type Config struct {
+	// MaxBody bounds every request body (bytes); larger bodies get 413.
+	MaxBody int64
+	// NodeID and HTTPAddr describe this node in the cluster views.
+	NodeID   string
+	HTTPAddr string
+	Version  string
+	Logger   *slog.Logger
+	// Ready reports whether the node serves traffic (leader known, log replayed).
+	Ready func() bool
+}
+
+// API is the HTTP front of one node.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *registry.Registry
+	node    *raftnode.Node
+	metrics *metrics
+	started time.Time
+}
+
+// New builds the handler tree.
+func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node, started: time.Now()}
+	a.metrics = newMetrics(a)
+	return a.routes()
+}
+
+// handlerFunc is a handler that returns its failure to the one error writer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	}
+}
+
+func (a *API) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID)
+	r.Use(a.instrument)
+	r.Use(middleware.Recoverer)
+	r.Use(a.limitBody)
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	r.Get("/readyz", a.readyz)
+	r.Handle("/metrics", a.metrics.handler())
+
+	r.Route("/nacos", func(r chi.Router) {
+		r.Route("/v1/ns", func(r chi.Router) {
+			r.Use(a.requireReady)
+			r.NotFound(a.noSuchAPI)
+			r.MethodNotAllowed(a.noSuchAPI)
+			a.namingRoutes(r)
+		})
+		r.Route("/v1/core/cluster", func(r chi.Router) {
+			r.Get("/nodes", a.wrap(a.clusterNodes))
+			r.Get("/self", a.wrap(a.clusterSelf))
+			r.Get("/health", a.wrap(a.clusterHealth))
+		})
+		r.Get("/v1/console/health/liveness", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "OK") })
+		r.Get("/v1/console/health/readiness", func(w http.ResponseWriter, _ *http.Request) {
+			if a.cfg.Ready() {
+				writeText(w, http.StatusOK, "OK")
+				return
+			}
+			writeText(w, http.StatusInternalServerError, "naming not in readiness")
+		})
+	})
+	return r
+}
+
+func (a *API) namingRoutes(r chi.Router) {
+	r.Post("/instance", a.wrap(a.registerInstance))
+	r.Delete("/instance", a.wrap(a.deregisterInstance))
+	r.Put("/instance", a.wrap(a.updateInstance))
+	r.Patch("/instance", a.wrap(a.patchInstance))
+	r.Get("/instance", a.wrap(a.getInstance))
+	r.Put("/instance/beat", a.wrap(a.beat))
+	r.Get("/instance/list", a.wrap(a.listInstances))
+	r.HandleFunc("/instance/statuses", a.wrap(a.instanceStatuses))
+	r.Put("/instance/metadata/batch", a.wrap(a.metadataBatch(false)))
+	r.Delete("/instance/metadata/batch", a.wrap(a.metadataBatch(true)))
+
+	r.Post("/service", a.wrap(a.createService))
+	r.Delete("/service", a.wrap(a.deleteService))
+	r.Put("/service", a.wrap(a.updateService))
+	r.Get("/service", a.wrap(a.getService))
+	r.Get("/service/list", a.wrap(a.listServices))
+	r.HandleFunc("/service/names", a.wrap(a.serviceNames))
+	r.Get("/service/subscribers", a.wrap(a.serviceSubscribers))
+
+	r.Put("/health/instance", a.wrap(a.setHealth))
+	r.Put("/health", a.wrap(a.setHealth))
+
+	for _, prefix := range []string{"/operator", "/ops"} {
+		r.Get(prefix+"/metrics", a.wrap(a.operatorMetrics))
+		r.Get(prefix+"/servers", a.wrap(a.operatorServers))
+	}
+}
+
+// limitBody bounds every request body.
+func (a *API) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > a.cfg.MaxBody {
+			writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", a.cfg.MaxBody))
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireReady answers Nacos' 503 while the node is starting (TrafficReviseFilter).
+func (a *API) requireReady(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.cfg.Ready() {
+			writeText(w, http.StatusServiceUnavailable, "server is STARTINGnow, please try again later!")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) noSuchAPI(w http.ResponseWriter, r *http.Request) {
+	writeText(w, http.StatusNotImplemented, "no such api:"+r.Method+":"+r.URL.Path)
+}
+
+func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.Ready() {
+		writeText(w, http.StatusOK, "ok")
+		return
+	}
+	writeText(w, http.StatusServiceUnavailable, "not ready: waiting for a Raft leader and the log replay")
+}
+
+// writeError is the one place where errors become answers.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ne *naming.Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &ne):
+		writeText(w, ne.Status, ne.Message)
+	case errors.As(err, &tooBig):
+		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit))
+	case errors.Is(err, raftnode.ErrUnknownOutcome), errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrNoLeader):
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		id := middleware.GetReqID(r.Context())
+		a.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		writeText(w, http.StatusInternalServerError, "caused: internal error (request id "+id+");")
+	}
+}
+
+func writeText(w http.ResponseWriter, status int, text string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(text))
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	b, err := naming.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return nil
+}
+
+// member is Nacos' cluster Member as its core/cluster and operator views show it.
+type member struct {
+	IP            string         `json:"ip"`
+	Port          int            `json:"port"`
+	State         string         `json:"state"`
+	ExtendInfo    map[string]any `json:"extendInfo"`
+	Address       string         `json:"address"`
+	FailAccessCnt int            `json:"failAccessCnt"`
+	Abilities     map[string]any `json:"abilities"`
+}
+
+// members lists the Raft configuration's servers as Nacos members. The HTTP address of
+// another member is not known to a single node yet; its Raft address stands in.
+func (a *API) members() ([]member, error) {
+	leaderID, _ := a.node.Leader()
+	servers, err := a.node.Servers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]member, 0, len(servers))
+	for _, s := range servers {
+		addr := s.Address
+		if s.ID == a.cfg.NodeID {
+			addr = a.cfg.HTTPAddr
+		}
+		host, portStr, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(portStr)
+		out = append(out, member{
+			IP: host, Port: port, State: "UP", Address: addr,
+			ExtendInfo: map[string]any{"raftPort": s.Address, "nodeId": s.ID, "leader": s.ID == leaderID, "version": a.cfg.Version},
+			Abilities:  map[string]any{},
+		})
+	}
+	return out, nil
+}
+
+func (a *API) clusterNodes(w http.ResponseWriter, r *http.Request) error {
+	ms, err := a.members()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": ms})
+}
+
+func (a *API) clusterSelf(w http.ResponseWriter, r *http.Request) error {
+	ms, err := a.members()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.ExtendInfo["nodeId"] == a.cfg.NodeID {
+			return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": m})
+		}
+	}
+	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": nil})
+}
+
+func (a *API) clusterHealth(w http.ResponseWriter, r *http.Request) error {
+	state := "UP"
+	if !a.cfg.Ready() {
+		state = "STARTING"
+	}
+	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": state})
+}
+
+func (a *API) operatorServers(w http.ResponseWriter, r *http.Request) error {
+	ms, err := a.members()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"servers": ms})
+}

@@ -1,0 +1,446 @@
+package api
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/registry"
+)
+
+// instanceParams reads the parameters of POST and PUT /instance. Nacos' parameter
+// checker runs before the controller, so format errors come before "required" ones.
+func instanceParams(p params) (naming.ServiceKey, *naming.Instance, error) {
+	svc, err := p.service(naming.RequiredParam)
+	if err != nil {
+		return svc, nil, err
+	}
+	if err := naming.CheckClusters(p.get("clusterName", "cluster")); err != nil {
+		return svc, nil, err
+	}
+	ip := p.get("ip")
+	if err := naming.CheckIP(ip); err != nil {
+		return svc, nil, err
+	}
+	portStr := p.get("port")
+	var port int
+	if portStr != "" {
+		if port, err = naming.ParsePort(portStr); err != nil {
+			return svc, nil, err
+		}
+	}
+	md, err := naming.ParseMetadata(p.get("metadata"))
+	if err != nil {
+		return svc, nil, err
+	}
+	if ip == "" {
+		return svc, nil, naming.RequiredParam("ip")
+	}
+	if portStr == "" {
+		return svc, nil, naming.RequiredParam("port")
+	}
+	weight := 1.0
+	if w := p.get("weight"); w != "" {
+		if weight, err = naming.ParseFloat(w); err != nil {
+			return svc, nil, err
+		}
+	}
+	inst := &naming.Instance{
+		IP:          ip,
+		Port:        port,
+		ClusterName: p.cluster(),
+		Weight:      weight,
+		Healthy:     p.boolean(true, "healthy", "valid"),
+		Enabled:     p.boolean(true, "enabled", "enable"),
+		Ephemeral:   p.boolean(true, "ephemeral"),
+		Metadata:    md,
+	}
+	return svc, inst, nil
+}
+
+// addrParams reads serviceName, ip, port and cluster for the endpoints that name one
+// instance.
+func addrParams(p params) (naming.ServiceKey, string, int, string, error) {
+	svc, err := p.service(naming.RequiredParam)
+	if err != nil {
+		return svc, "", 0, "", err
+	}
+	if err := naming.CheckClusters(p.get("clusterName", "cluster")); err != nil {
+		return svc, "", 0, "", err
+	}
+	ip := p.get("ip")
+	if err := naming.CheckIP(ip); err != nil {
+		return svc, "", 0, "", err
+	}
+	portStr := p.get("port")
+	var port int
+	if portStr != "" {
+		if port, err = naming.ParsePort(portStr); err != nil {
+			return svc, "", 0, "", err
+		}
+	}
+	if ip == "" {
+		return svc, "", 0, "", naming.RequiredParam("ip")
+	}
+	if portStr == "" {
+		return svc, "", 0, "", naming.RequiredParam("port")
+	}
+	return svc, ip, port, p.cluster(), nil
+}
+
+func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, inst, err := instanceParams(p)
+	if err != nil {
+		return err
+	}
+	if err := a.reg.Register(r.Context(), svc, inst); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, ip, port, cluster, err := addrParams(p)
+	if err != nil {
+		return err
+	}
+	if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, inst, err := instanceParams(p)
+	if err != nil {
+		return err
+	}
+	// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
+	inst.Healthy = true
+	if err := a.reg.Update(r.Context(), svc, inst); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, ip, port, cluster, err := addrParams(p)
+	if err != nil {
+		return err
+	}
+	var patch registry.Patch
+	if p.has("metadata") {
+		md, err := naming.ParseMetadata(p.get("metadata"))
+		if err != nil {
+			return err
+		}
+		patch.Metadata = md
+	}
+	if w := p.get("weight"); w != "" {
+		f, err := naming.ParseFloat(w)
+		if err != nil {
+			return err
+		}
+		patch.Weight = &f
+	}
+	if p.has("enabled", "enable") {
+		en := p.boolean(true, "enabled", "enable")
+		patch.Enabled = &en
+	}
+	if err := a.reg.PatchInstance(r.Context(), svc, ip, port, cluster, patch); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+// instanceDetail is GET /instance's answer.
+type instanceDetail struct {
+	Service     string            `json:"service"`
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	ClusterName string            `json:"clusterName"`
+	Weight      naming.JavaDouble `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	InstanceID  string            `json:"instanceId"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+func (a *API) getInstance(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, ip, port, cluster, err := addrParams(p)
+	if err != nil {
+		return err
+	}
+	inst, err := a.reg.Instance(r.Context(), svc, ip, port, cluster)
+	if err != nil {
+		return err
+	}
+	md := inst.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return writeJSON(w, instanceDetail{
+		Service: svc.Grouped(), IP: inst.IP, Port: inst.Port, ClusterName: inst.ClusterName,
+		Weight: naming.JavaDouble(inst.Weight), Healthy: inst.Healthy, InstanceID: inst.ID(svc), Metadata: md,
+	})
+}
+
+// beatInfo is the client's `beat` JSON (Nacos RsInfo). Unknown keys (scheduled, period,
+// stopped, …) are ignored; ephemeral is true when absent.
+type beatInfo struct {
+	IP          string            `json:"ip"`
+	Port        json.Number       `json:"port"`
+	ServiceName string            `json:"serviceName"`
+	Cluster     string            `json:"cluster"`
+	Weight      *float64          `json:"weight"`
+	Metadata    map[string]string `json:"metadata"`
+	Ephemeral   *bool             `json:"ephemeral"`
+}
+
+// beatAnswer is the beat's JSON answer, in Nacos' key order.
+type beatAnswer struct {
+	ClientBeatInterval int64 `json:"clientBeatInterval"`
+	Code               int   `json:"code"`
+	LightBeatEnabled   bool  `json:"lightBeatEnabled"`
+}
+
+func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, err := p.service(naming.RequiredParam)
+	if err != nil {
+		return err
+	}
+	req := registry.BeatRequest{Service: svc}
+	if raw := p.get("beat"); raw != "" {
+		var b beatInfo
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&b); err != nil {
+			return naming.BadRequest("beat format incorrect:" + raw)
+		}
+		port, err := naming.ParsePort(b.Port.String())
+		if err != nil {
+			return err
+		}
+		if err := naming.CheckIP(b.IP); err != nil {
+			return err
+		}
+		if b.IP == "" {
+			return naming.RequiredParam("ip")
+		}
+		cluster := b.Cluster
+		if cluster == "" {
+			cluster = p.cluster()
+		}
+		if err := naming.CheckCluster(cluster); err != nil {
+			return err
+		}
+		inst := &naming.Instance{IP: b.IP, Port: port, ClusterName: cluster, Weight: 1, Ephemeral: true, Metadata: b.Metadata}
+		if b.Weight != nil {
+			inst.Weight = *b.Weight
+		}
+		if b.Ephemeral != nil {
+			inst.Ephemeral = *b.Ephemeral
+		}
+		req.IP, req.Port, req.Cluster, req.Full = inst.IP, inst.Port, inst.ClusterName, inst
+	} else {
+		_, ip, port, cluster, err := addrParams(p)
+		if err != nil {
+			return err
+		}
+		req.IP, req.Port, req.Cluster = ip, port, cluster
+	}
+	res, err := a.reg.Beat(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, beatAnswer{ClientBeatInterval: res.Interval.Milliseconds(), Code: res.Code, LightBeatEnabled: true})
+}
+
+func (a *API) listInstances(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, err := p.service(naming.RequiredParam)
+	if err != nil {
+		return err
+	}
+	clusters := p.get("clusters")
+	q := registry.Query{
+		Service:  svc,
+		Clusters: clusters,
+		// Nacos reads healthyOnly with Boolean.parseBoolean: only "true" counts.
+		HealthyOnly: strings.EqualFold(p.get("healthyOnly"), "true"),
+	}
+	info, err := a.reg.List(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	a.maybeSubscribe(r, p, svc, clusters)
+	return writeJSON(w, a.reg.ServiceInfoJSON(info))
+}
+
+// maybeSubscribe registers a UDP push subscriber when the list call names a udpPort
+// and comes from a Nacos client that understands pushes. Pushes go to the TCP peer's
+// address, never to an address the request names, so Roster cannot be made to reflect
+// packets at a third party.
+func (a *API) maybeSubscribe(r *http.Request, p params, svc naming.ServiceKey, clusters string) {
+	udpPort, err := naming.ParsePort(p.get("udpPort"))
+	if err != nil || udpPort == 0 {
+		return
+	}
+	agent := r.Header.Get("User-Agent")
+	if agent == "" {
+		agent = r.Header.Get("Client-Version")
+	}
+	if !registry.PushAgent(agent) {
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return
+	}
+	a.reg.Subscribe(svc, clusters, &net.UDPAddr{IP: ip, Port: udpPort}, agent, p.get("app"))
+}
+
+func (a *API) instanceStatuses(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	key, err := p.required("key")
+	if err != nil {
+		return err
+	}
+	ns := naming.DefaultNamespace
+	if before, after, ok := strings.Cut(key, "##"); ok {
+		ns, key = before, after
+	}
+	group, name, err := naming.SplitGroupedName(key, "")
+	if err != nil {
+		return err
+	}
+	svc := naming.ServiceKey{Namespace: ns, Group: group, Name: name}
+	info, err := a.reg.List(r.Context(), registry.Query{Service: svc})
+	if err != nil {
+		return err
+	}
+	ips := make([]string, 0, len(info.Hosts))
+	for _, h := range info.Hosts {
+		ips = append(ips, h.Addr()+"_"+boolText(h.Healthy))
+	}
+	return writeJSON(w, map[string]any{"ips": ips})
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// batchRef is one entry of metadata/batch's `instances` JSON.
+type batchRef struct {
+	IP          string      `json:"ip"`
+	Port        json.Number `json:"port"`
+	ClusterName string      `json:"clusterName"`
+}
+
+func (a *API) metadataBatch(remove bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, err := p.service(naming.RequiredParam)
+		if err != nil {
+			return err
+		}
+		rawMD, err := p.required("metadata")
+		if err != nil {
+			return err
+		}
+		md, err := naming.ParseMetadata(rawMD)
+		if err != nil {
+			return err
+		}
+		var refs []registry.InstanceRef
+		if raw := p.get("instances"); raw != "" {
+			var list []batchRef
+			dec := json.NewDecoder(strings.NewReader(raw))
+			dec.UseNumber()
+			if err := dec.Decode(&list); err != nil {
+				return naming.BadRequest("instances format incorrect:" + raw)
+			}
+			for _, b := range list {
+				port, err := naming.ParsePort(b.Port.String())
+				if err != nil {
+					return err
+				}
+				c := b.ClusterName
+				if c == "" {
+					c = naming.DefaultCluster
+				}
+				refs = append(refs, registry.InstanceRef{IP: b.IP, Port: port, Cluster: c})
+			}
+		}
+		persistent := p.get("consistencyType") == "persist"
+		updated, err := a.reg.UpdateMetadataBatch(r.Context(), svc, persistent, refs, md, remove)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, map[string]any{"updated": updated})
+	}
+}
+
+func (a *API) setHealth(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, ip, port, cluster, err := addrParams(p)
+	if err != nil {
+		return err
+	}
+	if !p.has("healthy", "valid") {
+		return naming.RequiredParam("healthy")
+	}
+	if err := a.reg.SetHealth(r.Context(), svc, ip, port, cluster, p.boolean(false, "healthy", "valid")); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}

@@ -1,0 +1,216 @@
+package naming
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		check func(string) error
+		in    string
+		want  string // "" = valid
+	}{
+		{"namespace ok", CheckNamespace, "dev-1_a", ""},
+		{"namespace blank", CheckNamespace, "", ""},
+		{"namespace dot", CheckNamespace, "a.b", "Param 'namespaceId/tenant' is illegal, illegal characters should not appear in the param."},
+		{"namespace long", CheckNamespace, strings.Repeat("a", 65), "Param 'namespaceId/tenant' is illegal, the param length should not exceed 64."},
+		{"service ok", CheckServiceName, "orders.v1:svc", ""},
+		{"service leading at", CheckServiceName, "@orders", "Param 'serviceName' is illegal, illegal characters should not appear in the param."},
+		{"service inner @@", CheckServiceName, "a@@b", "Param 'serviceName' is illegal, illegal characters should not appear in the param."},
+		{"service single @", CheckServiceName, "a@b", ""},
+		{"service space", CheckServiceName, "a b", "Param 'serviceName' is illegal, illegal characters should not appear in the param."},
+		{"service cjk", CheckServiceName, "a服务", "Param 'serviceName' is illegal, illegal characters should not appear in the param."},
+		{"service long", CheckServiceName, strings.Repeat("s", 513), "Param 'serviceName' is illegal, the param length should not exceed 512."},
+		{"group ok", CheckGroup, "DEFAULT_GROUP:a.b-c", ""},
+		{"group slash", CheckGroup, "a/b", "Param 'group' is illegal, illegal characters should not appear in the param."},
+		{"group long", CheckGroup, strings.Repeat("g", 129), "Param 'group' is illegal, the param length should not exceed 128."},
+		{"clusters ok", CheckClusters, "DEFAULT,c_1,c-2", ""},
+		{"clusters bad", CheckClusters, "DEFAULT,c 1", "Param 'cluster' is illegal, illegal characters should not appear in the param."},
+		{"cluster long", CheckCluster, strings.Repeat("c", 65), "Param 'cluster' is illegal, the param length should not exceed 64."},
+		{"ip ok", CheckIP, "10.0.0.5", ""},
+		{"ip host", CheckIP, "my-host.local", ""},
+		{"ip space", CheckIP, "10.0.0 .5", "Param 'ip' is illegal, illegal characters should not appear in the param."},
+		{"ip long", CheckIP, strings.Repeat("1", 129), "Param 'ip' is illegal, the param length should not exceed 128."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.check(tt.in)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("check(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "8080": 8080, "65535": 65535, " 80 ": 80} {
+		got, err := ParsePort(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePort(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "65536", "abc", ""} {
+		if _, err := ParsePort(in); err == nil || err.Error() != "Param 'port' is illegal, the value should be between 0 and 65535." {
+			t.Errorf("ParsePort(%q) err = %v", in, err)
+		}
+	}
+}
+
+func TestCheckInstance(t *testing.T) {
+	base := func() *Instance {
+		return &Instance{IP: "10.0.0.1", Port: 80, ClusterName: "DEFAULT", Weight: 1, Healthy: true, Enabled: true}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Instance)
+		want   string
+	}{
+		{"ok", func(*Instance) {}, ""},
+		{"underscore cluster", func(i *Instance) { i.ClusterName = "c_1" }, "Instance 'clusterName' should be characters with only 0-9a-zA-Z-. (current: c_1)"},
+		{"weight high", func(i *Instance) { i.Weight = 10000.5 }, "instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"weight negative", func(i *Instance) { i.Weight = -1 }, "instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"weight zero", func(i *Instance) { i.Weight = 0 }, ""},
+		{"timeout below interval", func(i *Instance) {
+			i.Metadata = map[string]string{MetaHeartBeatInterval: "20000"}
+		}, "Instance 'heart beat interval' must less than 'heart beat timeout' and 'ip delete timeout'."},
+		{"overrides ok", func(i *Instance) {
+			i.Metadata = map[string]string{MetaHeartBeatInterval: "1000", MetaHeartBeatTimeout: "3000", MetaIPDeleteTimeout: "6000"}
+		}, ""},
+		{"metadata too long", func(i *Instance) {
+			i.Metadata = map[string]string{"k": strings.Repeat("v", 1024)}
+		}, "Param 'Metadata' is illegal, the param length should not exceed 1024."},
+		{"port range", func(i *Instance) { i.Port = 70000 }, "Param 'port' is illegal, the value should be between 0 and 65535."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst := base()
+			tt.mutate(inst)
+			err := CheckInstance(inst, DefaultMaxMetadata, DefaultTiming())
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("CheckInstance = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTimingOverrides(t *testing.T) {
+	inst := &Instance{Metadata: map[string]string{MetaHeartBeatTimeout: "3000", MetaIPDeleteTimeout: "x1"}}
+	got := DefaultTiming().For(inst)
+	if got.HeartBeatTimeout.Milliseconds() != 3000 || got.IPDeleteTimeout.Milliseconds() != 30000 || got.HeartBeatInterval.Milliseconds() != 5000 {
+		t.Fatalf("For = %+v", got)
+	}
+}
+
+func TestSplitGroupedName(t *testing.T) {
+	tests := []struct {
+		in, group       string
+		wantG, wantName string
+		wantErr         string
+	}{
+		{"orders", "", DefaultGroup, "orders", ""},
+		{"orders", "G1", "G1", "orders", ""},
+		{"G2@@orders", "G1", "G2", "orders", ""},
+		{" G2@@orders ", "", "G2", "orders", ""},
+		{"G@@S@@extra", "", "G", "S", ""},
+		{"G@@", "", "", "", "Param 'serviceName' is illegal, it should be format as 'groupName@@serviceName'"},
+		{"@@S", "", "", "", "Param 'serviceName' is illegal, groupName can't be empty"},
+	}
+	for _, tt := range tests {
+		g, n, err := SplitGroupedName(tt.in, tt.group)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("SplitGroupedName(%q) err = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || g != tt.wantG || n != tt.wantName {
+			t.Errorf("SplitGroupedName(%q, %q) = %q, %q, %v", tt.in, tt.group, g, n, err)
+		}
+	}
+}
+
+func TestParseMetadata(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{"", map[string]string{}, ""},
+		{"null", map[string]string{}, ""},
+		{`{"zone":"a","v":"1"}`, map[string]string{"zone": "a", "v": "1"}, ""},
+		{`{"n":1,"b":true}`, map[string]string{"n": "1", "b": "true"}, ""},
+		{"zone=a,v=1", map[string]string{"zone": "a", "v": "1"}, ""},
+		{"zone", nil, "metadata format incorrect:zone"},
+		{`{"a":{"b":1}}`, nil, `metadata format incorrect:{"a":{"b":1}}`},
+	}
+	for _, tt := range tests {
+		got, err := ParseMetadata(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ParseMetadata(%q) err = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(got) != len(tt.want) {
+			t.Errorf("ParseMetadata(%q) = %v, %v", tt.in, got, err)
+			continue
+		}
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("ParseMetadata(%q)[%q] = %q, want %q", tt.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for _, s := range []string{"true", "TRUE", "t", "y", "Yes", "on"} {
+		if !ParseBool(s, false) {
+			t.Errorf("ParseBool(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"false", "0", "1", "no", "off", "x"} {
+		if ParseBool(s, true) {
+			t.Errorf("ParseBool(%q) = true", s)
+		}
+	}
+	if !ParseBool(" ", true) || ParseBool("", false) {
+		t.Error("blank must give the default")
+	}
+}
+
+func TestJavaDouble(t *testing.T) {
+	for f, want := range map[float64]string{1: "1.0", 0: "0.0", 0.5: "0.5", 10000: "10000.0", 1e21: "1000000000000000000000.0"} {
+		b, _ := JavaDouble(f).MarshalJSON()
+		if string(b) != want {
+			t.Errorf("JavaDouble(%v) = %s, want %s", f, b, want)
+		}
+	}
+}
+
+func FuzzParseMetadata(f *testing.F) {
+	for _, s := range []string{"", "null", `{"a":"b"}`, "a=b,c=d", `{"a":1}`, "=,=", `{"a":{"b":"c"}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		md, err := ParseMetadata(s)
+		if err == nil && md == nil {
+			t.Fatal("nil map without error")
+		}
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T is not a *naming.Error", err)
+			}
+		}
+	})
+}
