@@ -587,7 +587,7 @@ func mergeMetadata(cur, md map[string]string, remove bool) map[string]string {
 // apply encodes and proposes a command, and turns the FSM's business rejection into
 // the caller's error.
 func (r *Registry) apply(ctx context.Context, cmd fsm.Command) (any, error) {
-	data, err := fsm.EncodeWith(cmd, fsm.Limits{MaxMetadata: r.cfg.MaxMetadata})
+	data, err := fsm.EncodeWith(cmd, fsm.Limits{MaxMetadata: r.cfg.MaxMetadata, Timing: r.cfg.Timing})
 	if err != nil {
 		return nil, err
 	}
@@ -607,7 +607,7 @@ func translateRaft(err error) error {
 	switch {
 	case errors.Is(err, raftnode.ErrUnknownOutcome):
 		return naming.Unavailable("write outcome unknown: leadership was lost before it was confirmed; retry or read back")
-	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrNoLeader):
+	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrNoLeader), errors.Is(err, raftnode.ErrShutdown):
 		return naming.Unavailable("no leader is available to take the write; retry later")
 	}
 	return err

@@ -176,10 +176,17 @@ func newLogger(c *serverConfig, w io.Writer) *slog.Logger {
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg serverConfig
 	fs := serverFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	// Parse quietly: a bad value is one line naming the flag, not the whole usage.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "Usage: roster server [flags]")
+		fs.PrintDefaults()
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "roster server: %v\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {

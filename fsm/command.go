@@ -1,0 +1,477 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// CommandType is the first byte of a Raft log entry. Numbers are append-only: a number
+// once used is never reused or renumbered, because old entries and snapshots outlive
+// the code that wrote them.
+type CommandType uint8
+
+// IgnorableFlag marks a type that a server which does not know it may skip. Types
+// without it are mandatory: an unknown mandatory type stops the FSM.
+const IgnorableFlag CommandType = 0x80
+
+// Command types.
+const (
+	RegisterInstanceType    CommandType = 1 // upsert; creates a persistent service if missing
+	DeregisterInstanceType  CommandType = 2 // absent instance is not an error
+	UpdateInstanceType      CommandType = 3 // partial update, see UpdateInstance
+	PutServiceType          CommandType = 4
+	DeleteServiceType       CommandType = 5
+	UpdateMetadataBatchType CommandType = 6
+)
+
+// Ignorable reports whether servers that do not know t may skip it.
+func (t CommandType) Ignorable() bool { return t&IgnorableFlag != 0 }
+
+func (t CommandType) String() string {
+	if e, ok := registry[t]; ok {
+		return e.name
+	}
+	return fmt.Sprintf("CommandType(%d)", uint8(t))
+}
+
+// CommandVersion is the body version every command is encoded with. A change to a
+// body's encoding bumps it; Decode refuses versions it does not know.
+const CommandVersion = 1
+
+// Command is one state change carried through the Raft log.
+type Command interface{ Type() CommandType }
+
+// RegisterInstance stores a persistent instance, overwriting one with the same key, and
+// creates a persistent service record when there is none. A service whose record is
+// ephemeral refuses it (naming.ErrEphemeralService).
+type RegisterInstance struct {
+	Service  naming.ServiceKey `json:"service"`
+	Instance naming.Instance   `json:"instance"`
+}
+
+// DeregisterInstance removes an instance. Removing one that is not there succeeds.
+type DeregisterInstance struct {
+	Service naming.ServiceKey `json:"service"`
+	IP      string            `json:"ip"`
+	Port    int               `json:"port"`
+	Cluster string            `json:"cluster"`
+}
+
+// UpdateInstance changes the given fields of an existing instance. When the instance
+// is missing, Upsert (a full instance with the same ip, port and cluster) is registered
+// as by RegisterInstance; without Upsert the answer is Nacos' "instance not exist" 400.
+type UpdateInstance struct {
+	Service naming.ServiceKey `json:"service"`
+	IP      string            `json:"ip"`
+	Port    int               `json:"port"`
+	Cluster string            `json:"cluster"`
+	Weight  *float64          `json:"weight,omitempty"`
+	Enabled *bool             `json:"enabled,omitempty"`
+	Healthy *bool             `json:"healthy,omitempty"`
+	// Metadata, when non-nil, replaces the instance's metadata (an empty map clears it).
+	Metadata map[string]string `json:"metadata"`
+	Upsert   *naming.Instance  `json:"upsert,omitempty"`
+}
+
+// PutMode says what PutService does with an existing or missing record.
+type PutMode uint8
+
+// Put modes. The zero value is invalid so that a forgotten mode is refused.
+const (
+	PutCreate PutMode = iota + 1 // naming.ErrServiceExists if the record exists
+	PutUpdate                    // naming.ErrServiceNotFound if it is missing
+	PutUpsert                    // create or update
+)
+
+var putModeNames = map[PutMode]string{PutCreate: "create", PutUpdate: "update", PutUpsert: "upsert"}
+
+func (m PutMode) String() string {
+	if s, ok := putModeNames[m]; ok {
+		return s
+	}
+	return fmt.Sprintf("PutMode(%d)", uint8(m))
+}
+
+// MarshalText encodes the mode by name, so the log is readable and a renumbering
+// cannot silently change a mode.
+func (m PutMode) MarshalText() ([]byte, error) {
+	if s, ok := putModeNames[m]; ok {
+		return []byte(s), nil
+	}
+	return nil, fmt.Errorf("fsm: unknown put mode %d", uint8(m))
+}
+
+// UnmarshalText decodes a mode name.
+func (m *PutMode) UnmarshalText(b []byte) error {
+	for k, v := range putModeNames {
+		if v == string(b) {
+			*m = k
+			return nil
+		}
+	}
+	return fmt.Errorf("fsm: unknown put mode %q", b)
+}
+
+// PutService writes a service record. Updating an existing record (PutUpdate, or
+// PutUpsert of an existing one) keeps its stored Ephemeral flag, and keeps its stored
+// Clusters when Service carries none, so a service update that knows nothing of
+// clusters does not wipe their health-check settings.
+type PutService struct {
+	Service naming.Service `json:"service"`
+	Mode    PutMode        `json:"mode"`
+}
+
+// DeleteService removes a service record: naming.ErrServiceNotFound when there is
+// none, naming.ErrServiceNotEmpty while it has persistent instances.
+type DeleteService struct {
+	Service naming.ServiceKey `json:"service"`
+}
+
+// InstanceRef names one instance of a service.
+type InstanceRef struct {
+	IP      string `json:"ip"`
+	Port    int    `json:"port"`
+	Cluster string `json:"cluster"`
+}
+
+// UpdateMetadataBatch merges Metadata into (or, with Remove, deletes its keys from) the
+// metadata of the listed instances, or of all instances of the service when Instances
+// is empty. Listed instances that do not exist are skipped. Apply answers a []string of
+// the updated instances as Nacos does: "ip:port:unknown:cluster:persistent".
+type UpdateMetadataBatch struct {
+	Service   naming.ServiceKey `json:"service"`
+	Instances []InstanceRef     `json:"instances"`
+	Metadata  map[string]string `json:"metadata"`
+	Remove    bool              `json:"remove"`
+}
+
+// Type implements Command.
+func (RegisterInstance) Type() CommandType { return RegisterInstanceType }
+
+// Type implements Command.
+func (DeregisterInstance) Type() CommandType { return DeregisterInstanceType }
+
+// Type implements Command.
+func (UpdateInstance) Type() CommandType { return UpdateInstanceType }
+
+// Type implements Command.
+func (PutService) Type() CommandType { return PutServiceType }
+
+// Type implements Command.
+func (DeleteService) Type() CommandType { return DeleteServiceType }
+
+// Type implements Command.
+func (UpdateMetadataBatch) Type() CommandType { return UpdateMetadataBatchType }
+
+type entry struct {
+	name   string
+	typ    reflect.Type
+	decode func(body []byte) (Command, error)
+}
+
+var registry = map[CommandType]entry{}
+
+// registerCommand adds a type to the registry. A duplicate number is a programming
+// error caught at start-up.
+func registerCommand[T Command](t CommandType, name string) {
+	if _, dup := registry[t]; dup {
+		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
+	}
+	var zero T
+	if zero.Type() != t {
+		panic(fmt.Sprintf("fsm: %s has type %d, registered as %d", name, zero.Type(), t))
+	}
+	registry[t] = entry{name: name, typ: reflect.TypeOf(zero), decode: func(body []byte) (Command, error) {
+		var c T
+		if err := decodeStrict(body, &c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}}
+}
+
+func init() {
+	registerCommand[RegisterInstance](RegisterInstanceType, "RegisterInstance")
+	registerCommand[DeregisterInstance](DeregisterInstanceType, "DeregisterInstance")
+	registerCommand[UpdateInstance](UpdateInstanceType, "UpdateInstance")
+	registerCommand[PutService](PutServiceType, "PutService")
+	registerCommand[DeleteService](DeleteServiceType, "DeleteService")
+	registerCommand[UpdateMetadataBatch](UpdateMetadataBatchType, "UpdateMetadataBatch")
+}
+
+// decodeStrict refuses unknown fields and trailing data: a body that does not match
+// its version exactly is a bug to stop at, not something to half-apply.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the body")
+	}
+	return nil
+}
+
+// ErrUnknownCommand is wrapped by Decode for a type this build does not know.
+var ErrUnknownCommand = errors.New("fsm: unknown command type")
+
+// Limits are the validation limits Encode applies. They are the leader's settings: the
+// FSM never re-checks them, so followers configured differently still apply the same.
+type Limits struct {
+	// MaxMetadata bounds the summed length of a metadata map's keys and values
+	// (naming.CheckMetadata). Zero means naming.DefaultMaxMetadata.
+	MaxMetadata int
+	// Timing is the server's beat timing, against which an instance's preserved.*
+	// timeouts are checked. Zero means naming.DefaultTiming().
+	Timing naming.Timing
+}
+
+// DefaultLimits are Nacos' defaults.
+func DefaultLimits() Limits {
+	return Limits{MaxMetadata: naming.DefaultMaxMetadata, Timing: naming.DefaultTiming()}
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMetadata <= 0 {
+		l.MaxMetadata = naming.DefaultMaxMetadata
+	}
+	if l.Timing == (naming.Timing{}) {
+		l.Timing = naming.DefaultTiming()
+	}
+	return l
+}
+
+// Encode validates c with DefaultLimits and encodes it. See EncodeWith.
+func Encode(c Command) ([]byte, error) { return EncodeWith(c, DefaultLimits()) }
+
+// EncodeWith validates c (Validate) and returns [type][CommandVersion] + JSON body.
+// Nothing that fails validation may enter the log, so no committed entry can fail to
+// apply for want of validity. A pointer to a command is accepted as the command.
+// Rule violations come back as *naming.Error (wrapped), ready for the client.
+func EncodeWith(c Command, limits Limits) ([]byte, error) {
+	c, err := deref(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(c, limits); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", c.Type(), err)
+	}
+	out := make([]byte, 0, 2+len(body))
+	out = append(out, byte(c.Type()), CommandVersion)
+	return append(out, body...), nil
+}
+
+func deref(c Command) (Command, error) {
+	if c == nil {
+		return nil, errors.New("fsm: nil command")
+	}
+	if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil, fmt.Errorf("fsm: nil %T", c)
+		}
+		c = v.Elem().Interface().(Command)
+	}
+	e, ok := registry[c.Type()]
+	if !ok {
+		return nil, fmt.Errorf("%w %d (%T)", ErrUnknownCommand, uint8(c.Type()), c)
+	}
+	if reflect.TypeOf(c) != e.typ {
+		return nil, fmt.Errorf("fsm: %T is not the %s command", c, e.name)
+	}
+	return c, nil
+}
+
+// Decode parses an encoded command. It returns an error, never panics, for anything it
+// cannot decode: an empty or short entry, an unknown type (wrapping ErrUnknownCommand),
+// an unknown version, a body that is not exactly the type's JSON. Decoded commands are
+// values (RegisterInstance, not *RegisterInstance). Decode does not apply Limits.
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("fsm: command of %d bytes is too short", len(b))
+	}
+	t := CommandType(b[0])
+	e, ok := registry[t]
+	if !ok {
+		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, uint8(t))
+	}
+	if b[1] != CommandVersion {
+		return nil, fmt.Errorf("fsm: %s version %d is not supported", t, b[1])
+	}
+	c, err := e.decode(b[2:])
+	if err != nil {
+		return nil, fmt.Errorf("fsm: decode %s: %w", t, err)
+	}
+	return c, nil
+}
+
+// Validate applies Nacos' naming rules to c with the given limits. Service keys must be
+// resolved (namespace, group and name present) and instance keys complete (ip and
+// cluster present), as the API layer resolves defaults before encoding. Instances are
+// persistent here: ephemeral ones never go through Raft.
+func Validate(c Command, limits Limits) error {
+	c, err := deref(c)
+	if err != nil {
+		return err
+	}
+	l := limits.withDefaults()
+	if err := validate(c, l); err != nil {
+		return fmt.Errorf("fsm: invalid %s: %w", c.Type(), err)
+	}
+	return nil
+}
+
+func validate(c Command, l Limits) error {
+	switch c := c.(type) {
+	case RegisterInstance:
+		if err := checkKey(c.Service); err != nil {
+			return err
+		}
+		return checkInstance(&c.Instance, l)
+	case DeregisterInstance:
+		if err := checkKey(c.Service); err != nil {
+			return err
+		}
+		return checkRef(c.IP, c.Port, c.Cluster)
+	case UpdateInstance:
+		if err := checkKey(c.Service); err != nil {
+			return err
+		}
+		if err := checkRef(c.IP, c.Port, c.Cluster); err != nil {
+			return err
+		}
+		if c.Weight != nil {
+			if err := checkWeight(*c.Weight); err != nil {
+				return err
+			}
+		}
+		if err := naming.CheckMetadata(c.Metadata, l.MaxMetadata); err != nil {
+			return err
+		}
+		if c.Upsert != nil {
+			if err := checkInstance(c.Upsert, l); err != nil {
+				return err
+			}
+			if c.Upsert.Key() != naming.InstanceKey(c.IP, c.Port, c.Cluster) {
+				return naming.BadRequest("upsert instance " + c.Upsert.Key() + " is not " + naming.InstanceKey(c.IP, c.Port, c.Cluster))
+			}
+		}
+		return nil
+	case PutService:
+		if _, ok := putModeNames[c.Mode]; !ok {
+			return naming.BadRequest(fmt.Sprintf("unknown put mode %d", c.Mode))
+		}
+		return checkService(&c.Service, l)
+	case DeleteService:
+		return checkKey(c.Service)
+	case UpdateMetadataBatch:
+		if err := checkKey(c.Service); err != nil {
+			return err
+		}
+		for _, r := range c.Instances {
+			if err := checkRef(r.IP, r.Port, r.Cluster); err != nil {
+				return err
+			}
+		}
+		return naming.CheckMetadata(c.Metadata, l.MaxMetadata)
+	}
+	return fmt.Errorf("no rules for %T", c)
+}
+
+func checkKey(k naming.ServiceKey) error {
+	if err := naming.CheckServiceKey(k); err != nil {
+		return err
+	}
+	if k.Namespace == "" {
+		return naming.RequiredParam("namespaceId")
+	}
+	if k.Group == "" {
+		return naming.RequiredParam("groupName")
+	}
+	return nil
+}
+
+func checkRef(ip string, port int, cluster string) error {
+	if ip == "" {
+		return naming.RequiredParam("ip")
+	}
+	if err := naming.CheckIP(ip); err != nil {
+		return err
+	}
+	if port < 0 || port > 65535 {
+		return naming.ErrPortRange
+	}
+	if cluster == "" {
+		return naming.RequiredParam("clusterName")
+	}
+	return naming.CheckCluster(cluster)
+}
+
+func checkWeight(w float64) error {
+	if math.IsNaN(w) || w < 0 || w > naming.MaxWeight {
+		return naming.BadRequest("instance format invalid: The weights range from 0.0 to 10000.0")
+	}
+	return nil
+}
+
+func checkInstance(in *naming.Instance, l Limits) error {
+	if err := checkRef(in.IP, in.Port, in.ClusterName); err != nil {
+		return err
+	}
+	if err := checkWeight(in.Weight); err != nil {
+		return err
+	}
+	if err := naming.CheckInstance(in, l.MaxMetadata, l.Timing); err != nil {
+		return err
+	}
+	if in.Ephemeral {
+		return naming.BadRequest("ephemeral instance " + in.Key() + " cannot be stored through raft")
+	}
+	return nil
+}
+
+func checkService(s *naming.Service, l Limits) error {
+	if err := checkKey(s.Key); err != nil {
+		return err
+	}
+	if math.IsNaN(s.ProtectThreshold) || math.IsInf(s.ProtectThreshold, 0) {
+		return naming.BadRequest("protectThreshold must be a number")
+	}
+	if err := naming.CheckMetadata(s.Metadata, l.MaxMetadata); err != nil {
+		return err
+	}
+	switch s.Selector.Type {
+	case "", "none", "label":
+	default:
+		return naming.BadRequest("not match any type of selector!")
+	}
+	for name, cl := range s.Clusters {
+		if cl == nil {
+			return naming.BadRequest("cluster " + name + " is empty")
+		}
+		if err := naming.CheckCluster(name); err != nil {
+			return err
+		}
+		if cl.Name != name {
+			return naming.BadRequest("cluster " + name + " is named " + cl.Name)
+		}
+		if err := naming.CheckMetadata(cl.Metadata, l.MaxMetadata); err != nil {
+			return err
+		}
+		if cl.CheckPort < 0 || cl.CheckPort > 65535 {
+			return naming.ErrPortRange
+		}
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+// Package fsm is Roster's Raft state machine: the versioned commands that carry
+// persistent-instance and service changes through the Raft log, and a raft.BatchingFSM
+// that applies them to a persistence.Store.
+//
+// # Design notes
+//
+// Commands. An entry is a type byte, a version byte and a JSON body. Type numbers are
+// append-only; the 0x80 bit marks a type older servers may skip, any other unknown type
+// stops the server. Encode validates with Nacos' naming rules before anything enters
+// the log, so every committed entry is applicable; the limits (metadata size, beat
+// timing) are the leader's, checked once in Encode and never again in Apply, where a
+// follower's different settings would make servers disagree.
+//
+// One transaction per batch. ApplyBatch applies all the entries Raft hands it in one
+// persistence.Update: one bbolt commit, one fsync, however many entries. Each command
+// checks the state it meets before it writes, so a business rejection (a
+// *naming.Error, returned as that entry's response) writes nothing and does not roll
+// back its neighbours. Only a storage failure aborts the batch, and then the FSM
+// panics rather than let Raft believe entries were applied that are not on disk.
+//
+// The index lives in the same transaction. The batch's highest index and term are
+// written with its data, atomically. After a crash the store holds a batch and its
+// index or neither, and ApplyBatch skips every log at or below the recorded index, so
+// replaying the Raft log on restart never applies an entry twice (a deregister replayed
+// after a later register would otherwise delete a live instance). This is also why a
+// restart need not restore a Raft snapshot: bbolt already holds the state.
+//
+// Determinism. Apply reads no clock, draws no random number, and depends on no map
+// order: services and instances come from bbolt in key order and JSON encodes maps
+// sorted. An undecodable entry or an unknown mandatory type panics, outside any
+// recover: crashing beats diverging.
+//
+// Snapshots and restore. Snapshot opens a bbolt read transaction and returns at once;
+// Persist streams it while Apply goes on. Restore hands the stream to
+// persistence.Restore, which verifies all of it into a fresh file and only then swaps
+// it in, so a corrupt or truncated snapshot leaves the old state serving; building a
+// fresh file (rather than deleting and refilling the live one) is what makes a failed
+// restore change nothing.
+package fsm

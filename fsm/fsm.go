@@ -1,0 +1,437 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/persistence"
+)
+
+// SlowApply is how long a batch may take before ApplyBatch logs a warning. The clock is
+// read only for this log line; it never influences state.
+const SlowApply = 500 * time.Millisecond
+
+// FSM applies committed Raft entries to a persistence.Store. Raft calls Apply,
+// ApplyBatch, Snapshot and Restore from one goroutine; OnChange and Store may be called
+// from any.
+type FSM struct {
+	store  *persistence.Store
+	logger *slog.Logger
+
+	mu       sync.Mutex // guards onChange
+	onChange []func(changed []naming.ServiceKey, all bool)
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// New returns an FSM over store. A nil logger discards.
+func New(store *persistence.Store, logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{store: store, logger: logger.With("component", "fsm")}
+}
+
+// Store is the store the FSM writes, for reads.
+func (f *FSM) Store() *persistence.Store { return f.store }
+
+// OnChange registers fn to run after each committed batch with the services it changed
+// (de-duplicated, in order of first change), and after Restore with nil and all=true.
+// fn runs on Raft's apply goroutine: it must return quickly and never block.
+func (f *FSM) OnChange(fn func(changed []naming.ServiceKey, all bool)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onChange = append(f.onChange, fn)
+}
+
+func (f *FSM) notify(changed []naming.ServiceKey, all bool) {
+	if len(changed) == 0 && !all {
+		return
+	}
+	f.mu.Lock()
+	fns := slices.Clone(f.onChange)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(changed, all)
+	}
+}
+
+// Apply applies one log; it is ApplyBatch of one.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies logs in one persistence.Update that also records the highest
+// index and term of the batch. It returns exactly one response per log:
+//   - nil for a log at or below the store's applied index (already applied before a
+//     restart), for configuration and other non-command logs (they only advance the
+//     index), for an unknown ignorable command, and for most successful commands;
+//   - a *naming.Error when a command is rejected by the state it meets (the rejected
+//     command writes nothing; the others in the batch still apply);
+//   - []string for UpdateMetadataBatch.
+//
+// An entry that does not decode, or of an unknown mandatory type, panics before the
+// transaction opens: crashing beats diverging from the other servers. A storage failure
+// panics too: the batch is not recorded, so after a restart Raft replays it.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	applied, _ := f.store.Applied()
+
+	type pending struct {
+		at  int
+		cmd Command
+	}
+	var work []pending
+	var first, last *raft.Log
+	for i, l := range logs {
+		if l.Index <= applied {
+			continue
+		}
+		if first == nil {
+			first = l
+		}
+		last = l
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if cmd := decodeLog(l); cmd != nil {
+			work = append(work, pending{i, cmd})
+		}
+	}
+	if last == nil {
+		return resp
+	}
+
+	start := time.Now()
+	a := &applier{seen: map[naming.ServiceKey]bool{}}
+	err := f.store.Update(last.Index, last.Term, func(tx *persistence.Tx) error {
+		a.tx = tx
+		for _, p := range work {
+			r, err := a.apply(p.cmd)
+			if err != nil {
+				return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
+			}
+			resp[p.at] = r
+		}
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("fsm: apply logs %d-%d: %v", first.Index, last.Index, err))
+	}
+	if d := time.Since(start); d > SlowApply {
+		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
+	}
+	f.notify(a.changed, false)
+	return resp
+}
+
+// decodeLog decodes a command log, returning nil for an unknown ignorable type.
+func decodeLog(l *raft.Log) Command {
+	if len(l.Data) > 0 {
+		t := CommandType(l.Data[0])
+		if _, known := registry[t]; !known && t.Ignorable() {
+			return nil
+		}
+	}
+	cmd, err := Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: log %d (term %d): %v", l.Index, l.Term, err))
+	}
+	return cmd
+}
+
+// applier applies commands inside one transaction. Each command checks the state it
+// meets before writing anything, so a rejection leaves no partial write behind. A
+// returned error is a storage failure and aborts the batch.
+type applier struct {
+	tx      *persistence.Tx
+	changed []naming.ServiceKey
+	seen    map[naming.ServiceKey]bool
+}
+
+func (a *applier) touch(k naming.ServiceKey) {
+	if !a.seen[k] {
+		a.seen[k] = true
+		a.changed = append(a.changed, k)
+	}
+}
+
+func (a *applier) apply(c Command) (any, error) {
+	switch c := c.(type) {
+	case RegisterInstance:
+		return a.register(c.Service, c.Instance)
+	case DeregisterInstance:
+		return a.deregister(c)
+	case UpdateInstance:
+		return a.update(c)
+	case PutService:
+		return a.putService(c)
+	case DeleteService:
+		return a.deleteService(c)
+	case UpdateMetadataBatch:
+		return a.updateMetadata(c)
+	}
+	// Decode only returns registered types, and each is handled above.
+	panic(fmt.Sprintf("fsm: no apply for %T", c))
+}
+
+func (a *applier) register(k naming.ServiceKey, in naming.Instance) (any, error) {
+	svc, err := a.tx.Service(k)
+	if err != nil {
+		return nil, err
+	}
+	if svc != nil && svc.Ephemeral {
+		return naming.ErrEphemeralService(k), nil
+	}
+	if svc == nil {
+		if err := a.tx.PutService(naming.NewService(k, false)); err != nil {
+			return nil, err
+		}
+	}
+	in.Ephemeral = false // this store holds persistent instances only
+	if err := a.tx.PutInstance(k, &in); err != nil {
+		return nil, err
+	}
+	a.touch(k)
+	return nil, nil
+}
+
+func (a *applier) deregister(c DeregisterInstance) (any, error) {
+	ok, err := a.tx.DeleteInstance(c.Service, naming.InstanceKey(c.IP, c.Port, c.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		a.touch(c.Service)
+	}
+	return nil, nil
+}
+
+func (a *applier) update(c UpdateInstance) (any, error) {
+	in, err := a.tx.Instance(c.Service, naming.InstanceKey(c.IP, c.Port, c.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	if in == nil {
+		if c.Upsert == nil {
+			return naming.BadRequest("instance not exist: " + nacosInstanceString(c)), nil
+		}
+		return a.register(c.Service, *c.Upsert)
+	}
+	if c.Weight != nil {
+		in.Weight = *c.Weight
+	}
+	if c.Enabled != nil {
+		in.Enabled = *c.Enabled
+	}
+	if c.Healthy != nil {
+		in.Healthy = *c.Healthy
+	}
+	if c.Metadata != nil {
+		in.Metadata = make(map[string]string, len(c.Metadata))
+		for k, v := range c.Metadata {
+			in.Metadata[k] = v
+		}
+	}
+	if err := a.tx.PutInstance(c.Service, in); err != nil {
+		return nil, err
+	}
+	a.touch(c.Service)
+	return nil, nil
+}
+
+func (a *applier) putService(c PutService) (any, error) {
+	k := c.Service.Key
+	existing, err := a.tx.Service(k)
+	if err != nil {
+		return nil, err
+	}
+	switch c.Mode {
+	case PutCreate:
+		if existing != nil {
+			return naming.ErrServiceExists(k), nil
+		}
+	case PutUpdate:
+		if existing == nil {
+			return naming.ErrServiceNotFound(k), nil
+		}
+	case PutUpsert:
+	default:
+		// Encode refuses this; an entry written by other means is rejected the same
+		// way on every server.
+		return naming.BadRequest("unknown put mode " + c.Mode.String()), nil
+	}
+	svc := c.Service
+	if existing != nil {
+		svc.Ephemeral = existing.Ephemeral
+		if len(svc.Clusters) == 0 {
+			svc.Clusters = existing.Clusters
+		}
+	}
+	if err := a.tx.PutService(&svc); err != nil {
+		return nil, err
+	}
+	a.touch(k)
+	return nil, nil
+}
+
+func (a *applier) deleteService(c DeleteService) (any, error) {
+	existing, err := a.tx.Service(c.Service)
+	if err != nil {
+		return nil, err
+	}
+	if existing == nil {
+		return naming.ErrServiceNotFound(c.Service), nil
+	}
+	list, err := a.tx.Instances(c.Service)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) > 0 {
+		return naming.ErrServiceNotEmpty(c.Service), nil
+	}
+	if err := a.tx.DeleteService(c.Service); err != nil {
+		return nil, err
+	}
+	a.touch(c.Service)
+	return nil, nil
+}
+
+// updateMetadata follows Nacos' batchUpdateMetadata: with no list, every instance of
+// the service in key order; with a list, the listed instances that exist, in list order.
+func (a *applier) updateMetadata(c UpdateMetadataBatch) (any, error) {
+	var keys []string
+	if len(c.Instances) == 0 {
+		all, err := a.tx.Instances(c.Service)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range all {
+			keys = append(keys, in.Key())
+		}
+	} else {
+		for _, r := range c.Instances {
+			keys = append(keys, naming.InstanceKey(r.IP, r.Port, r.Cluster))
+		}
+	}
+	updated := []string{}
+	for _, ik := range keys {
+		in, err := a.tx.Instance(c.Service, ik)
+		if err != nil {
+			return nil, err
+		}
+		if in == nil {
+			continue
+		}
+		if c.Remove {
+			for k := range c.Metadata {
+				delete(in.Metadata, k)
+			}
+		} else {
+			if in.Metadata == nil {
+				in.Metadata = make(map[string]string, len(c.Metadata))
+			}
+			for k, v := range c.Metadata {
+				in.Metadata[k] = v
+			}
+		}
+		if err := a.tx.PutInstance(c.Service, in); err != nil {
+			return nil, err
+		}
+		updated = append(updated, in.IP+":"+strconv.Itoa(in.Port)+":unknown:"+in.ClusterName+":persistent")
+	}
+	if len(updated) > 0 {
+		a.touch(c.Service)
+	}
+	return updated, nil
+}
+
+// nacosInstanceString is Nacos 1.x' Instance.toString of the instance a PUT named:
+// ip:port:unknown:cluster_weight_healthy_marked_cluster, with the request's weight and
+// healthy (defaults 1.0 and true).
+func nacosInstanceString(c UpdateInstance) string {
+	weight, healthy := 1.0, true
+	if c.Weight != nil {
+		weight = *c.Weight
+	}
+	if c.Healthy != nil {
+		healthy = *c.Healthy
+	}
+	datum := c.IP + ":" + strconv.Itoa(c.Port) + ":unknown:" + c.Cluster
+	if c.Port <= 0 {
+		datum = c.IP + ":unknown:" + c.Cluster
+	}
+	return datum + "_" + javaDouble(weight) + "_" + strconv.FormatBool(healthy) + "_false_" + c.Cluster
+}
+
+// javaDouble formats f as Java's Double.toString does: "1.0", "0.5", "1.0E-4".
+func javaDouble(f float64) string {
+	abs := math.Abs(f)
+	if f == 0 || abs >= 1e-3 && abs < 1e7 {
+		s := strconv.FormatFloat(f, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0"
+		}
+		return s
+	}
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'E', -1, 64), "E")
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	e, _ := strconv.Atoi(exp)
+	return mant + "E" + strconv.Itoa(e)
+}
+
+// Snapshot opens a read view of the store and returns at once; Persist streams it.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	sn, err := f.store.OpenSnapshot()
+	if err != nil {
+		return nil, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	return &snapshot{sn: sn, logger: f.logger}, nil
+}
+
+type snapshot struct {
+	sn     *persistence.Snapshot
+	logger *slog.Logger
+}
+
+// Persist writes the snapshot stream into sink and closes it, or cancels it on error.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	n, err := s.sn.WriteTo(sink)
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot %s: %w", sink.ID(), err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("fsm: close snapshot %s: %w", sink.ID(), err)
+	}
+	h := s.sn.Header()
+	s.logger.Info("snapshot persisted", "id", sink.ID(), "index", h.Index, "services", h.Services, "instances", h.Instances, "bytes", n)
+	return nil
+}
+
+// Release ends the snapshot's read transaction.
+func (s *snapshot) Release() { s.sn.Release() }
+
+// Restore replaces the whole state with a snapshot stream (persistence.Restore: verified
+// in full before anything changes), then tells OnChange callbacks that everything may
+// have changed.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	index, term := f.store.Applied()
+	f.logger.Info("snapshot restored", "index", index, "term", term)
+	f.notify(nil, true)
+	return nil
+}

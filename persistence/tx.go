@@ -1,0 +1,293 @@
+package persistence
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// Tx is a transaction handed to Update or View fn. It is valid only inside fn, never
+// commits by itself, and every value it returns is a fresh copy the caller may keep.
+type Tx struct {
+	tx   *bolt.Tx
+	path string
+}
+
+func (tx *Tx) services() *bolt.Bucket  { return tx.tx.Bucket(bucketServices) }
+func (tx *Tx) instances() *bolt.Bucket { return tx.tx.Bucket(bucketInstances) }
+func (tx *Tx) meta() *bolt.Bucket      { return tx.tx.Bucket(bucketMeta) }
+
+func (tx *Tx) corrupt(what string, err error) error {
+	return fmt.Errorf("persistence: %s: corrupt %s: %w", tx.path, what, err)
+}
+
+func (tx *Tx) writeErr(op string, err error) error {
+	return fmt.Errorf("persistence: %s: %s: %w", tx.path, op, err)
+}
+
+// Service returns the service record, or nil, nil when there is none.
+func (tx *Tx) Service(k naming.ServiceKey) (*naming.Service, error) {
+	v := tx.services().Get(encodeServiceKey(k))
+	if v == nil {
+		return nil, nil
+	}
+	var svc naming.Service
+	if err := json.Unmarshal(v, &svc); err != nil {
+		return nil, tx.corrupt("service "+k.String(), err)
+	}
+	return &svc, nil
+}
+
+// PutService creates or overwrites the record of svc.Key.
+func (tx *Tx) PutService(svc *naming.Service) error {
+	if svc == nil {
+		return errors.New("persistence: put service: nil service")
+	}
+	data, err := json.Marshal(svc)
+	if err != nil {
+		return fmt.Errorf("persistence: encode service %s: %w", svc.Key, err)
+	}
+	b := tx.services()
+	key := encodeServiceKey(svc.Key)
+	existed := b.Get(key) != nil
+	if err := b.Put(key, data); err != nil {
+		return tx.writeErr("put service "+svc.Key.String(), err)
+	}
+	if !existed {
+		return tx.addCount(keyServiceCount, 1)
+	}
+	return nil
+}
+
+// DeleteService removes the service record and all its instances. Deleting what is not
+// there is not an error.
+func (tx *Tx) DeleteService(k naming.ServiceKey) error {
+	key := encodeServiceKey(k)
+	b := tx.services()
+	if b.Get(key) != nil {
+		if err := b.Delete(key); err != nil {
+			return tx.writeErr("delete service "+k.String(), err)
+		}
+		if err := tx.addCount(keyServiceCount, -1); err != nil {
+			return err
+		}
+	}
+	ib := tx.instances()
+	nb := ib.Bucket(key)
+	if nb == nil {
+		return nil
+	}
+	n := 0
+	c := nb.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	if err := ib.DeleteBucket(key); err != nil {
+		return tx.writeErr("delete instances of "+k.String(), err)
+	}
+	return tx.addCount(keyInstanceCount, -n)
+}
+
+// Services lists the service records of one namespace ("" = all), sorted by key
+// (namespace, group, name).
+func (tx *Tx) Services(namespace string) ([]*naming.Service, error) {
+	var prefix []byte
+	if namespace != "" {
+		prefix = namespacePrefix(namespace)
+	}
+	out := []*naming.Service{}
+	c := tx.services().Cursor()
+	k, v := c.First()
+	if prefix != nil {
+		k, v = c.Seek(prefix)
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var svc naming.Service
+		if err := json.Unmarshal(v, &svc); err != nil {
+			sk, _ := decodeServiceKey(k)
+			return nil, tx.corrupt("service "+sk.String(), err)
+		}
+		out = append(out, &svc)
+	}
+	return out, nil
+}
+
+// Namespaces lists, sorted, the namespaces that hold a service record or an instance.
+// It costs one seek per namespace.
+func (tx *Tx) Namespaces() ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range []*bolt.Bucket{tx.services(), tx.instances()} {
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; {
+			ns, _, err := nextComponent(k)
+			if err != nil {
+				return nil, tx.corrupt("service key", err)
+			}
+			if !seen[ns] {
+				seen[ns] = true
+				out = append(out, ns)
+			}
+			// Every key of namespace ns starts with enc(ns)+00 01; the first key past
+			// them is at or after enc(ns)+00 02.
+			next := namespacePrefix(ns)
+			next[len(next)-1] = escAfter
+			k, _ = c.Seek(next)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Instance returns one instance by its Key() (ip#port#cluster), or nil, nil.
+func (tx *Tx) Instance(k naming.ServiceKey, instKey string) (*naming.Instance, error) {
+	nb := tx.instances().Bucket(encodeServiceKey(k))
+	if nb == nil {
+		return nil, nil
+	}
+	v := nb.Get([]byte(instKey))
+	if v == nil {
+		return nil, nil
+	}
+	var inst naming.Instance
+	if err := json.Unmarshal(v, &inst); err != nil {
+		return nil, tx.corrupt("instance "+instKey+" of "+k.String(), err)
+	}
+	return &inst, nil
+}
+
+// Instances lists the instances of a service, sorted by Key().
+func (tx *Tx) Instances(k naming.ServiceKey) ([]*naming.Instance, error) {
+	out := []*naming.Instance{}
+	nb := tx.instances().Bucket(encodeServiceKey(k))
+	if nb == nil {
+		return out, nil
+	}
+	err := nb.ForEach(func(ik, v []byte) error {
+		var inst naming.Instance
+		if err := json.Unmarshal(v, &inst); err != nil {
+			return tx.corrupt("instance "+string(ik)+" of "+k.String(), err)
+		}
+		out = append(out, &inst)
+		return nil
+	})
+	return out, err
+}
+
+// ForEachInstance calls fn for every instance of every service, in key order. An error
+// from fn stops the walk and is returned.
+func (tx *Tx) ForEachInstance(fn func(svc naming.ServiceKey, inst *naming.Instance) error) error {
+	ib := tx.instances()
+	c := ib.Cursor()
+	for sk, v := c.First(); sk != nil; sk, v = c.Next() {
+		if v != nil {
+			return tx.corrupt("instances bucket", errors.New("value where a service bucket belongs"))
+		}
+		svc, err := decodeServiceKey(sk)
+		if err != nil {
+			return tx.corrupt("service key", err)
+		}
+		err = ib.Bucket(sk).ForEach(func(ik, v []byte) error {
+			var inst naming.Instance
+			if err := json.Unmarshal(v, &inst); err != nil {
+				return tx.corrupt("instance "+string(ik)+" of "+svc.String(), err)
+			}
+			return fn(svc, &inst)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutInstance creates or overwrites inst (by its Key()) in service k. The service
+// record is not required; the caller decides whether one must exist.
+func (tx *Tx) PutInstance(k naming.ServiceKey, inst *naming.Instance) error {
+	if inst == nil {
+		return errors.New("persistence: put instance: nil instance")
+	}
+	data, err := json.Marshal(inst)
+	if err != nil {
+		return fmt.Errorf("persistence: encode instance %s of %s: %w", inst.Key(), k, err)
+	}
+	nb, err := tx.instances().CreateBucketIfNotExists(encodeServiceKey(k))
+	if err != nil {
+		return tx.writeErr("instances bucket of "+k.String(), err)
+	}
+	ik := []byte(inst.Key())
+	existed := nb.Get(ik) != nil
+	if err := nb.Put(ik, data); err != nil {
+		return tx.writeErr("put instance "+inst.Key()+" of "+k.String(), err)
+	}
+	if !existed {
+		return tx.addCount(keyInstanceCount, 1)
+	}
+	return nil
+}
+
+// DeleteInstance removes one instance and reports whether it was there. The service
+// record stays; an empty per-service bucket is dropped.
+func (tx *Tx) DeleteInstance(k naming.ServiceKey, instKey string) (bool, error) {
+	ib := tx.instances()
+	key := encodeServiceKey(k)
+	nb := ib.Bucket(key)
+	if nb == nil || nb.Get([]byte(instKey)) == nil {
+		return false, nil
+	}
+	if err := nb.Delete([]byte(instKey)); err != nil {
+		return false, tx.writeErr("delete instance "+instKey+" of "+k.String(), err)
+	}
+	if first, _ := nb.Cursor().First(); first == nil {
+		if err := ib.DeleteBucket(key); err != nil {
+			return false, tx.writeErr("drop empty instances bucket of "+k.String(), err)
+		}
+	}
+	return true, tx.addCount(keyInstanceCount, -1)
+}
+
+// Counts returns the number of service records and instances. Both are counters kept
+// in the meta bucket, so this is O(1).
+func (tx *Tx) Counts() (services, instances int, err error) {
+	s, err := tx.count(keyServiceCount)
+	if err != nil {
+		return 0, 0, err
+	}
+	i, err := tx.count(keyInstanceCount)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(s), int(i), nil
+}
+
+func (tx *Tx) count(key []byte) (uint64, error) {
+	v := tx.meta().Get(key)
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 8:
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return 0, tx.corrupt(string(key)+" counter", errors.New("bad length"))
+}
+
+func (tx *Tx) addCount(key []byte, delta int) error {
+	n, err := tx.count(key)
+	if err != nil {
+		return err
+	}
+	if delta < 0 && uint64(-delta) > n {
+		return tx.corrupt(string(key)+" counter", fmt.Errorf("%d minus %d", n, -delta))
+	}
+	if err := tx.meta().Put(key, u64(uint64(int64(n)+int64(delta)))); err != nil {
+		return tx.writeErr("update "+string(key)+" counter", err)
+	}
+	return nil
+}
