@@ -27,6 +27,12 @@ func (n *Node) AddVoter(id, addr string, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = n.applyTimeout
 	}
+	// A solo node's leader lease is as short as its election timeout, and raft cannot
+	// reload a lease: with a second voter it would step down between heartbeats. A
+	// restart picks the configured timeouts once the node is no longer alone.
+	if n.solo {
+		return ErrSolo
+	}
 	f := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
 	if err := f.Error(); err != nil {
 		return applyError("add voter "+id, err, f.Index())

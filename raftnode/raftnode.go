@@ -63,6 +63,10 @@ type Config struct {
 	// Bootstrap makes a single-voter configuration of this node when DataDir has no Raft
 	// state yet. Ignored when there is existing state.
 	Bootstrap bool
+	// Solo asks for fast elections while this node is the only voter of its
+	// configuration (a single-node deployment): it is leader within milliseconds of a
+	// start. Such a node refuses AddVoter (ErrSolo) until restarted without Solo.
+	Solo bool
 
 	// Raft timing; 0 takes raft.DefaultConfig's value. When only one of HeartbeatTimeout
 	// and ElectionTimeout is set, the other takes the same value (raft's defaults keep
@@ -116,6 +120,9 @@ type Node struct {
 	snaps        *raft.FileSnapshotStore
 	logger       *slog.Logger
 	applyTimeout time.Duration
+
+	// solo is set when the node started as the only voter and runs on soloTimeout.
+	solo bool
 
 	observer *raft.Observer
 	leaderCh chan bool // capacity 1; holds the newest leadership state
@@ -272,6 +279,15 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		logger.Info("bootstrapped single-voter cluster", "id", cfg.NodeID, "address", string(trans.LocalAddr()))
 	}
 
+	// A lone voter elects itself at once instead of after a full election timeout.
+	solo := cfg.Solo && soleVoter(rc.LocalID, !existing && cfg.Bootstrap, logs, snaps) && rc.HeartbeatTimeout > soloTimeout
+	if solo {
+		rc.HeartbeatTimeout, rc.ElectionTimeout = soloTimeout, soloTimeout
+		if rc.LeaderLeaseTimeout > soloTimeout {
+			rc.LeaderLeaseTimeout = soloTimeout
+		}
+	}
+
 	fsmApplied, err := chooseSnapshotRestore(rc, snaps, cfg.FSMAppliedIndex, logger)
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: list snapshots in %s: %w", filepath.Join(cfg.DataDir, "snapshots"), err))
@@ -296,6 +312,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		snaps:        snaps,
 		logger:       logger,
 		applyTimeout: applyTimeout,
+		solo:         solo,
 		leaderCh:     make(chan bool, 1),
 		changed:      make(chan struct{}),
 		closingCh:    make(chan struct{}),

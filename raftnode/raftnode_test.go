@@ -572,3 +572,26 @@ func indexOf(nodes []*Node, n *Node) int {
 	}
 	return -1
 }
+
+func TestSoloElectsFastAndRefusesVoters(t *testing.T) {
+	dir := t.TempDir()
+	fsm := newCounterFSM()
+	n, err := New(Config{
+		NodeID: "solo", RaftAddr: "127.0.0.1:0", DataDir: dir, Bootstrap: true, Solo: true,
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
+		FSMAppliedIndex: fsm.Applied, Logger: testLogger(t),
+	}, fsm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+	defer cancel()
+	// With the configured 1 s the first election could not finish before this deadline.
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatalf("solo node not leader within 900ms: %v", err)
+	}
+	if err := n.AddVoter("other", "127.0.0.1:1", time.Second); !errors.Is(err, ErrSolo) {
+		t.Fatalf("AddVoter on a solo node = %v, want ErrSolo", err)
+	}
+}

@@ -294,6 +294,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		RaftAddr:           cfg.RaftAddr,
 		DataDir:            filepath.Join(cfg.DataDir, "raft"),
 		Bootstrap:          true,
+		Solo:               true,
 		HeartbeatTimeout:   timeout,
 		ElectionTimeout:    timeout,
 		LeaderLeaseTimeout: timeout / 2,
