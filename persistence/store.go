@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // FormatVersion is the layout of the bbolt file, recorded in the meta bucket. Open
@@ -168,7 +169,7 @@ func openDB(path string, opts Options) (db *bolt.DB, pos appliedPos, err error) 
 }
 
 func openErr(path string, err error) error {
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return &lockedError{path: path}
 	}
 	return fmt.Errorf("persistence: open %s: %w", path, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Defaults for the fields of Config whose zero value means "pick one".
@@ -226,7 +227,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		NoSync:      false,
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("raftnode: open %s: file is locked by another process (or another node in this process): %w", dbPath, err)
 		}
 		return nil, fmt.Errorf("raftnode: open %s: %w", dbPath, err)
