@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/roster-registry/roster/client"
+)
+
+// Exit statuses of the client subcommands.
+const (
+	exitOK    = 0
+	exitError = 1 // the request failed: the server refused it or could not be reached
+	exitUsage = 2 // the command line is wrong
+)
+
+// clientFlags are the flags every client subcommand has.
+type clientFlags struct {
+	addr   string
+	output string
+}
+
+// subcommand is one leaf command such as "instance register".
+type subcommand struct {
+	name  string // "instance register"
+	args  string // positional synopsis after [flags], usually empty
+	short string // one line: what it does
+	fs    *flag.FlagSet
+	cf    clientFlags
+}
+
+// newSubcommand returns a subcommand whose flag set reports to stderr and carries
+// --addr and -o.
+func newSubcommand(name, short string, stderr io.Writer) *subcommand {
+	sc := &subcommand{name: name, short: short}
+	sc.fs = flag.NewFlagSet("roster "+name, flag.ContinueOnError)
+	sc.fs.SetOutput(stderr)
+	addr := os.Getenv("ROSTER_ADDR")
+	if addr == "" {
+		addr = client.DefaultAddr
+	}
+	sc.fs.StringVar(&sc.cf.addr, "addr", addr, "server `URL` (env ROSTER_ADDR)")
+	sc.fs.StringVar(&sc.cf.output, "o", "table", "output `format`: table or json")
+	sc.fs.Usage = func() {
+		fmt.Fprintf(sc.fs.Output(), "Usage: roster %s [flags]%s\n\n%s\n\nFlags:\n", sc.name, sc.args, sc.short)
+		sc.fs.PrintDefaults()
+	}
+	return sc
+}
+
+// parse parses args. When it returns ok=false the command must exit with code.
+func (sc *subcommand) parse(args []string, stderr io.Writer) (code int, ok bool) {
+	if err := sc.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		// The flag package has already printed the error and the usage.
+		return exitUsage, false
+	}
+	if sc.fs.NArg() > 0 {
+		return sc.usageError(stderr, fmt.Sprintf("unexpected argument %q", sc.fs.Arg(0))), false
+	}
+	if sc.cf.output != "table" && sc.cf.output != "json" {
+		return sc.usageError(stderr, fmt.Sprintf("-o %q: want table or json", sc.cf.output)), false
+	}
+	return exitOK, true
+}
+
+// require reports a usage error for the first of the named flags that was left blank.
+func (sc *subcommand) require(stderr io.Writer, names ...string) (code int, ok bool) {
+	set := map[string]bool{}
+	sc.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, n := range names {
+		if !set[n] || strings.TrimSpace(sc.fs.Lookup(n).Value.String()) == "" {
+			return sc.usageError(stderr, "--"+n+" is required"), false
+		}
+	}
+	return exitOK, true
+}
+
+// usageError prints one line and returns exitUsage.
+func (sc *subcommand) usageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "roster %s: %s (see 'roster %s -h')\n", sc.name, msg, sc.name)
+	return exitUsage
+}
+
+func (sc *subcommand) client() (*client.Client, error) {
+	return client.New(sc.cf.addr)
+}
+
+func (sc *subcommand) json() bool { return sc.cf.output == "json" }
+
+// fail prints err as one line and returns exitError. Server answers already read
+// "roster: <status>: <body>".
+func fail(stderr io.Writer, err error) int {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, ce.Error())
+	} else {
+		fmt.Fprintln(stderr, "roster: "+strings.Join(strings.Fields(err.Error()), " "))
+	}
+	return exitError
+}
+
+// group runs one of a command's subcommands, e.g. "instance list".
+func group(name, synopsis string, args []string, stdout, stderr io.Writer, subs map[string]func([]string) int) int {
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: roster %s <command> [flags]\n\nCommands:\n%s\nRun 'roster %s <command> -h' for the flags of a command.\n", name, synopsis, name)
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "roster %s: unknown command %q (see 'roster %s -h')\n", name, args[0], name)
+		return exitUsage
+	}
+	return run(args[1:])
+}
+
+// parseMetadata reads --metadata: "k=v,k=v" or a JSON object of strings. Blank is none.
+func parseMetadata(s string) (map[string]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(s, "{") {
+		var md map[string]string
+		if err := json.Unmarshal([]byte(s), &md); err != nil {
+			return nil, fmt.Errorf("--metadata: not a JSON object of strings: %v", err)
+		}
+		return md, nil
+	}
+	md := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--metadata: %q is not k=v (want k=v,k=v)", pair)
+		}
+		md[k] = strings.TrimSpace(v)
+	}
+	return md, nil
+}
+
+// formatMetadata prints metadata as sorted k=v pairs, "-" when empty.
+func formatMetadata(md map[string]string) string {
+	if len(md) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + md[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows as aligned columns; the first row is the header.
+func table(w io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
