@@ -9,7 +9,7 @@ BIN         := bin/roster
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5s
 
-.PHONY: all build run test unit fuzz e2e lint fmt clean
+.PHONY: all build run cluster test unit fuzz e2e lint fmt clean
 
 all: build
 
@@ -19,6 +19,18 @@ build:
 # A single node on 127.0.0.1:8848 (HTTP) and 127.0.0.1:7848 (Raft), data in ./roster-data.
 run: build
 	./$(BIN) server
+
+# Three local nodes on loopback (HTTP 8848-8850, Raft 7848-7850, data ./roster-cluster/nN);
+# Ctrl-C stops them all.
+cluster: build
+	@mkdir -p roster-cluster; \
+	join=127.0.0.1:8848,127.0.0.1:8849,127.0.0.1:8850; \
+	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
+	for i in 0 1 2; do \
+	  ./$(BIN) server --node-id n$$((i+1)) --http-addr 127.0.0.1:$$((8848+i)) --raft-addr 127.0.0.1:$$((7848+i)) \
+	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join & pids="$$pids $$!"; \
+	done; \
+	wait
 
 test: lint unit fuzz e2e
 

@@ -11,14 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/raftnode"
 	"github.com/roster-registry/roster/registry"
@@ -35,6 +34,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready reports whether the node serves traffic (leader known, log replayed).
 	Ready func() bool
+	// Cluster forwards writes and operator calls to the leader and serves the
+	// cluster-internal endpoints; nil on a node that runs alone in tests.
+	Cluster *cluster.Cluster
 }
 
 // API is the HTTP front of one node.
@@ -81,6 +83,7 @@ func (a *API) routes() http.Handler {
 	r.Use(middleware.Recoverer)
 	r.Use(a.limitBody)
 
+	a.operatorRoutes(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	r.Get("/readyz", a.readyz)
 	r.Handle("/metrics", a.metrics.handler())
@@ -88,6 +91,7 @@ func (a *API) routes() http.Handler {
 	r.Route("/nacos", func(r chi.Router) {
 		r.Route("/v1/ns", func(r chi.Router) {
 			r.Use(a.requireReady)
+			r.Use(a.consistentReads)
 			r.NotFound(a.noSuchAPI)
 			r.MethodNotAllowed(a.noSuchAPI)
 			a.namingRoutes(r)
@@ -132,6 +136,7 @@ func (a *API) namingRoutes(r chi.Router) {
 	r.Put("/health/instance", a.wrap(a.setHealth))
 	r.Put("/health", a.wrap(a.setHealth))
 
+	r.Get("/raft/leader", a.wrap(a.raftLeader))
 	for _, prefix := range []string{"/operator", "/ops"} {
 		r.Get(prefix+"/metrics", a.wrap(a.operatorMetrics))
 		r.Get(prefix+"/servers", a.wrap(a.operatorServers))
@@ -219,31 +224,6 @@ type member struct {
 	Address       string         `json:"address"`
 	FailAccessCnt int            `json:"failAccessCnt"`
 	Abilities     map[string]any `json:"abilities"`
-}
-
-// members lists the Raft configuration's servers as Nacos members. The HTTP address of
-// another member is not known to a single node yet; its Raft address stands in.
-func (a *API) members() ([]member, error) {
-	leaderID, _ := a.node.Leader()
-	servers, err := a.node.Servers()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]member, 0, len(servers))
-	for _, s := range servers {
-		addr := s.Address
-		if s.ID == a.cfg.NodeID {
-			addr = a.cfg.HTTPAddr
-		}
-		host, portStr, _ := net.SplitHostPort(addr)
-		port, _ := strconv.Atoi(portStr)
-		out = append(out, member{
-			IP: host, Port: port, State: "UP", Address: addr,
-			ExtendInfo: map[string]any{"raftPort": s.Address, "nodeId": s.ID, "leader": s.ID == leaderID, "version": a.cfg.Version},
-			Abilities:  map[string]any{},
-		})
-	}
-	return out, nil
 }
 
 func (a *API) clusterNodes(w http.ResponseWriter, r *http.Request) error {

@@ -28,15 +28,23 @@ type Config struct {
 	// CacheMillis is the client poll period advertised in ServiceInfo (Nacos 2.x: 10 s).
 	CacheMillis int64
 	// Push configures UDP push to 1.x subscribers.
-	Push   udppush.Config
+	Push udppush.Config
+	// Applier commits encoded commands; nil means the local Raft node, which must then
+	// be the leader. A cluster passes its forwarder so that followers take writes too.
+	Applier Applier
 	Logger *slog.Logger
+}
+
+// Applier commits an encoded command through Raft and returns the FSM's response.
+type Applier interface {
+	Apply(ctx context.Context, cmd []byte) (any, error)
 }
 
 // Registry routes writes to the CP or AP store and serves reads from both.
 type Registry struct {
 	cfg    Config
 	log    *slog.Logger
-	raft   *raftnode.Node
+	raft   Applier
 	fsm    *fsm.FSM
 	store  *persistence.Store
 	distro *distro.Store
@@ -70,10 +78,13 @@ func New(cfg Config, node *raftnode.Node, f *fsm.FSM, d *distro.Store) (*Registr
 	if cfg.CacheMillis <= 0 {
 		cfg.CacheMillis = 10000
 	}
+	if cfg.Applier == nil {
+		cfg.Applier = node
+	}
 	r := &Registry{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "registry"),
-		raft:   node,
+		raft:   cfg.Applier,
 		fsm:    f,
 		store:  f.Store(),
 		distro: d,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/api"
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
@@ -44,6 +45,9 @@ type serverConfig struct {
 	LogFormat           string
 	MaxBody             byteSize
 	MaxMetadata         int
+	BootstrapExpect     int
+	Join                string
+	HoldTimeout         time.Duration
 	SnapshotThreshold   uint64
 	SnapshotInterval    time.Duration
 	TrailingLogs        uint64
@@ -92,6 +96,9 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	cfg.MaxBody = 1 << 20
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body (e.g. 1MiB)")
 	fs.IntVar(&cfg.MaxMetadata, "max-metadata", naming.DefaultMaxMetadata, "largest summed length of an instance's metadata keys and values")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes with empty data dirs know each other (with --join)")
+	fs.StringVar(&cfg.Join, "join", "", "comma-separated HTTP addresses of cluster members to form or join a cluster with")
+	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", 5*time.Second, "how long a write waits for a leader before it fails with 503")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot")
@@ -142,6 +149,12 @@ func (c *serverConfig) validate() error {
 		return bad("apply-timeout", "must be positive")
 	case c.MaxMetadata <= 0:
 		return bad("max-metadata", "must be positive")
+	case c.BootstrapExpect < 0 || c.BootstrapExpect > 7:
+		return bad("bootstrap-expect", "must be between 0 and 7")
+	case c.BootstrapExpect > 0 && c.Join == "" && c.BootstrapExpect > 1:
+		return bad("bootstrap-expect", "needs --join with the other members' HTTP addresses")
+	case c.HoldTimeout <= 0:
+		return bad("hold-timeout", "must be positive")
 	case c.SnapshotThreshold == 0:
 		return bad("snapshot-threshold", "must be positive")
 	case c.SnapshotInterval <= 0:
@@ -288,13 +301,17 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	log = log.With("node", id)
 
 	machine := fsm.New(store, log)
+	// A node started without --join or --bootstrap-expect is a cluster of one: it
+	// bootstraps itself and elects itself at once.
+	joins := splitList(cfg.Join)
+	standalone := cfg.BootstrapExpect == 0 && len(joins) == 0
 	timeout := cfg.ElectionTimeout
 	node, err := raftnode.New(raftnode.Config{
 		NodeID:             id,
 		RaftAddr:           cfg.RaftAddr,
 		DataDir:            filepath.Join(cfg.DataDir, "raft"),
-		Bootstrap:          true,
-		Solo:               true,
+		Bootstrap:          standalone,
+		Solo:               standalone,
 		HeartbeatTimeout:   timeout,
 		ElectionTimeout:    timeout,
 		LeaderLeaseTimeout: timeout / 2,
@@ -310,6 +327,14 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	}
 	defer node.Shutdown()
 
+	members, err := cluster.New(cluster.Config{
+		NodeID: id, HTTPAddr: cfg.HTTPAddr, RaftAddr: node.Addr(), DataDir: cfg.DataDir,
+		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, Logger: log,
+	}, node)
+	if err != nil {
+		return err
+	}
+
 	timing := naming.Timing{HeartBeatInterval: cfg.HeartbeatInterval, HeartBeatTimeout: cfg.HeartbeatTimeout, IPDeleteTimeout: cfg.IPDeleteTimeout}
 	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log})
 	ephemeral.Start()
@@ -317,7 +342,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 
 	reg, err := registry.New(registry.Config{
 		Timing: timing, MaxMetadata: cfg.MaxMetadata, Logger: log,
-		Push: udppush.Config{Logger: log},
+		Push: udppush.Config{Logger: log}, Applier: members,
 	}, node, machine, ephemeral)
 	if err != nil {
 		return err
@@ -328,7 +353,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	var ready atomic.Bool
 	handler := api.New(api.Config{
 		MaxBody: int64(cfg.MaxBody), NodeID: id, HTTPAddr: cfg.HTTPAddr, Version: version,
-		Logger: log, Ready: ready.Load,
+		Logger: log, Ready: ready.Load, Cluster: members,
 	}, reg, node)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -346,6 +371,9 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("roster started", "http", ln.Addr().String(), "raft", cfg.RaftAddr, "data_dir", cfg.DataDir, "version", version)
+
+	members.Start()
+	defer members.Stop()
 
 	readyDone := make(chan struct{})
 	go func() {
@@ -405,4 +433,15 @@ func waitReady(ctx context.Context, node *raftnode.Node) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

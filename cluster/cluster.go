@@ -1,0 +1,409 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/roster-registry/roster/raftnode"
+)
+
+// Defaults of the cluster's timing.
+const (
+	DefaultHoldTimeout  = 5 * time.Second
+	DefaultSyncInterval = time.Second
+)
+
+// Config holds a node's cluster settings.
+type Config struct {
+	NodeID   string
+	HTTPAddr string // this node's advertised HTTP address, host:port
+	RaftAddr string // this node's advertised Raft address
+	DataDir  string // members.json is kept here
+	// BootstrapExpect > 0 forms a new cluster once that many empty nodes know each other.
+	BootstrapExpect int
+	// Join lists HTTP addresses of members (this node may be among them).
+	Join []string
+	// HoldTimeout bounds how long a write waits for a leader before 503.
+	HoldTimeout time.Duration
+	// SyncInterval is how often a follower announces itself to the leader and copies
+	// the member table.
+	SyncInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Member is one node as the cluster knows it.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+}
+
+// Cluster is this node's view of and part in the cluster.
+type Cluster struct {
+	cfg    Config
+	node   *raftnode.Node
+	log    *slog.Logger
+	client *http.Client
+
+	mu      sync.Mutex
+	members map[string]Member
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// ErrRemoved refuses a node that has Raft state but is not in the configuration: it was
+// removed, and re-adding it behind the operator's back would undo the removal.
+var ErrRemoved = errors.New("cluster: this node has data but is not a member of the cluster (it was removed); wipe its data dir to join again")
+
+// New loads the member table kept in the data dir and records this node in it.
+func New(cfg Config, node *raftnode.Node) (*Cluster, error) {
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = DefaultHoldTimeout
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Cluster{
+		cfg:     cfg,
+		node:    node,
+		log:     cfg.Logger.With("component", "cluster"),
+		client:  &http.Client{Timeout: 15 * time.Second},
+		members: map[string]Member{},
+		stop:    make(chan struct{}),
+	}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.members[cfg.NodeID] = c.self()
+	c.mu.Unlock()
+	return c, nil
+}
+
+func (c *Cluster) self() Member {
+	return Member{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr}
+}
+
+func (c *Cluster) tablePath() string { return filepath.Join(c.cfg.DataDir, "members.json") }
+
+func (c *Cluster) load() error {
+	b, err := os.ReadFile(c.tablePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: read %s: %w", c.tablePath(), err)
+	}
+	var list []Member
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("cluster: %s is not a member table: %w", c.tablePath(), err)
+	}
+	for _, m := range list {
+		c.members[m.ID] = m
+	}
+	return nil
+}
+
+// save writes the table through a temp file and a rename; a failure only costs a
+// slower rediscovery after a restart, so it is logged, not returned.
+func (c *Cluster) save(list []Member) {
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := c.tablePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		c.log.Warn("save member table", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, c.tablePath()); err != nil {
+		c.log.Warn("save member table", "err", err)
+	}
+}
+
+// Members returns the members of the Raft configuration with their HTTP addresses,
+// sorted by id. A member whose HTTP address is not known yet has it blank.
+func (c *Cluster) Members() []Member {
+	servers, err := c.node.Servers()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil || len(servers) == 0 {
+		return []Member{c.members[c.cfg.NodeID]}
+	}
+	out := make([]Member, 0, len(servers))
+	for _, s := range servers {
+		m := c.members[s.ID]
+		m.ID, m.RaftAddr = s.ID, s.Address
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Member returns what the table knows of one node.
+func (c *Cluster) Member(id string) (Member, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[id]
+	return m, ok
+}
+
+// LeaderHTTP is the leader's HTTP address, when a leader is known and its address is.
+func (c *Cluster) LeaderHTTP() (string, bool) {
+	id, _ := c.node.Leader()
+	if id == "" {
+		return "", false
+	}
+	m, ok := c.Member(id)
+	if !ok || m.HTTPAddr == "" {
+		return "", false
+	}
+	return m.HTTPAddr, true
+}
+
+// record adds or updates members; only the leader's table and joins feed it.
+func (c *Cluster) record(ms ...Member) {
+	c.mu.Lock()
+	changed := false
+	for _, m := range ms {
+		if m.ID == "" || m.ID == c.cfg.NodeID {
+			continue
+		}
+		if old, ok := c.members[m.ID]; !ok || old != m {
+			c.members[m.ID] = m
+			changed = true
+		}
+	}
+	list := c.tableLocked()
+	c.mu.Unlock()
+	if changed {
+		c.save(list)
+	}
+}
+
+func (c *Cluster) forget(id string) {
+	c.mu.Lock()
+	delete(c.members, id)
+	list := c.tableLocked()
+	c.mu.Unlock()
+	c.save(list)
+}
+
+func (c *Cluster) tableLocked() []Member {
+	list := make([]Member, 0, len(c.members))
+	for _, m := range c.members {
+		list = append(list, m)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	return list
+}
+
+// Start runs cluster formation and the sync loop until Stop.
+func (c *Cluster) Start() {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.run()
+	}()
+}
+
+// Stop ends the background work and waits for it.
+func (c *Cluster) Stop() {
+	c.once.Do(func() { close(c.stop) })
+	c.wg.Wait()
+}
+
+// standalone reports whether this node was started without cluster flags.
+func (c *Cluster) standalone() bool { return c.cfg.BootstrapExpect == 0 && len(c.cfg.Join) == 0 }
+
+func (c *Cluster) run() {
+	if !c.node.HasState() && c.cfg.BootstrapExpect > 0 {
+		c.form()
+	}
+	if c.standalone() {
+		return
+	}
+	t := time.NewTicker(c.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		c.sync()
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.node.LeaderCh():
+		}
+	}
+}
+
+// form waits until BootstrapExpect empty nodes know each other and bootstraps them all
+// with one configuration (each of them computes the same sorted list). A peer that
+// already has state or a leader means a cluster exists: this node joins it instead, so
+// an empty node never starts a second cluster beside a live one.
+func (c *Cluster) form() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if c.node.HasState() {
+			return
+		}
+		found := map[string]Member{c.cfg.NodeID: c.self()}
+		existing := false
+		for _, addr := range c.cfg.Join {
+			info, err := c.info(addr)
+			if err != nil {
+				continue
+			}
+			if info.HasState || info.Leader != "" {
+				existing = true
+			}
+			found[info.ID] = Member{ID: info.ID, RaftAddr: info.RaftAddr, HTTPAddr: info.HTTPAddr}
+		}
+		list := make([]Member, 0, len(found))
+		for _, m := range found {
+			list = append(list, m)
+		}
+		c.record(list...)
+		if existing {
+			c.log.Info("a cluster already exists; joining it instead of bootstrapping")
+			return
+		}
+		if len(found) >= c.cfg.BootstrapExpect {
+			servers := make([]raftnode.Server, 0, len(list))
+			for _, m := range list {
+				servers = append(servers, raftnode.Server{ID: m.ID, Address: m.RaftAddr, Voter: true})
+			}
+			sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+			err := c.node.BootstrapServers(servers)
+			switch {
+			case err == nil:
+				c.log.Info("bootstrapped the cluster", "members", len(servers))
+			case errors.Is(err, raftnode.ErrAlreadyBootstrapped):
+			default:
+				c.log.Warn("bootstrap failed", "err", err)
+				continue
+			}
+			return
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sync announces this node to the leader (which adds it as a voter when it is new, or
+// updates its address) and copies the leader's member table.
+func (c *Cluster) sync() {
+	if c.node.IsLeader() {
+		return
+	}
+	targets := []string{}
+	if addr, ok := c.LeaderHTTP(); ok {
+		targets = append(targets, addr)
+	}
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.ID != c.cfg.NodeID && m.HTTPAddr != "" {
+			targets = append(targets, m.HTTPAddr)
+		}
+	}
+	c.mu.Unlock()
+	targets = append(targets, c.cfg.Join...)
+	seen := map[string]bool{c.cfg.HTTPAddr: true}
+	for _, addr := range targets {
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		table, err := c.announce(addr)
+		if err != nil {
+			if errors.Is(err, ErrRemoved) {
+				c.log.Error("not joining", "err", err)
+				return
+			}
+			c.log.Debug("announce", "to", addr, "err", err)
+			continue
+		}
+		c.record(table...)
+		return
+	}
+}
+
+// Join handles a node's announcement on the leader: a new node (no state) is added as a
+// voter, a member whose Raft address changed is re-added at the new address, and a
+// node with state that is not a member is refused (it was removed).
+func (c *Cluster) Join(req JoinRequest) ([]Member, error) {
+	if !c.node.IsLeader() {
+		return nil, raftnode.ErrNotLeader
+	}
+	servers, err := c.node.Servers()
+	if err != nil {
+		return nil, err
+	}
+	var current *raftnode.Server
+	for i := range servers {
+		if servers[i].ID == req.ID {
+			current = &servers[i]
+		}
+	}
+	switch {
+	case current == nil && req.HasState:
+		return nil, ErrRemoved
+	case current == nil || current.Address != req.RaftAddr:
+		c.log.Info("adding voter", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
+		if err := c.node.AddVoter(req.ID, req.RaftAddr, 0); err != nil {
+			return nil, err
+		}
+	}
+	c.record(Member{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr})
+	c.mu.Lock()
+	table := c.tableLocked()
+	c.mu.Unlock()
+	return table, nil
+}
+
+// RemovePeer removes a member from the Raft configuration (on the leader).
+func (c *Cluster) RemovePeer(id string) error {
+	if err := c.node.RemoveServer(id); err != nil {
+		return err
+	}
+	c.forget(id)
+	return nil
+}
+
+// jitter waits a random 50–150 ms, or less if ctx ends.
+func jitter(ctx context.Context) error {
+	t := time.NewTimer(time.Duration(50+rand.IntN(100)) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func normalize(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}

@@ -1,0 +1,329 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/roster-registry/roster/fsm"
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/raftnode"
+)
+
+// Internal routes, under /roster/v1/cluster. They carry only Roster's own JSON and
+// versioned commands; the leader decodes a forwarded command before it proposes it.
+const (
+	PathInfo  = "/roster/v1/cluster/info"
+	PathJoin  = "/roster/v1/cluster/join"
+	PathApply = "/roster/v1/cluster/apply"
+)
+
+// ForwardedHeader marks a request one node sent to another, so that it is never
+// forwarded a second time (no loops while leadership moves).
+const ForwardedHeader = "X-Roster-Forwarded"
+
+// outcomeHeader tells the forwarding node that the leader could not learn the outcome.
+const outcomeHeader = "X-Roster-Outcome"
+
+// maxCommand bounds a forwarded command; the HTTP front already bounds client bodies.
+const maxCommand = 8 << 20
+
+// InfoResponse describes a node to a peer that is forming or joining a cluster.
+type InfoResponse struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+	HasState bool   `json:"hasState"`
+	Leader   string `json:"leader"`
+}
+
+// JoinRequest is a node's announcement of itself to the leader.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+	HasState bool   `json:"hasState"`
+}
+
+type joinResponse struct {
+	Members []Member `json:"members"`
+}
+
+type applyError struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+type applyResponse struct {
+	Error *applyError `json:"error,omitempty"`
+	Value []string    `json:"value,omitempty"`
+}
+
+// errNotSent marks a forward that never reached the leader: safe to retry.
+var errNotSent = errors.New("cluster: request not sent")
+
+func (c *Cluster) info(addr string) (InfoResponse, error) {
+	var info InfoResponse
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, normalize(addr)+PathInfo, nil)
+	if err != nil {
+		return info, err
+	}
+	req.Header.Set(ForwardedHeader, "1")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, fmt.Errorf("cluster: %s answered %d", addr, resp.StatusCode)
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info)
+	return info, err
+}
+
+func (c *Cluster) announce(addr string) ([]Member, error) {
+	body, _ := json.Marshal(JoinRequest{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(addr)+PathJoin, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		return nil, ErrRemoved
+	default:
+		return nil, fmt.Errorf("cluster: join via %s: %d %s", addr, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	var jr joinResponse
+	if err := json.Unmarshal(b, &jr); err != nil {
+		return nil, err
+	}
+	return jr.Members, nil
+}
+
+// Apply commits a command through Raft from any node: on the leader directly, on a
+// follower through the leader. While no leader is reachable it retries with jitter for
+// the hold time, then answers raftnode.ErrNoLeader. Outcomes that cannot be known are
+// raftnode.ErrUnknownOutcome.
+func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
+	deadline := time.Now().Add(c.cfg.HoldTimeout)
+	for {
+		var res any
+		var err error
+		if c.node.IsLeader() {
+			res, err = c.node.Apply(ctx, cmd)
+		} else if addr, ok := c.LeaderHTTP(); ok {
+			res, err = c.forwardApply(ctx, addr, cmd)
+		} else {
+			err = raftnode.ErrNoLeader
+		}
+		retry := errors.Is(err, raftnode.ErrNotLeader) || errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, errNotSent)
+		if !retry {
+			return res, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: none reachable within %s", raftnode.ErrNoLeader, c.cfg.HoldTimeout)
+		}
+		if err := jitter(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %v", raftnode.ErrNoLeader, err)
+		}
+	}
+}
+
+func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(addr)+PathApply, bytes.NewReader(cmd))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(ForwardedHeader, "1")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, fmt.Errorf("%w: %v", errNotSent, err)
+		}
+		// The request may have reached the leader and been applied.
+		return nil, fmt.Errorf("%w: forward to %s: %v", raftnode.ErrUnknownOutcome, addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCommand))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read answer of %s: %v", raftnode.ErrUnknownOutcome, addr, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusMisdirectedRequest:
+		return nil, raftnode.ErrNotLeader
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(outcomeHeader) == "unknown":
+		return nil, fmt.Errorf("%w: %s", raftnode.ErrUnknownOutcome, bytes.TrimSpace(b))
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return nil, raftnode.ErrNoLeader
+	case resp.StatusCode != http.StatusOK:
+		return nil, &naming.Error{Status: resp.StatusCode, Message: string(bytes.TrimSpace(b))}
+	}
+	var ar applyResponse
+	if err := json.Unmarshal(b, &ar); err != nil {
+		return nil, fmt.Errorf("%w: bad answer from %s: %v", raftnode.ErrUnknownOutcome, addr, err)
+	}
+	if ar.Error != nil {
+		return nil, &naming.Error{Status: ar.Error.Status, Message: ar.Error.Message}
+	}
+	if ar.Value != nil {
+		return ar.Value, nil
+	}
+	return nil, nil
+}
+
+// Routes registers the internal endpoints on mux-like registrars (chi routers).
+type Router interface {
+	Get(pattern string, h http.HandlerFunc)
+	Post(pattern string, h http.HandlerFunc)
+}
+
+// Mount adds the internal endpoints to r.
+func (c *Cluster) Mount(r Router) {
+	r.Get(PathInfo, c.serveInfo)
+	r.Post(PathJoin, c.serveJoin)
+	r.Post(PathApply, c.serveApply)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeText(w http.ResponseWriter, status int, text string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, text)
+}
+
+func (c *Cluster) serveInfo(w http.ResponseWriter, r *http.Request) {
+	leader, _ := c.node.Leader()
+	writeJSON(w, http.StatusOK, InfoResponse{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState(), Leader: leader})
+}
+
+func (c *Cluster) serveJoin(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "cluster: read join request: "+err.Error())
+		return
+	}
+	var req JoinRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.ID == "" || req.RaftAddr == "" {
+		writeText(w, http.StatusBadRequest, "cluster: a join request needs id and raftAddr")
+		return
+	}
+	if !c.node.IsLeader() {
+		if r.Header.Get(ForwardedHeader) != "" {
+			writeText(w, http.StatusServiceUnavailable, "cluster: not the leader")
+			return
+		}
+		c.ProxyToLeader(w, r, body)
+		return
+	}
+	table, err := c.Join(req)
+	switch {
+	case errors.Is(err, ErrRemoved):
+		writeText(w, http.StatusForbidden, err.Error())
+	case err != nil:
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, joinResponse{Members: table})
+	}
+}
+
+func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
+	cmd, err := io.ReadAll(io.LimitReader(r.Body, maxCommand+1))
+	if err != nil || len(cmd) > maxCommand {
+		writeText(w, http.StatusBadRequest, "cluster: unreadable or oversized command")
+		return
+	}
+	// Only Roster's own versioned commands enter the log: one that does not decode would
+	// stop every member's FSM.
+	if _, err := fsm.Decode(cmd); err != nil {
+		writeText(w, http.StatusBadRequest, "cluster: "+err.Error())
+		return
+	}
+	if !c.node.IsLeader() {
+		writeText(w, http.StatusMisdirectedRequest, "cluster: not the leader")
+		return
+	}
+	res, err := c.node.Apply(r.Context(), cmd)
+	switch {
+	case errors.Is(err, raftnode.ErrUnknownOutcome):
+		w.Header().Set(outcomeHeader, "unknown")
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case errors.Is(err, raftnode.ErrNotLeader):
+		writeText(w, http.StatusMisdirectedRequest, err.Error())
+		return
+	case err != nil:
+		writeText(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	var ar applyResponse
+	switch v := res.(type) {
+	case *naming.Error:
+		ar.Error = &applyError{Status: v.Status, Message: v.Message}
+	case error:
+		ar.Error = &applyError{Status: http.StatusInternalServerError, Message: v.Error()}
+	case []string:
+		ar.Value = v
+		if ar.Value == nil {
+			ar.Value = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, ar)
+}
+
+// ProxyToLeader sends a client's request on to the leader once and copies the answer
+// back. body, when not nil, replaces the request body (already read). It answers 503
+// when no leader is known.
+func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []byte) {
+	addr, ok := c.LeaderHTTP()
+	if !ok {
+		writeText(w, http.StatusServiceUnavailable, "no leader is available; retry later")
+		return
+	}
+	target, err := url.Parse(normalize(addr))
+	if err != nil {
+		writeText(w, http.StatusServiceUnavailable, "bad leader address "+addr)
+		return
+	}
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(ForwardedHeader, "1")
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeText(w, http.StatusServiceUnavailable, "leader unreachable: "+err.Error())
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
