@@ -369,8 +369,13 @@ func decode(body []byte, out any) error {
 // do sends one request and returns the body of a 200 answer. GET parameters go in the
 // query; the others in a form body (Nacos reads both for every method, PROTOCOL.md §1.2).
 func (c *Client) do(ctx context.Context, method, path string, v url.Values) ([]byte, error) {
+	return c.doPath(ctx, method, basePath+path, v)
+}
+
+// doPath sends a request to a path outside the Nacos naming prefix (Roster's own API).
+func (c *Client) doPath(ctx context.Context, method, fullPath string, v url.Values) ([]byte, error) {
 	u := *c.base
-	u.Path = c.base.Path + basePath + path
+	u.Path = c.base.Path + fullPath
 	var body io.Reader
 	if method == http.MethodGet {
 		u.RawQuery = v.Encode()
@@ -379,7 +384,7 @@ func (c *Client) do(ctx context.Context, method, path string, v url.Values) ([]b
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("client: %s %s: %w", method, fullPath, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -387,15 +392,15 @@ func (c *Client) do(ctx context.Context, method, path string, v url.Values) ([]b
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: %w", method, basePath+path, err)
+		return nil, fmt.Errorf("client: %s %s: %w", method, fullPath, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return nil, fmt.Errorf("client: %s %s: read answer: %w", method, basePath+path, err)
+		return nil, fmt.Errorf("client: %s %s: read answer: %w", method, fullPath, err)
 	}
 	if len(b) > maxAnswer {
-		return nil, fmt.Errorf("client: %s %s: answer larger than %d bytes", method, basePath+path, maxAnswer)
+		return nil, fmt.Errorf("client: %s %s: answer larger than %d bytes", method, fullPath, maxAnswer)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &Error{Status: resp.StatusCode, Body: string(b)}

@@ -19,6 +19,8 @@ Usage:
   roster server [flags]                      run a node (no flags: single node on 127.0.0.1:8848)
   roster instance register|deregister|list   manage instances through the HTTP API
   roster service list|get                    read services through the HTTP API
+  roster operator raft list-peers|remove-peer|transfer-leader
+                                             manage the cluster's Raft membership
   roster version                             print the version
 
 Run 'roster <command> -h' for the flags of a command.
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runInstance(ctx, args[1:], stdout, stderr)
 	case "service":
 		return runService(ctx, args[1:], stdout, stderr)
+	case "operator":
+		return runOperator(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "roster %s\n", version)
 		return 0
