@@ -105,6 +105,8 @@ type Server struct {
 	URL      string // http://127.0.0.1:Port
 	RaftAddr string
 	DataDir  string
+	NodeID   string   // default n1
+	Extra    []string // more `roster server` flags, e.g. --join
 	logPath  string
 
 	mu     sync.Mutex
@@ -119,6 +121,15 @@ type Server struct {
 // failed, the tail of its log is printed.
 func StartServer(t *testing.T) *Server {
 	t.Helper()
+	s := NewServer(t, "n1")
+	s.Start()
+	return s
+}
+
+// NewServer prepares a server on free loopback ports with a fresh data dir without
+// starting it, so that cluster tests can set Extra flags and start several at once.
+func NewServer(t *testing.T, nodeID string) *Server {
+	t.Helper()
 	bin, _ := binaries(t)
 	port := freeHTTPPort(t)
 	s := &Server{
@@ -128,6 +139,7 @@ func StartServer(t *testing.T) *Server {
 		URL:      "http://127.0.0.1:" + strconv.Itoa(port),
 		RaftAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		DataDir:  t.TempDir(),
+		NodeID:   nodeID,
 		logPath:  filepath.Join(t.TempDir(), "roster.log"),
 	}
 	// ROSTER_E2E_LOG_DIR keeps every server log, passing or not.
@@ -135,26 +147,25 @@ func StartServer(t *testing.T) *Server {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		s.logPath = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+		s.logPath = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"_"+nodeID+".log")
 		_ = os.Remove(s.logPath)
 	}
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {
-			t.Logf("server log %s, last lines:\n%s", s.logPath, tail(s.logPath, 80))
+			t.Logf("server %s log %s, last lines:\n%s", nodeID, s.logPath, tail(s.logPath, 80))
 		}
 	})
-	s.Start()
 	return s
 }
 
 func (s *Server) args() []string {
-	return []string{
+	return append([]string{
 		"server",
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(s.Port),
 		"--raft-addr", s.RaftAddr,
 		"--data-dir", s.DataDir,
-		"--node-id", "n1",
+		"--node-id", s.NodeID,
 		// The server refuses a heartbeat timeout below the beat interval (default 5s),
 		// so the interval told to clients is set to match the short timeouts.
 		"--heartbeat-interval", heartbeatInterval.String(),
@@ -163,11 +174,34 @@ func (s *Server) args() []string {
 		"--expiry-check-interval", expiryCheck.String(),
 		"--election-timeout", "200ms",
 		"--log-level", "debug",
-	}
+	}, s.Extra...)
 }
 
 // Start starts the process (again) and waits for GET /readyz = 200.
 func (s *Server) Start() {
+	s.t.Helper()
+	exited := s.Launch()
+	start := time.Now()
+	if err := s.waitReady(exited); err != nil {
+		s.t.Fatalf("server start #%d: %v\nlog:\n%s", s.starts, err, tail(s.logPath, 60))
+	}
+	s.t.Logf("server %s start #%d ready in %v", s.NodeID, s.starts, time.Since(start).Round(time.Millisecond))
+}
+
+// WaitReady waits for a server started with Launch to report ready.
+func (s *Server) WaitReady() {
+	s.t.Helper()
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if err := s.waitReady(exited); err != nil {
+		s.t.Fatalf("server %s start #%d: %v\nlog:\n%s", s.NodeID, s.starts, err, tail(s.logPath, 60))
+	}
+}
+
+// Launch starts the process without waiting for it to be ready, and returns a channel
+// closed when it exits.
+func (s *Server) Launch() <-chan struct{} {
 	s.t.Helper()
 	s.mu.Lock()
 	if s.cmd != nil {
@@ -199,11 +233,7 @@ func (s *Server) Start() {
 		s.mu.Unlock()
 		close(exited)
 	}()
-	start := time.Now()
-	if err := s.waitReady(exited); err != nil {
-		s.t.Fatalf("server start #%d: %v\nlog:\n%s", s.starts, err, tail(s.logPath, 60))
-	}
-	s.t.Logf("server start #%d ready in %v", s.starts, time.Since(start).Round(time.Millisecond))
+	return exited
 }
 
 func (s *Server) waitReady(exited <-chan struct{}) error {
