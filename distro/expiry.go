@@ -90,6 +90,9 @@ func (s *Store) scan(sh *shard, at int64, out []candidate) []candidate {
 			continue
 		}
 		for key, r := range sv.instances {
+			if r.owner != "" {
+				continue // kept alive by its connection, not by beats
+			}
 			idle := at - r.lastBeat.Load()
 			switch {
 			case idle >= r.delTimeout:
@@ -123,7 +126,7 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 		return true
 	case removeInstance:
 		r := sv.instances[c.key]
-		if r != c.rec || at-r.lastBeat.Load() < r.delTimeout {
+		if r != c.rec || r.owner != "" || at-r.lastBeat.Load() < r.delTimeout {
 			return false
 		}
 		s.removeLocked(sv, c.key, at)
@@ -131,7 +134,7 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 		return true
 	case markUnhealthy:
 		r := sv.instances[c.key]
-		if r != c.rec || !r.inst.Healthy || at-r.lastBeat.Load() < r.hbTimeout {
+		if r != c.rec || r.owner != "" || !r.inst.Healthy || at-r.lastBeat.Load() < r.hbTimeout {
 			return false
 		}
 		r.inst.Healthy = false

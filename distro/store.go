@@ -112,6 +112,9 @@ type Store struct {
 	services  atomic.Int64
 	instances atomic.Int64
 
+	// own indexes connection-owned instances by owner (owned.go).
+	own ownerIndex
+
 	cbMu      sync.Mutex                                // serialises OnChange
 	callbacks atomic.Pointer[[]func(naming.ServiceKey)] // copy-on-write, read without a lock
 
@@ -146,7 +149,10 @@ type service struct {
 type record struct {
 	inst *naming.Instance
 	// client is the owner of the instance: ip:port for a 1.x client.
-	client     string
+	client string
+	// owner is the connection that registered the instance over gRPC (see owned.go);
+	// empty for beat-kept instances. Owned instances never expire by beat timers.
+	owner      string
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
 	delTimeout int64 // ns without a beat before it is removed
@@ -313,6 +319,9 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 		changed = !equalInstance(r.inst, c)
 	}
 	s.setInstance(r, c)
+	// A 1.x registration takes the instance over: from now on beats keep it alive.
+	changed = changed || r.owner != ""
+	r.owner = ""
 	r.beat(now)
 	sh.mu.Unlock()
 

@@ -32,7 +32,7 @@ type Config struct {
 	// Applier commits encoded commands; nil means the local Raft node, which must then
 	// be the leader. A cluster passes its forwarder so that followers take writes too.
 	Applier Applier
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Applier commits an encoded command through Raft and returns the FSM's response.
@@ -56,6 +56,9 @@ type Registry struct {
 	revs map[naming.ServiceKey]int64
 
 	now func() time.Time
+
+	// watchers are called with every changed service (watch.go).
+	watchers watchers
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.
@@ -143,6 +146,7 @@ func (r *Registry) changed(svc naming.ServiceKey) {
 	r.bumpLocked(svc)
 	r.mu.Unlock()
 	r.pusher.ServiceChanged(svc)
+	r.watchers.notify(svc)
 }
 
 func (r *Registry) bumpLocked(svc naming.ServiceKey) int64 {

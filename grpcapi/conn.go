@@ -1,0 +1,190 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/stats"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// conn is one client TCP connection. Its id (<millis>_<ip>_<port>) is shared by the
+// connection's unary calls and its stream. It is registered once the stream's
+// ConnectionSetupRequest arrives; only then may it make naming requests, own instances
+// and subscribe. It is dropped, with its instances and subscriptions, when the TCP
+// connection ends, its stream ends, it stops answering detection, or its send queue
+// overflows.
+type conn struct {
+	id       string
+	remote   string
+	openedAt time.Time
+
+	// lastActive is the unix-nano time of the last message from the client.
+	lastActive atomic.Int64
+	// nextID numbers the requests the server sends on the stream.
+	nextID atomic.Uint64
+
+	// opMu orders instance and subscription writes before a drop: writes hold it for
+	// reading and check registered; drop holds it for writing. Nothing the connection
+	// wrote survives its drop.
+	opMu sync.RWMutex
+
+	mu            sync.Mutex
+	registered    bool
+	dropped       bool
+	clientVersion string
+	labels        map[string]string
+	out           chan outMsg   // the stream's send queue, bounded
+	closed        chan struct{} // closed on drop: the stream handler returns
+	subs          map[subKey]struct{}
+	pending       map[string]*pendingPush // pushes awaiting their ack, by requestId
+	probeID       string                  // ClientDetectionRequest awaiting its answer
+	probeSent     time.Time
+}
+
+// subKey is one subscription: a service as filtered for clusters.
+type subKey struct {
+	svc      naming.ServiceKey
+	clusters string
+}
+
+// outMsg is one message for the stream's sender.
+type outMsg struct {
+	typ  string
+	rest []byte // the body without headers and requestId; see serverRequestBody
+	push *pendingPush
+	// probe marks a ClientDetectionRequest, whose id the sender records.
+	probe bool
+}
+
+// pendingPush is a NotifySubscriberRequest sent (or queued) and not yet acked.
+type pendingPush struct {
+	key       subKey
+	changedAt time.Time // when the change that caused it was seen
+	sentAt    time.Time
+	retried   bool
+}
+
+func newConn(remote net.Addr, now time.Time) *conn {
+	host, port := "unknown", "0"
+	if remote != nil {
+		if h, p, err := net.SplitHostPort(remote.String()); err == nil {
+			host, port = h, p
+		}
+	}
+	c := &conn{
+		id:       fmt.Sprintf("%d_%s_%s", now.UnixMilli(), host, port),
+		remote:   net.JoinHostPort(host, port),
+		openedAt: now,
+		closed:   make(chan struct{}),
+		subs:     map[subKey]struct{}{},
+		pending:  map[string]*pendingPush{},
+	}
+	c.touch(now)
+	return c
+}
+
+func (c *conn) touch(now time.Time) { c.lastActive.Store(now.UnixNano()) }
+
+func (c *conn) idle(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, c.lastActive.Load()))
+}
+
+func (c *conn) newRequestID() string { return strconv.FormatUint(c.nextID.Add(1), 10) }
+
+// isRegistered reports whether the connection may make naming requests.
+func (c *conn) isRegistered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.registered && !c.dropped
+}
+
+// enqueue hands m to the sender without blocking. It reports false when the
+// connection is gone or its queue is full.
+func (c *conn) enqueue(m outMsg) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.registered || c.dropped || c.out == nil {
+		return false
+	}
+	select {
+	case c.out <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// connKey is the context key of a connection.
+type connKey struct{}
+
+func connFrom(ctx context.Context) *conn {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	return c
+}
+
+// statsHandler tags every TCP connection with a conn and drops it when it ends.
+type statsHandler struct{ s *Server }
+
+func (h statsHandler) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	c := newConn(info.RemoteAddr, h.s.now())
+	h.s.conns.add(c)
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+func (h statsHandler) HandleConn(ctx context.Context, st stats.ConnStats) {
+	if _, ok := st.(*stats.ConnEnd); ok {
+		if c := connFrom(ctx); c != nil {
+			h.s.drop(c, "connection closed")
+			h.s.conns.remove(c)
+		}
+	}
+}
+
+func (statsHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (statsHandler) HandleRPC(context.Context, stats.RPCStats) {}
+
+// connSet is every open TCP connection.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*conn]struct{}
+}
+
+func (s *connSet) add(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[*conn]struct{}{}
+	}
+	s.m[c] = struct{}{}
+}
+
+func (s *connSet) remove(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, c)
+}
+
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// snapshot lists the open connections.
+func (s *connSet) snapshot() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.m))
+	for c := range s.m {
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,261 @@
+package grpcapi
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// hub keeps the connections' subscriptions and pushes changes to them. A change only
+// marks its service pending (registry.Watch must not block); the loop pushes pending
+// services after PushDelay, so a burst of changes is one push. Each push is rendered
+// once per distinct clusters filter and queued on every subscriber's own bounded queue;
+// a full queue drops that subscriber's connection, never blocking a write or the others.
+type hub struct {
+	s *Server
+
+	mu   sync.Mutex
+	subs map[naming.ServiceKey]map[*conn]map[string]struct{} // service → conn → clusters
+
+	pmu     sync.Mutex
+	pending map[naming.ServiceKey]time.Time // service → first change seen
+	wake    chan struct{}
+}
+
+func newHub(s *Server) *hub {
+	return &hub{
+		s:       s,
+		subs:    map[naming.ServiceKey]map[*conn]map[string]struct{}{},
+		pending: map[naming.ServiceKey]time.Time{},
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// changed is the registry's watch callback: cheap and non-blocking.
+func (h *hub) changed(svc naming.ServiceKey) {
+	h.mu.Lock()
+	_, watched := h.subs[svc]
+	h.mu.Unlock()
+	if !watched {
+		return
+	}
+	h.pmu.Lock()
+	if _, ok := h.pending[svc]; !ok {
+		h.pending[svc] = h.s.now()
+	}
+	h.pmu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *hub) subscribe(c *conn, key subKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	if c.subs != nil {
+		c.subs[key] = struct{}{}
+	}
+	c.mu.Unlock()
+	byConn := h.subs[key.svc]
+	if byConn == nil {
+		byConn = map[*conn]map[string]struct{}{}
+		h.subs[key.svc] = byConn
+	}
+	cl := byConn[c]
+	if cl == nil {
+		cl = map[string]struct{}{}
+		byConn[c] = cl
+	}
+	cl[key.clusters] = struct{}{}
+}
+
+func (h *hub) unsubscribe(c *conn, key subKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	delete(c.subs, key)
+	c.mu.Unlock()
+	h.removeLocked(c, key)
+}
+
+func (h *hub) removeLocked(c *conn, key subKey) {
+	byConn := h.subs[key.svc]
+	if byConn == nil {
+		return
+	}
+	if cl := byConn[c]; cl != nil {
+		delete(cl, key.clusters)
+		if len(cl) == 0 {
+			delete(byConn, c)
+		}
+	}
+	if len(byConn) == 0 {
+		delete(h.subs, key.svc)
+	}
+}
+
+// removeAll forgets a dropped connection's subscriptions.
+func (h *hub) removeAll(c *conn, subs map[subKey]struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key := range subs {
+		h.removeLocked(c, key)
+	}
+}
+
+// subscriptions counts the subscriptions held (for metrics).
+func (h *hub) subscriptions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, byConn := range h.subs {
+		for _, cl := range byConn {
+			n += len(cl)
+		}
+	}
+	return n
+}
+
+// subscriber is one (connection, clusters) of a service.
+type subscriber struct {
+	c        *conn
+	clusters string
+}
+
+func (h *hub) subscribers(svc naming.ServiceKey) []subscriber {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []subscriber
+	for c, cl := range h.subs[svc] {
+		for clusters := range cl {
+			out = append(out, subscriber{c: c, clusters: clusters})
+		}
+	}
+	return out
+}
+
+// loop pushes pending services until the server stops.
+func (h *hub) loop() {
+	defer h.s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-h.s.stopc:
+			return
+		case <-h.wake:
+		}
+		timer.Reset(h.s.cfg.PushDelay)
+		select {
+		case <-h.s.stopc:
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		h.pmu.Lock()
+		batch := h.pending
+		h.pending = make(map[naming.ServiceKey]time.Time, len(batch))
+		h.pmu.Unlock()
+		for svc, at := range batch {
+			h.push(svc, at)
+		}
+	}
+}
+
+// push sends svc's current data to each of its subscribers.
+func (h *hub) push(svc naming.ServiceKey, changedAt time.Time) {
+	subs := h.subscribers(svc)
+	if len(subs) == 0 {
+		return
+	}
+	rendered := map[string][]byte{}
+	for _, sub := range subs {
+		rest, ok := rendered[sub.clusters]
+		if !ok {
+			var err error
+			rest, err = h.render(svc, sub.clusters)
+			if err != nil {
+				h.s.log.Warn("push not rendered", "service", svc.String(), "err", err)
+				h.s.metrics.pushFailures.Add(float64(len(subs)))
+				return
+			}
+			rendered[sub.clusters] = rest
+		}
+		h.send(sub.c, subKey{svc: svc, clusters: sub.clusters}, rest, changedAt, false)
+	}
+}
+
+// send queues one push; a full queue drops the connection.
+func (h *hub) send(c *conn, key subKey, rest []byte, changedAt time.Time, retried bool) {
+	m := outMsg{typ: "NotifySubscriberRequest", rest: rest, push: &pendingPush{key: key, changedAt: changedAt, retried: retried}}
+	if !c.enqueue(m) {
+		h.s.metrics.pushFailures.Inc()
+		if c.isRegistered() {
+			h.s.drop(c, "send queue full")
+		}
+	}
+}
+
+// notifyBody is NotifySubscriberRequest's body after requestId (Nacos leaves namespace,
+// serviceName and groupName null).
+type notifyBody struct {
+	Module      string                 `json:"module"`
+	ServiceInfo naming.ServiceInfoJSON `json:"serviceInfo"`
+}
+
+func (h *hub) render(svc naming.ServiceKey, clusters string) ([]byte, error) {
+	info, err := h.s.serviceInfo(context.Background(), svc, clusters, false)
+	if err != nil {
+		return nil, err
+	}
+	return naming.Marshal(notifyBody{Module: "naming", ServiceInfo: info})
+}
+
+// ack matches a NotifySubscriberResponse to its push.
+func (h *hub) ack(c *conn, requestID string, resultCode int) {
+	c.mu.Lock()
+	p := c.pending[requestID]
+	delete(c.pending, requestID)
+	c.mu.Unlock()
+	if p == nil {
+		return // late: the push was already retried or given up
+	}
+	if resultCode != codeSuccess {
+		h.s.metrics.pushFailures.Inc()
+		return
+	}
+	h.s.metrics.pushes.Inc()
+	h.s.metrics.pushLatency.Observe(h.s.now().Sub(p.changedAt).Seconds())
+}
+
+// expire retries pushes of c not acked within PushTimeout once, with fresh data, and
+// gives up on retries that time out too.
+func (h *hub) expire(c *conn, now time.Time) {
+	var retry []*pendingPush
+	c.mu.Lock()
+	for id, p := range c.pending {
+		if now.Sub(p.sentAt) < h.s.cfg.PushTimeout {
+			continue
+		}
+		delete(c.pending, id)
+		if p.retried {
+			h.s.metrics.pushFailures.Inc()
+			continue
+		}
+		retry = append(retry, p)
+	}
+	c.mu.Unlock()
+	for _, p := range retry {
+		rest, err := h.render(p.key.svc, p.key.clusters)
+		if err != nil {
+			h.s.metrics.pushFailures.Inc()
+			continue
+		}
+		h.s.metrics.pushRetries.Inc()
+		h.send(c, p.key, rest, p.changedAt, true)
+	}
+}
