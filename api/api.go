@@ -12,12 +12,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roster-registry/roster/cluster"
+	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/raftnode"
 	"github.com/roster-registry/roster/registry"
@@ -34,9 +37,20 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready reports whether the node serves traffic (leader known, log replayed).
 	Ready func() bool
+	// ExtraCollectors are registered in the node's Prometheus registry beside the
+	// HTTP front's own (the gRPC front's connection and push metrics).
+	ExtraCollectors []prometheus.Collector
 	// Cluster forwards writes and operator calls to the leader and serves the
 	// cluster-internal endpoints; nil on a node that runs alone in tests.
 	Cluster *cluster.Cluster
+	// Distro forwards 1.x ephemeral writes and beats to the member responsible for the
+	// client and serves replication between members; nil on a node alone in tests.
+	Distro *distro.Replicator
+	// MaxSnapshot bounds an uploaded snapshot (PUT /roster/v1/snapshot); larger ones get
+	// 413. Default DefaultMaxSnapshot.
+	MaxSnapshot int64
+	// SpoolDir holds an uploaded snapshot while it is verified; default os.TempDir().
+	SpoolDir string
 }
 
 // API is the HTTP front of one node.
@@ -47,6 +61,8 @@ type API struct {
 	node    *raftnode.Node
 	metrics *metrics
 	started time.Time
+
+	restoring sync.Mutex // one snapshot restore at a time (snapshot.go)
 }
 
 // New builds the handler tree.
@@ -59,6 +75,9 @@ func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() bool { return true }
+	}
+	if cfg.MaxSnapshot <= 0 {
+		cfg.MaxSnapshot = DefaultMaxSnapshot
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node, started: time.Now()}
 	a.metrics = newMetrics(a)
@@ -84,6 +103,7 @@ func (a *API) routes() http.Handler {
 	r.Use(a.limitBody)
 
 	a.operatorRoutes(r)
+	a.snapshotRoutes(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	r.Get("/readyz", a.readyz)
 	r.Handle("/metrics", a.metrics.handler())
@@ -146,12 +166,13 @@ func (a *API) namingRoutes(r chi.Router) {
 // limitBody bounds every request body.
 func (a *API) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > a.cfg.MaxBody {
-			writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", a.cfg.MaxBody))
+		limit := a.bodyLimit(r)
+		if r.ContentLength > limit {
+			writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 			return
 		}
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		next.ServeHTTP(w, r)
 	})

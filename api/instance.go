@@ -91,13 +91,16 @@ func addrParams(p params) (naming.ServiceKey, string, int, string, error) {
 }
 
 func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, body, err := readParamsBody(r)
 	if err != nil {
 		return err
 	}
 	svc, inst, err := instanceParams(p)
 	if err != nil {
 		return err
+	}
+	if inst.Ephemeral && a.toResponsible(w, r, body, inst.IP, inst.Port) {
+		return nil
 	}
 	if err := a.reg.Register(r.Context(), svc, inst); err != nil {
 		return err
@@ -107,13 +110,16 @@ func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, body, err := readParamsBody(r)
 	if err != nil {
 		return err
 	}
 	svc, ip, port, cluster, err := addrParams(p)
 	if err != nil {
 		return err
+	}
+	if p.boolean(true, "ephemeral") && a.toResponsible(w, r, body, ip, port) {
+		return nil
 	}
 	if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
 		return err
@@ -123,13 +129,16 @@ func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, body, err := readParamsBody(r)
 	if err != nil {
 		return err
 	}
 	svc, inst, err := instanceParams(p)
 	if err != nil {
 		return err
+	}
+	if inst.Ephemeral && a.toResponsible(w, r, body, inst.IP, inst.Port) {
+		return nil
 	}
 	// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
 	inst.Healthy = true
@@ -141,13 +150,16 @@ func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, body, err := readParamsBody(r)
 	if err != nil {
 		return err
 	}
 	svc, ip, port, cluster, err := addrParams(p)
 	if err != nil {
 		return err
+	}
+	if a.toResponsible(w, r, body, ip, port) {
+		return nil
 	}
 	var patch registry.Patch
 	if p.has("metadata") {
@@ -230,7 +242,7 @@ type beatAnswer struct {
 }
 
 func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, body, err := readParamsBody(r)
 	if err != nil {
 		return err
 	}
@@ -277,6 +289,9 @@ func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		req.IP, req.Port, req.Cluster = ip, port, cluster
+	}
+	if a.toResponsible(w, r, body, req.IP, req.Port) {
+		return nil
 	}
 	res, err := a.reg.Beat(r.Context(), req)
 	if err != nil {

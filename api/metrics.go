@@ -85,6 +85,7 @@ func newMetrics(a *API) *metrics {
 		pushCounter("roster_udp_push_resends_total", "UDP pushes resent after a missing ack.", func() uint64 { return p.Stats().Resends }),
 		pushCounter("roster_udp_push_failures_total", "UDP pushes that failed or were dropped.", func() uint64 { return p.Stats().Failures }),
 	)
+	m.reg.MustRegister(a.cfg.ExtraCollectors...)
 	return m
 }
 

@@ -24,6 +24,9 @@ func (a *API) operatorRoutes(r chi.Router) {
 	if a.cfg.Cluster != nil {
 		a.cfg.Cluster.Mount(r)
 	}
+	if a.cfg.Distro != nil {
+		a.cfg.Distro.Mount(r)
+	}
 }
 
 // raftServer is one entry of GET /roster/v1/operator/raft.

@@ -18,26 +18,30 @@ type params map[string][]string
 // readParams reads the query and the form body. The body was already limited by the
 // size-limit middleware; reading past the limit fails with *http.MaxBytesError.
 func readParams(r *http.Request) (params, error) {
+	p, _, err := readParamsBody(r)
+	return p, err
+}
+
+// readParamsBody is readParams that also returns the body it read, so that a request
+// can be sent on to another member unchanged.
+func readParamsBody(r *http.Request) (params, []byte, error) {
 	p := params{}
 	p.parse(r.URL.RawQuery)
 	if r.Body == nil || r.Body == http.NoBody {
-		return p, nil
+		return p, nil, nil
 	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
-	if ct != "" && mt != "application/x-www-form-urlencoded" {
-		// Nacos' endpoints take parameters only; other bodies are drained for the limit.
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p.parse(string(body))
-	return p, nil
+	// Nacos' endpoints take parameters only: a body of another type is read (for the
+	// size limit) but not parsed.
+	if ct == "" || mt == "application/x-www-form-urlencoded" {
+		p.parse(string(body))
+	}
+	return p, body, nil
 }
 
 func (p params) parse(s string) {

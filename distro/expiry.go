@@ -36,7 +36,7 @@ func (s *Store) checkExpiry(now time.Time) {
 	s.checkMu.Lock()
 	defer s.checkMu.Unlock()
 
-	at := int64(now.Sub(s.base))
+	at := int64(now.Sub(s.base)) - s.paused.Load()
 	var unhealthy, removed, dropped int
 	var changed []naming.ServiceKey
 	for i := range s.shards {
@@ -90,8 +90,8 @@ func (s *Store) scan(sh *shard, at int64, out []candidate) []candidate {
 			continue
 		}
 		for key, r := range sv.instances {
-			if r.owner != "" {
-				continue // kept alive by its connection, not by beats
+			if r.owner != "" || r.source != "" {
+				continue // kept alive by its connection, or a replica another member expires
 			}
 			idle := at - r.lastBeat.Load()
 			switch {
@@ -126,7 +126,7 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 		return true
 	case removeInstance:
 		r := sv.instances[c.key]
-		if r != c.rec || r.owner != "" || at-r.lastBeat.Load() < r.delTimeout {
+		if r != c.rec || r.owner != "" || r.source != "" || at-r.lastBeat.Load() < r.delTimeout {
 			return false
 		}
 		s.removeLocked(sv, c.key, at)
@@ -134,7 +134,7 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 		return true
 	case markUnhealthy:
 		r := sv.instances[c.key]
-		if r != c.rec || r.owner != "" || !r.inst.Healthy || at-r.lastBeat.Load() < r.hbTimeout {
+		if r != c.rec || r.owner != "" || r.source != "" || !r.inst.Healthy || at-r.lastBeat.Load() < r.hbTimeout {
 			return false
 		}
 		r.inst.Healthy = false

@@ -116,11 +116,12 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 			sv.instances[key] = r
 			s.instances.Add(1)
 			changed = true
-		} else if r.owner != owner || !equalInstance(r.inst, c) {
+		} else if r.owner != owner || r.source != "" || !equalInstance(r.inst, c) {
 			changed = true
 		}
 		s.setInstance(r, c)
 		r.owner = owner
+		r.source = ""
 		r.beat(now)
 	}
 	s.own.set(owner, svc, held)

@@ -117,6 +117,10 @@ type Store struct {
 
 	cbMu      sync.Mutex                                // serialises OnChange
 	callbacks atomic.Pointer[[]func(naming.ServiceKey)] // copy-on-write, read without a lock
+	// localHooks run after changes this node is responsible for (replication).
+	localHooks atomic.Pointer[[]func(naming.ServiceKey)]
+	// paused is store time lost to stalls of this process (replica.go).
+	paused atomic.Int64
 
 	// checkMu serialises expiry checks, which reuse scratch between passes.
 	checkMu sync.Mutex
@@ -152,7 +156,11 @@ type record struct {
 	client string
 	// owner is the connection that registered the instance over gRPC (see owned.go);
 	// empty for beat-kept instances. Owned instances never expire by beat timers.
-	owner      string
+	owner string
+	// source is the member whose copy this is: empty when this node is responsible for
+	// the instance (it runs its expiry and replicates it), else the responsible member's
+	// id (a replica, replaced by that member's pushes, never expired here).
+	source     string
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
 	delTimeout int64 // ns without a beat before it is removed
@@ -205,11 +213,21 @@ func (s *Store) run() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-s.stopc:
 			return
 		case <-t.C:
+			// A tick far later than its period means this process was stalled (a GC
+			// pause, SIGSTOP, a starved VM): its clients beat into the void meanwhile.
+			// That time does not count towards anyone's expiry.
+			now := time.Now()
+			if gap := now.Sub(last) - s.cfg.CheckInterval; gap > stallThreshold {
+				s.paused.Add(int64(gap))
+				s.logger.Warn("process stall detected; the stalled time does not count towards expiry", "stall", gap)
+			}
+			last = now
 			s.checkExpiry(s.clock.Now())
 		}
 	}
@@ -232,7 +250,19 @@ func (s *Store) OnChange(fn func(svc naming.ServiceKey)) {
 	s.callbacks.Store(&next)
 }
 
+// notify reports a change this node made as the responsible node: to the OnChange
+// callbacks and to the replication hooks.
 func (s *Store) notify(svc naming.ServiceKey) {
+	s.notifyRemote(svc)
+	if hooks := s.localHooks.Load(); hooks != nil {
+		for _, fn := range *hooks {
+			fn(svc)
+		}
+	}
+}
+
+// notifyRemote reports a change that came from another member: only to OnChange.
+func (s *Store) notifyRemote(svc naming.ServiceKey) {
 	cbs := s.callbacks.Load()
 	if cbs == nil {
 		return
@@ -242,9 +272,11 @@ func (s *Store) notify(svc naming.ServiceKey) {
 	}
 }
 
-// now is the store time: nanoseconds since the store was created. Time.Sub uses the
-// monotonic readings when both times carry one, so wall clock steps do not move it.
-func (s *Store) now() int64 { return int64(s.clock.Now().Sub(s.base)) }
+// now is the store time: nanoseconds since the store was created, less the time this
+// process was stalled (a paused process must not expire clients that kept beating to
+// it). Time.Sub uses the monotonic readings when both times carry one, so wall clock
+// steps do not move it.
+func (s *Store) now() int64 { return int64(s.clock.Now().Sub(s.base)) - s.paused.Load() }
 
 func (s *Store) shardOf(svc naming.ServiceKey) *shard {
 	// FNV-1a over the three names, with a separator so that ("ab","c") and ("a","bc")
@@ -320,8 +352,9 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 	}
 	s.setInstance(r, c)
 	// A 1.x registration takes the instance over: from now on beats keep it alive.
-	changed = changed || r.owner != ""
+	changed = changed || r.owner != "" || r.source != ""
 	r.owner = ""
+	r.source = ""
 	r.beat(now)
 	sh.mu.Unlock()
 
@@ -387,7 +420,7 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 		sh.mu.RUnlock()
 		return nil, 0, false
 	}
-	if r.inst.Healthy {
+	if r.inst.Healthy && r.source == "" {
 		r.beat(now)
 		c, interval := r.out(copyOut)
 		sh.mu.RUnlock()
@@ -403,8 +436,10 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 		return nil, 0, false
 	}
 	r.beat(now)
-	flipped := !r.inst.Healthy
+	// A beat for a replica means its client now beats here: this node takes it over.
+	flipped := !r.inst.Healthy || r.source != ""
 	r.inst.Healthy = true
+	r.source = ""
 	c, interval := r.out(copyOut)
 	sh.mu.Unlock()
 
@@ -446,9 +481,10 @@ func (s *Store) Update(svc naming.ServiceKey, key string, fn func(*naming.Instan
 	c := r.inst.Clone()
 	fn(c)
 	c.IP, c.Port, c.ClusterName = r.inst.IP, r.inst.Port, r.inst.ClusterName
-	changed := !equalInstance(r.inst, c)
+	changed := !equalInstance(r.inst, c) || r.source != ""
 	if changed {
 		s.setInstance(r, c)
+		r.source = ""
 	}
 	sh.mu.Unlock()
 

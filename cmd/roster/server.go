@@ -44,6 +44,7 @@ type serverConfig struct {
 	LogLevel            string
 	LogFormat           string
 	MaxBody             byteSize
+	MaxSnapshotSize     byteSize
 	MaxMetadata         int
 	BootstrapExpect     int
 	Join                string
@@ -51,6 +52,8 @@ type serverConfig struct {
 	SnapshotThreshold   uint64
 	SnapshotInterval    time.Duration
 	TrailingLogs        uint64
+	// GRPC is the Nacos 2.x gRPC front (grpc.go).
+	GRPC grpcConfig
 }
 
 // byteSize is a flag value such as 1048576, 512KiB or 1MiB.
@@ -95,6 +98,8 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
 	cfg.MaxBody = 1 << 20
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body (e.g. 1MiB)")
+	cfg.MaxSnapshotSize = 1 << 30
+	fs.Var(&cfg.MaxSnapshotSize, "max-snapshot-size", "largest snapshot a restore may upload (e.g. 1GiB)")
 	fs.IntVar(&cfg.MaxMetadata, "max-metadata", naming.DefaultMaxMetadata, "largest summed length of an instance's metadata keys and values")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes with empty data dirs know each other (with --join)")
 	fs.StringVar(&cfg.Join, "join", "", "comma-separated HTTP addresses of cluster members to form or join a cluster with")
@@ -102,6 +107,7 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot")
+	grpcFlags(fs, &cfg.GRPC)
 	return fs
 }
 
@@ -166,7 +172,7 @@ func (c *serverConfig) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log-format", "want text or json")
 	}
-	return nil
+	return c.GRPC.validate(c.HTTPAddr)
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -298,6 +304,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store.SetNodeID(id) // named in snapshot headers
 	log = log.With("node", id)
 
 	machine := fsm.New(store, log)
@@ -339,6 +346,17 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log})
 	ephemeral.Start()
 	defer ephemeral.Stop()
+	// Distro replication: the Raft configuration is the member list.
+	replicator := distro.NewReplicator(ephemeral, distro.ReplicatorConfig{
+		Self: id, Logger: log, OwnedGrace: cfg.IPDeleteTimeout,
+		Peers: func() []distro.Peer {
+			var peers []distro.Peer
+			for _, m := range members.Members() {
+				peers = append(peers, distro.Peer{ID: m.ID, HTTPAddr: m.HTTPAddr})
+			}
+			return peers
+		},
+	})
 
 	reg, err := registry.New(registry.Config{
 		Timing: timing, MaxMetadata: cfg.MaxMetadata, Logger: log,
@@ -351,9 +369,16 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	defer reg.Close()
 
 	var ready atomic.Bool
+	grpcSrv, err := startGRPC(cfg, reg, ready.Load, log)
+	if err != nil {
+		return err
+	}
+	defer grpcSrv.Stop()
 	handler := api.New(api.Config{
 		MaxBody: int64(cfg.MaxBody), NodeID: id, HTTPAddr: cfg.HTTPAddr, Version: version,
-		Logger: log, Ready: ready.Load, Cluster: members,
+		Logger: log, Ready: ready.Load, Cluster: members, Distro: replicator,
+		ExtraCollectors: grpcSrv.Collectors(),
+		MaxSnapshot:     int64(cfg.MaxSnapshotSize), SpoolDir: cfg.DataDir,
 	}, reg, node)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -374,12 +399,21 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 
 	members.Start()
 	defer members.Stop()
+	replicator.Start()
+	defer replicator.Stop()
 
 	readyDone := make(chan struct{})
 	go func() {
 		defer close(readyDone)
 		if err := waitReady(ctx, node); err != nil {
 			return
+		}
+		// A node serves ephemeral data only after it holds a full copy of it.
+		pullCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := replicator.Pull(pullCtx)
+		cancel()
+		if err != nil {
+			log.Warn("serving without a full copy of the ephemeral state", "err", err)
 		}
 		ready.Store(true)
 		log.Info("roster ready")
@@ -391,6 +425,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		return fmt.Errorf("http server: %w", err)
 	}
 	log.Info("roster stopping")
+	drainGRPC(grpcSrv) // before HTTP: clients leave while the node still answers
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -1,0 +1,300 @@
+package distro
+
+import (
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// Replication support. Each instance has a source: the member responsible for it. The
+// responsible member runs its expiry and pushes the service's records it is responsible
+// for to every other member; the others hold them as replicas (ApplyRemote) and never
+// expire them. A member that starts taking a client's beats, or whose peer died, takes
+// the records over (the beat path, Adopt) with a fresh timer.
+
+// stallThreshold is how late an expiry tick must be before it counts as a stall.
+const stallThreshold = time.Second
+
+// Entry is one replicated instance.
+type Entry struct {
+	Instance naming.Instance `json:"instance"`
+	// Owner is the gRPC connection that owns the instance, if any.
+	Owner string `json:"owner,omitempty"`
+}
+
+// OnLocalChange adds a hook called after every change of svc that this node made as
+// the responsible node (not after replicas arrive). Same rules as OnChange.
+func (s *Store) OnLocalChange(fn func(svc naming.ServiceKey)) {
+	s.cbMu.Lock()
+	defer s.cbMu.Unlock()
+	var next []func(naming.ServiceKey)
+	if cur := s.localHooks.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, fn)
+	s.localHooks.Store(&next)
+}
+
+// Authoritative returns the instances of svc this node is responsible for, sorted by
+// key: what it pushes to the other members.
+func (s *Store) Authoritative(svc naming.ServiceKey) []Entry {
+	sh := s.shardOf(svc)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return entriesOf(sh.services[svc], "")
+}
+
+func entriesOf(sv *service, source string) []Entry {
+	out := []Entry{}
+	if sv == nil {
+		return out
+	}
+	for _, key := range slices.Sorted(maps.Keys(sv.instances)) {
+		r := sv.instances[key]
+		if r.source == source {
+			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner})
+		}
+	}
+	return out
+}
+
+// ApplyRemote makes entries the instances of svc that member from is responsible for:
+// from's other replicas of svc go, and each entry replaces whatever this node holds
+// under its key (the sender took the client over). Nothing here is expired locally.
+func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry) {
+	if from == "" {
+		return
+	}
+	now := s.now()
+	want := make(map[string]Entry, len(entries))
+	for _, e := range entries {
+		want[e.Instance.Key()] = e
+	}
+	sh := s.shardOf(svc)
+	sh.mu.Lock()
+	changed := false
+	sv := sh.services[svc]
+	if sv != nil {
+		for key, r := range sv.instances {
+			if _, keep := want[key]; !keep && r.source == from {
+				s.removeLocked(sv, key, now)
+				changed = true
+			}
+		}
+	}
+	if len(want) > 0 && sv == nil {
+		sv = &service{instances: make(map[string]*record)}
+		sh.services[svc] = sv
+		s.services.Add(1)
+	}
+	for key, e := range want {
+		c := e.Instance.Clone()
+		r := sv.instances[key]
+		if r == nil {
+			r = &record{}
+			sv.instances[key] = r
+			s.instances.Add(1)
+			changed = true
+		} else if r.source != from || r.owner != e.Owner || !equalInstance(r.inst, c) {
+			changed = true
+		}
+		s.setInstance(r, c)
+		r.owner = e.Owner
+		r.source = from
+		r.beat(now)
+	}
+	sh.mu.Unlock()
+	if changed {
+		s.notifyRemote(svc)
+	}
+}
+
+// SourcedEntries are the instances of one service held for one source ("" = this node).
+type SourcedEntries struct {
+	Source  string            `json:"source"`
+	Service naming.ServiceKey `json:"service"`
+	Entries []Entry           `json:"entries"`
+}
+
+// Export returns every instance held, grouped by service and source, in a stable order.
+func (s *Store) Export() []SourcedEntries {
+	var out []SourcedEntries
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for svc, sv := range sh.services {
+			sources := map[string]bool{}
+			for _, r := range sv.instances {
+				sources[r.source] = true
+			}
+			for _, src := range slices.Sorted(maps.Keys(sources)) {
+				out = append(out, SourcedEntries{Source: src, Service: svc, Entries: entriesOf(sv, src)})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b SourcedEntries) int {
+		if c := compareServiceKey(a.Service, b.Service); c != 0 {
+			return c
+		}
+		if a.Source < b.Source {
+			return -1
+		}
+		if a.Source > b.Source {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Checksum digests the instances held for source ("" = this node's own), so that
+// members can find out cheaply whether their replicas match.
+func (s *Store) Checksum(source string) uint64 {
+	type item struct {
+		svc naming.ServiceKey
+		key string
+		sig string
+	}
+	var items []item
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for svc, sv := range sh.services {
+			for key, r := range sv.instances {
+				if r.source == source {
+					items = append(items, item{svc, key, signature(r)})
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if c := compareServiceKey(a.svc, b.svc); c != 0 {
+			return c
+		}
+		if a.key < b.key {
+			return -1
+		}
+		if a.key > b.key {
+			return 1
+		}
+		return 0
+	})
+	h := fnv.New64a()
+	for _, it := range items {
+		h.Write([]byte(it.svc.String()))
+		h.Write([]byte{0})
+		h.Write([]byte(it.key))
+		h.Write([]byte{0})
+		h.Write([]byte(it.sig))
+		h.Write([]byte{1})
+	}
+	return h.Sum64()
+}
+
+// signature is what replication must carry exactly for one record.
+func signature(r *record) string {
+	in := r.inst
+	b := []byte(strconv.FormatFloat(in.Weight, 'g', -1, 64))
+	b = strconv.AppendBool(b, in.Healthy)
+	b = strconv.AppendBool(b, in.Enabled)
+	b = append(b, r.owner...)
+	for _, k := range slices.Sorted(maps.Keys(in.Metadata)) {
+		b = append(b, 0)
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, in.Metadata[k]...)
+	}
+	return string(b)
+}
+
+// Adopt takes over the beat-kept instances of source whose client take says this node
+// is now responsible for, with a fresh timer: a member died, and its clients' beats
+// come here from now on. It returns how many it took.
+func (s *Store) Adopt(source string, take func(client string) bool) int {
+	if source == "" {
+		return 0
+	}
+	now := s.now()
+	adopted := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		var changed []naming.ServiceKey
+		sh.mu.Lock()
+		for svc, sv := range sh.services {
+			hit := false
+			for _, r := range sv.instances {
+				if r.source == source && r.owner == "" && take(r.client) {
+					r.source = ""
+					r.lastBeat.Store(now)
+					adopted++
+					hit = true
+				}
+			}
+			if hit {
+				changed = append(changed, svc)
+			}
+		}
+		sh.mu.Unlock()
+		for _, svc := range changed {
+			s.notify(svc)
+		}
+	}
+	return adopted
+}
+
+// DropOwnedOf removes the connection-owned replicas of source: the member that held
+// those connections is gone and their clients had time to reconnect elsewhere (their
+// redo re-registers them under a new connection, which is not touched). It returns how
+// many it removed.
+func (s *Store) DropOwnedOf(source string) int {
+	if source == "" {
+		return 0
+	}
+	now := s.now()
+	dropped := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		var changed []naming.ServiceKey
+		sh.mu.Lock()
+		for svc, sv := range sh.services {
+			hit := false
+			for key, r := range sv.instances {
+				if r.source == source && r.owner != "" {
+					s.removeLocked(sv, key, now)
+					dropped++
+					hit = true
+				}
+			}
+			if hit {
+				changed = append(changed, svc)
+			}
+		}
+		sh.mu.Unlock()
+		for _, svc := range changed {
+			s.notifyRemote(svc)
+		}
+	}
+	return dropped
+}
+
+// Sources counts the instances held per source ("" = this node's own).
+func (s *Store) Sources() map[string]int {
+	out := map[string]int{}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, sv := range sh.services {
+			for _, r := range sv.instances {
+				out[r.source]++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}

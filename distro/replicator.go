@@ -1,0 +1,584 @@
+package distro
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// Internal routes of Distro replication, under /roster/v1/distro.
+const (
+	PathSync   = "/roster/v1/distro/sync"
+	PathVerify = "/roster/v1/distro/verify"
+	PathData   = "/roster/v1/distro/data"
+	PathPing   = "/roster/v1/distro/ping"
+)
+
+// forwardedHeader marks member-to-member requests (the cluster package uses the same).
+const forwardedHeader = "X-Roster-Forwarded"
+
+// maxReplicationBody bounds what one member accepts from another in one request.
+const maxReplicationBody = 256 << 20
+
+// Peer is a member of the cluster as replication sees it.
+type Peer struct {
+	ID       string
+	HTTPAddr string
+}
+
+// ReplicatorConfig holds the replication settings.
+type ReplicatorConfig struct {
+	// Self is this node's id; Peers lists every member (self included) from the Raft
+	// configuration, with HTTP addresses.
+	Self  string
+	Peers func() []Peer
+	// PushDelay batches local changes before they are pushed (at most 1 s).
+	PushDelay time.Duration
+	// VerifyInterval is how often members compare checksums (5 s).
+	VerifyInterval time.Duration
+	// PingInterval and DeadAfter decide member liveness.
+	PingInterval time.Duration
+	DeadAfter    time.Duration
+	// OwnedGrace is how long the connection-owned instances of a dead member are kept,
+	// so that their clients can reconnect elsewhere and redo their registrations.
+	OwnedGrace time.Duration
+	Logger     *slog.Logger
+}
+
+func (c ReplicatorConfig) withDefaults() ReplicatorConfig {
+	if c.PushDelay <= 0 || c.PushDelay > time.Second {
+		c.PushDelay = 200 * time.Millisecond
+	}
+	if c.VerifyInterval <= 0 {
+		c.VerifyInterval = 5 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = time.Second
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 3 * c.PingInterval
+	}
+	if c.OwnedGrace <= 0 {
+		c.OwnedGrace = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Replicator keeps the members' distro stores in step: it pushes this node's changes,
+// answers and asks for checksums, pulls a full copy at start, watches member liveness,
+// and takes over the clients of a dead member.
+type Replicator struct {
+	cfg    ReplicatorConfig
+	store  *Store
+	log    *slog.Logger
+	client *http.Client
+
+	mu       sync.Mutex
+	dirty    map[naming.ServiceKey]struct{}
+	lastSeen map[string]time.Time // member id → last successful contact
+	dead     map[string]time.Time // member id → when it was found dead
+	pulling  map[string]bool      // sources being pulled after a checksum mismatch
+	signal   chan struct{}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// NewReplicator wires replication to store; Start runs it.
+func NewReplicator(store *Store, cfg ReplicatorConfig) *Replicator {
+	cfg = cfg.withDefaults()
+	r := &Replicator{
+		cfg:      cfg,
+		store:    store,
+		log:      cfg.Logger.With("component", "distro-sync"),
+		client:   &http.Client{Timeout: 5 * time.Second},
+		dirty:    map[naming.ServiceKey]struct{}{},
+		lastSeen: map[string]time.Time{},
+		dead:     map[string]time.Time{},
+		pulling:  map[string]bool{},
+		signal:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	store.OnLocalChange(r.changed)
+	return r
+}
+
+func (r *Replicator) changed(svc naming.ServiceKey) {
+	r.mu.Lock()
+	r.dirty[svc] = struct{}{}
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the push, liveness and verify loops until Stop.
+func (r *Replicator) Start() {
+	now := time.Now()
+	r.mu.Lock()
+	for _, p := range r.cfg.Peers() {
+		r.lastSeen[p.ID] = now // everyone is presumed alive until shown otherwise
+	}
+	r.mu.Unlock()
+	for _, loop := range []func(){r.pushLoop, r.livenessLoop, r.verifyLoop} {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			loop()
+		}()
+	}
+}
+
+// Stop ends the loops and waits for them.
+func (r *Replicator) Stop() {
+	r.once.Do(func() { close(r.stop) })
+	r.wg.Wait()
+}
+
+// others lists the members other than this node.
+func (r *Replicator) others() []Peer {
+	var out []Peer
+	for _, p := range r.cfg.Peers() {
+		if p.ID != r.cfg.Self && p.HTTPAddr != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// healthy lists the live members, self always included, sorted by id.
+func (r *Replicator) healthy() []Peer {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Peer
+	selfSeen := false
+	for _, p := range r.cfg.Peers() {
+		if p.ID == r.cfg.Self {
+			selfSeen = true
+			out = append(out, p)
+			continue
+		}
+		if seen, ok := r.lastSeen[p.ID]; ok && now.Sub(seen) <= r.cfg.DeadAfter {
+			out = append(out, p)
+		}
+	}
+	if !selfSeen {
+		out = append(out, Peer{ID: r.cfg.Self})
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Responsible names the member responsible for a 1.x client (ip:port): a stable hash
+// over the sorted live members. self is true when it is this node.
+func (r *Replicator) Responsible(client string) (p Peer, self bool) {
+	members := r.healthy()
+	h := fnv.New32a()
+	h.Write([]byte(client))
+	p = members[int(h.Sum32()%uint32(len(members)))]
+	return p, p.ID == r.cfg.Self
+}
+
+func (r *Replicator) pushLoop() {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.signal:
+		}
+		// Batch: whatever changes within PushDelay goes out together.
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(r.cfg.PushDelay):
+		}
+		r.mu.Lock()
+		dirty := r.dirty
+		r.dirty = map[naming.ServiceKey]struct{}{}
+		r.mu.Unlock()
+		if len(dirty) == 0 {
+			continue
+		}
+		batch := syncRequest{From: r.cfg.Self}
+		for svc := range dirty {
+			batch.Services = append(batch.Services, SourcedEntries{Service: svc, Entries: r.store.Authoritative(svc)})
+		}
+		body, err := json.Marshal(batch)
+		if err != nil {
+			r.log.Error("encode sync batch", "err", err)
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, p := range r.others() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.post(p, PathSync, body); err != nil {
+					// The verify loop repairs what a lost push leaves behind.
+					r.log.Debug("push failed", "peer", p.ID, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+type syncRequest struct {
+	From     string           `json:"from"`
+	Services []SourcedEntries `json:"services"`
+}
+
+type verifyRequest struct {
+	From     string `json:"from"`
+	Checksum uint64 `json:"checksum"`
+}
+
+func (r *Replicator) post(p Peer, path string, body []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.HTTPAddr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, "1")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("distro: %s answered %d", p.ID, resp.StatusCode)
+	}
+	r.seen(p.ID)
+	return nil
+}
+
+func (r *Replicator) seen(id string) {
+	r.mu.Lock()
+	r.lastSeen[id] = time.Now()
+	r.mu.Unlock()
+}
+
+// livenessLoop pings every member and acts on deaths: the clients of a dead member move
+// to the live members by the hash, with fresh timers, and its connection-owned
+// instances are dropped after the grace period unless their clients came back.
+func (r *Replicator) livenessLoop() {
+	t := time.NewTicker(r.cfg.PingInterval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		// After a stall of this process, silence from the others says nothing about
+		// them: presume them alive again rather than take all their clients over.
+		if now := time.Now(); now.Sub(last)-r.cfg.PingInterval > stallThreshold {
+			r.mu.Lock()
+			for id := range r.lastSeen {
+				r.lastSeen[id] = now
+			}
+			r.mu.Unlock()
+		}
+		last = time.Now()
+		var wg sync.WaitGroup
+		for _, p := range r.others() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.PingInterval)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+PathPing, nil)
+				req.Header.Set(forwardedHeader, "1")
+				if resp, err := r.client.Do(req); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						r.seen(p.ID)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		r.checkDeaths()
+	}
+}
+
+func (r *Replicator) checkDeaths() {
+	now := time.Now()
+	members := map[string]bool{}
+	for _, p := range r.cfg.Peers() {
+		members[p.ID] = true
+	}
+	// Sources this node holds replicas of: members, and members removed since.
+	var newlyDead, graceOver []string
+	r.mu.Lock()
+	sources := r.store.Sources()
+	for src := range sources {
+		if src == "" || src == r.cfg.Self {
+			continue
+		}
+		seen, ok := r.lastSeen[src]
+		alive := members[src] && ok && now.Sub(seen) <= r.cfg.DeadAfter
+		since, wasDead := r.dead[src]
+		switch {
+		case alive && wasDead:
+			delete(r.dead, src)
+		case !alive && !wasDead:
+			r.dead[src] = now
+			newlyDead = append(newlyDead, src)
+		case !alive && now.Sub(since) >= r.cfg.OwnedGrace:
+			graceOver = append(graceOver, src)
+		}
+	}
+	r.mu.Unlock()
+	for _, src := range newlyDead {
+		n := r.store.Adopt(src, func(client string) bool { _, self := r.Responsible(client); return self })
+		r.log.Warn("member unreachable; taking over its clients", "member", src, "adopted", n)
+	}
+	for _, src := range graceOver {
+		// Beat-kept instances of src that nobody adopted (views differed) are taken now
+		// too, so that none is left unexpired.
+		n := r.store.Adopt(src, func(string) bool { return true })
+		m := r.store.DropOwnedOf(src)
+		if n+m > 0 {
+			r.log.Warn("member still gone after the grace period", "member", src, "adopted", n, "connection_instances_dropped", m)
+		}
+	}
+}
+
+// verifyLoop sends this node's checksum to every member every VerifyInterval; a member
+// whose replicas differ pulls this node's data.
+func (r *Replicator) verifyLoop() {
+	t := time.NewTicker(r.cfg.VerifyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		body, _ := json.Marshal(verifyRequest{From: r.cfg.Self, Checksum: r.store.Checksum("")})
+		for _, p := range r.others() {
+			if err := r.post(p, PathVerify, body); err != nil {
+				r.log.Debug("verify failed", "peer", p.ID, "err", err)
+			}
+		}
+	}
+}
+
+// Pull copies the whole ephemeral state from one live member before this node serves:
+// the members' own instances as replicas, and the instances this node was responsible
+// for before it restarted (kept by the others), taken back with fresh timers. It
+// returns once one member answered, or when no other member is known; it gives up
+// with an error when ctx ends first.
+func (r *Replicator) Pull(ctx context.Context) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		peers := r.others()
+		if len(peers) == 0 {
+			return nil
+		}
+		for _, p := range peers {
+			data, err := r.fetch(ctx, p, "")
+			if err != nil {
+				r.log.Debug("full pull failed", "peer", p.ID, "err", err)
+				continue
+			}
+			r.load(p.ID, data)
+			r.log.Info("pulled the ephemeral state", "from", p.ID, "groups", len(data))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("distro: no member answered the full pull: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// load applies a member's export: its own instances, other members' replicas, and this
+// node's former instances (taken back).
+func (r *Replicator) load(from string, data []SourcedEntries) {
+	for _, g := range data {
+		src := g.Source
+		if src == "" {
+			src = from
+		}
+		r.store.ApplyRemote(src, g.Service, g.Entries)
+	}
+	r.store.Adopt(r.cfg.Self, func(string) bool { return true })
+}
+
+func (r *Replicator) fetch(ctx context.Context, p Peer, source string) ([]SourcedEntries, error) {
+	u := "http://" + p.HTTPAddr + PathData
+	if source != "" {
+		u += "?source=" + source
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(forwardedHeader, "1")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("distro: %s answered %d", p.ID, resp.StatusCode)
+	}
+	var data []SourcedEntries
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxReplicationBody)).Decode(&data); err != nil {
+		return nil, err
+	}
+	r.seen(p.ID)
+	return data, nil
+}
+
+// Router is what Mount needs of a chi router.
+type Router interface {
+	Get(pattern string, h http.HandlerFunc)
+	Post(pattern string, h http.HandlerFunc)
+}
+
+// Mount adds the replication endpoints.
+func (r *Replicator) Mount(rt Router) {
+	rt.Post(PathSync, r.serveSync)
+	rt.Post(PathVerify, r.serveVerify)
+	rt.Get(PathData, r.serveData)
+	rt.Get(PathPing, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+}
+
+func (r *Replicator) serveSync(w http.ResponseWriter, req *http.Request) {
+	var batch syncRequest
+	if err := json.NewDecoder(io.LimitReader(req.Body, maxReplicationBody)).Decode(&batch); err != nil || batch.From == "" {
+		http.Error(w, "distro: bad sync batch", http.StatusBadRequest)
+		return
+	}
+	if batch.From == r.cfg.Self {
+		http.Error(w, "distro: a sync from myself", http.StatusBadRequest)
+		return
+	}
+	for _, g := range batch.Services {
+		if err := validEntries(g); err != nil {
+			http.Error(w, "distro: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	r.seen(batch.From)
+	for _, g := range batch.Services {
+		r.store.ApplyRemote(batch.From, g.Service, g.Entries)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// validEntries refuses what no member would send: replicas pass the same naming rules
+// as client writes.
+func validEntries(g SourcedEntries) error {
+	if err := naming.CheckServiceKey(g.Service); err != nil {
+		return err
+	}
+	for _, e := range g.Entries {
+		if err := naming.CheckIP(e.Instance.IP); err != nil {
+			return err
+		}
+		if e.Instance.Port < 0 || e.Instance.Port > 65535 {
+			return errors.New("port out of range")
+		}
+	}
+	return nil
+}
+
+func (r *Replicator) serveVerify(w http.ResponseWriter, req *http.Request) {
+	var v verifyRequest
+	if err := json.NewDecoder(io.LimitReader(req.Body, 1<<16)).Decode(&v); err != nil || v.From == "" || v.From == r.cfg.Self {
+		http.Error(w, "distro: bad verify request", http.StatusBadRequest)
+		return
+	}
+	r.seen(v.From)
+	w.WriteHeader(http.StatusOK)
+	if r.store.Checksum(v.From) == v.Checksum {
+		return
+	}
+	r.mu.Lock()
+	if r.pulling[v.From] {
+		r.mu.Unlock()
+		return
+	}
+	r.pulling[v.From] = true
+	r.mu.Unlock()
+	go r.repair(v.From)
+}
+
+// repair replaces the replicas of source with source's own copy. Only the source's
+// full answer removes anything: a mismatch alone never deletes.
+func (r *Replicator) repair(source string) {
+	defer func() {
+		r.mu.Lock()
+		delete(r.pulling, source)
+		r.mu.Unlock()
+	}()
+	var peer Peer
+	for _, p := range r.others() {
+		if p.ID == source {
+			peer = p
+		}
+	}
+	if peer.ID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data, err := r.fetch(ctx, peer, "self")
+	if err != nil {
+		r.log.Debug("repair pull failed", "peer", source, "err", err)
+		return
+	}
+	have := map[naming.ServiceKey]bool{}
+	for _, g := range data {
+		have[g.Service] = true
+		r.store.ApplyRemote(source, g.Service, g.Entries)
+	}
+	for _, g := range r.store.Export() {
+		if g.Source == source && !have[g.Service] {
+			r.store.ApplyRemote(source, g.Service, nil)
+		}
+	}
+	r.log.Info("replicas repaired after a checksum mismatch", "source", source, "services", len(data))
+}
+
+func (r *Replicator) serveData(w http.ResponseWriter, req *http.Request) {
+	all := r.store.Export()
+	out := all[:0:0]
+	onlySelf := req.URL.Query().Get("source") == "self"
+	for _, g := range all {
+		if onlySelf && g.Source != "" {
+			continue
+		}
+		out = append(out, g)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
