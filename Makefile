@@ -7,9 +7,11 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X main.version=$(VERSION)
 BIN         := bin/roster
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 FUZZTIME    ?= 5s
 
-.PHONY: all build run cluster test unit fuzz e2e lint fmt clean
+.PHONY: all build run cluster test unit fuzz e2e lint fmt clean proto
 
 all: build
 
@@ -42,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMetadata$$' -fuzztime $(FUZZTIME) ./naming
 	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./fsm
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./grpcapi
 
 # End-to-end tests with the real nacos-sdk-go v1.1.4 against real roster processes.
 e2e:
@@ -56,6 +59,17 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Regenerates grpcapi/proto's Go code (committed; nothing else needs protoc). protoc
+# comes from Debian's protobuf-compiler; the two plugins are pinned and built into bin/.
+proto:
+	@command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(CURDIR)/bin:$$PATH" protoc -I grpcapi/proto \
+		--go_out=grpcapi/proto --go_opt=paths=source_relative \
+		--go-grpc_out=grpcapi/proto --go-grpc_opt=paths=source_relative \
+		grpcapi/proto/nacos_grpc_service.proto
 
 clean:
 	rm -rf bin

@@ -237,6 +237,36 @@ type nacosV2Child struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	stderr *bytes.Buffer
+
+	mu        sync.Mutex
+	callbacks []callbackLine
+}
+
+// callbackLine is one subscription callback the child printed.
+type callbackLine struct {
+	at    time.Time
+	hosts string
+}
+
+// awaitCallback waits for a callback at or after since listing exactly hosts.
+func (c *nacosV2Child) awaitCallback(t *testing.T, since time.Time, timeout time.Duration, hosts string) callbackLine {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		for _, cb := range c.callbacks {
+			if !cb.at.Before(since.Truncate(time.Millisecond)) && cb.hosts == hosts {
+				c.mu.Unlock()
+				return cb
+			}
+		}
+		seen := fmt.Sprint(c.callbacks)
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no callback with [%s] within %v (callbacks: %s)", hosts, timeout, seen)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 var (
@@ -245,7 +275,7 @@ var (
 	child2Err  error
 )
 
-func startNacosV2Child(t *testing.T, s *Server, service, ip string, port int) *nacosV2Child {
+func startNacosV2Child(t *testing.T, s *Server, service, ip string, port int, extra ...string) *nacosV2Child {
 	t.Helper()
 	binaries(t) // roster itself
 	child2Once.Do(func() {
@@ -259,8 +289,8 @@ func startNacosV2Child(t *testing.T, s *Server, service, ip string, port int) *n
 		t.Fatal(child2Err)
 	}
 	dir := filepath.Join(workDir, fmt.Sprintf("child2-%s-%d", service, port))
-	cmd := exec.Command(child2Bin, "-server-port", strconv.Itoa(s.Port), "-service", service, "-ip", ip,
-		"-port", strconv.Itoa(port), "-dir", dir)
+	args := []string{"-server-port", strconv.Itoa(s.Port), "-service", service, "-ip", ip, "-port", strconv.Itoa(port), "-dir", dir}
+	cmd := exec.Command(child2Bin, append(args, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -274,8 +304,16 @@ func startNacosV2Child(t *testing.T, s *Server, service, ip string, port int) *n
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if sc.Text() == "registered" {
+			line := sc.Text()
+			if line == "registered" {
 				close(registered)
+			}
+			if rest, ok := strings.CutPrefix(line, "callback "); ok {
+				ms, hosts, _ := strings.Cut(rest, " ")
+				n, _ := strconv.ParseInt(ms, 10, 64)
+				c.mu.Lock()
+				c.callbacks = append(c.callbacks, callbackLine{at: time.UnixMilli(n), hosts: hosts})
+				c.mu.Unlock()
 			}
 		}
 		_ = cmd.Wait()
@@ -347,57 +385,44 @@ func TestNacosV2SDKClientGone(t *testing.T) {
 }
 
 // TestNacosV2SDKServerRestart: after SIGTERM (the server sends ConnectResetRequest) and
-// a restart on the same ports, the client reconnects by itself and its redo brings back
-// its instance and its subscription, which then receives pushes again.
+// a restart on the same ports, a v2 client (a child process) reconnects by itself and
+// its redo brings back its instance and its subscription, which then receives pushes
+// again.
 func TestNacosV2SDKServerRestart(t *testing.T) {
 	s := StartServer(t)
 	rc := rosterClient(t, s)
-	ref := client.ServiceRef{Name: "redo"}
-	c := newNacosV2Client(t, s, "")
-	other := newNacosV2Client(t, s, "")
-	sub := newSub2()
-	if err := c.Subscribe(&vo2.SubscribeParam{ServiceName: "watched", SubscribeCallback: sub.fn}); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := c.RegisterInstance(vo2.RegisterInstanceParam{Ip: "127.0.0.31", Port: 1, Weight: 1, Enable: true, Healthy: true,
-		ServiceName: "redo", Ephemeral: true}); err != nil || !ok {
-		t.Fatalf("RegisterInstance = %v, %v", ok, err)
-	}
+	c := startNacosV2Child(t, s, "redo", "127.0.0.31", 1, "-subscribe", "watched")
+	c.awaitCallback(t, time.Time{}, 5*time.Second, "")
 
 	s.Restart()
 	restarted := time.Now()
 	// Ephemeral data is memory only: the instance is back only through the client's redo.
 	eventually(t, 30*time.Second, func() error {
-		info, err := listHTTP(rc, ref)
+		info, err := listHTTP(rc, client.ServiceRef{Name: "redo"})
 		if err != nil {
 			return err
 		}
-		if len(info.Hosts) != 1 {
+		if len(info.Hosts) != 1 || info.Hosts[0].IP != "127.0.0.31" {
 			return fmt.Errorf("instance not re-registered yet")
 		}
 		return nil
 	})
 	t.Logf("instance back %v after the restart", time.Since(restarted).Round(time.Millisecond))
 
-	// The subscription is back too: once the server holds it again, a change is pushed
-	// within 1 s.
+	// The subscription is back too: once the server holds it again, a change (here a
+	// plain HTTP registration) is pushed within 1 s.
 	eventually(t, 30*time.Second, func() error {
 		if v := metric(t, s, "roster_grpc_subscriptions"); v != 1 {
 			return fmt.Errorf("roster_grpc_subscriptions = %v, want 1", v)
 		}
 		return nil
 	})
-	var change time.Time
-	eventually(t, 30*time.Second, func() error {
-		change = time.Now()
-		ok, err := other.RegisterInstance(vo2.RegisterInstanceParam{Ip: "127.0.0.32", Port: 2, Weight: 1, Enable: true, Healthy: true,
-			ServiceName: "watched", Ephemeral: true})
-		if err != nil || !ok {
-			return fmt.Errorf("register after restart: %v %v", ok, err)
-		}
-		return nil
-	})
-	cb := sub.await(t, change, time.Second, "the change after the restart", exactly2("127.0.0.32:2/w1"))
+	change := time.Now()
+	inst := client.NewInstance("127.0.0.32", 2)
+	if err := rc.RegisterInstance(ctxT(t), client.ServiceRef{Name: "watched"}, inst); err != nil {
+		t.Fatal(err)
+	}
+	cb := c.awaitCallback(t, change, time.Second, "127.0.0.32:2")
 	t.Logf("push after restart in %v", cb.at.Sub(change).Round(time.Millisecond))
 }
 

@@ -226,7 +226,9 @@ func (s *Server) Stop() {
 	}()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(500 * time.Millisecond):
+		// Clients keep a connection open after its streams end until they have
+		// another one; do not wait for them.
 		s.grpc.Stop()
 		<-done
 	}

@@ -1,8 +1,14 @@
 // Command nacosv2client registers one ephemeral instance over gRPC with the real
-// nacos-sdk-go v2 naming client and holds its connection until it is killed. The e2e
-// tests kill it with SIGKILL (the kernel closes the TCP connection) or freeze it with
-// SIGSTOP (the connection stays open but nothing answers), the two ways a Nacos 2.x
-// client goes away without deregistering.
+// nacos-sdk-go v2 naming client (and optionally subscribes to a service, printing each
+// callback) and holds its connection until it is killed. The e2e tests kill it with
+// SIGKILL (the kernel closes the TCP connection) or freeze it with SIGSTOP (the
+// connection stays open but nothing answers), the two ways a Nacos 2.x client goes away
+// without deregistering, and restart the server under it to watch its redo.
+//
+// It runs as a separate process, built without -race, also because the SDK's reconnect
+// path has a data race of its own (RpcClient.currentConnection is written by reconnect
+// and read by notifyConnectionEvent without synchronisation) that would fail a -race
+// test binary.
 package main
 
 import (
@@ -11,10 +17,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 )
 
@@ -28,6 +38,7 @@ func main() {
 		port       = flag.Uint64("port", 0, "instance port")
 		metadata   = flag.String("metadata", "{}", "metadata as a JSON object")
 		dir        = flag.String("dir", os.TempDir(), "directory for the SDK's cache and log")
+		subscribe  = flag.String("subscribe", "", "also subscribe to this service (public, DEFAULT_GROUP) and print each callback")
 	)
 	flag.Parse()
 	md := map[string]string{}
@@ -53,6 +64,21 @@ func main() {
 	if err != nil || !ok {
 		fmt.Fprintf(os.Stderr, "nacosv2client: register: %v %v\n", ok, err)
 		os.Exit(1)
+	}
+	if *subscribe != "" {
+		err := c.Subscribe(&vo.SubscribeParam{ServiceName: *subscribe, SubscribeCallback: func(list []model.Instance, err error) {
+			hosts := make([]string, 0, len(list))
+			for _, h := range list {
+				hosts = append(hosts, fmt.Sprintf("%s:%d", h.Ip, h.Port))
+			}
+			sort.Strings(hosts)
+			// One line per callback: "callback <unix millis> <ip:port,...>".
+			fmt.Printf("callback %d %s\n", time.Now().UnixMilli(), strings.Join(hosts, ","))
+		}})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nacosv2client: subscribe: %v\n", err)
+			os.Exit(1)
+		}
 	}
 	// The test waits for this line before it watches the instance.
 	fmt.Println("registered")
