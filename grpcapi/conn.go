@@ -40,7 +40,7 @@ type conn struct {
 	dropped       bool
 	clientVersion string
 	labels        map[string]string
-	out           chan outMsg   // the stream's send queue, bounded
+	out           chan *outMsg  // the stream's send queue, bounded (pointers: 8 bytes a slot)
 	closed        chan struct{} // closed on drop: the stream handler returns
 	subs          map[subKey]struct{}
 	pending       map[string]*pendingPush // pushes awaiting their ack, by requestId
@@ -107,7 +107,7 @@ func (c *conn) isRegistered() bool {
 
 // enqueue hands m to the sender without blocking. It reports false when the
 // connection is gone or its queue is full.
-func (c *conn) enqueue(m outMsg) bool {
+func (c *conn) enqueue(m *outMsg) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.registered || c.dropped || c.out == nil {

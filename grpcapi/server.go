@@ -189,7 +189,7 @@ func (s *Server) Drain(ctx context.Context) {
 	rest := []byte(`{"module":"internal"}`)
 	n := 0
 	for _, c := range s.conns.snapshot() {
-		if c.enqueue(outMsg{typ: "ConnectResetRequest", rest: rest}) {
+		if c.enqueue(&outMsg{typ: "ConnectResetRequest", rest: rest}) {
 			n++
 		}
 	}
@@ -304,7 +304,7 @@ func (s *Server) RequestBiStream(stream nacospb.BiRequestStream_RequestBiStreamS
 	if c == nil {
 		return status.Error(codes.Internal, "connection unknown")
 	}
-	out := make(chan outMsg, s.cfg.SendQueue)
+	out := make(chan *outMsg, s.cfg.SendQueue)
 	c.mu.Lock()
 	switch {
 	case c.dropped:
@@ -348,7 +348,7 @@ func (s *Server) RequestBiStream(stream nacospb.BiRequestStream_RequestBiStreamS
 
 // send writes one server request. Stream.Send may block on a slow client: only this
 // connection's sender waits, and its queue overflowing drops it.
-func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, m outMsg) error {
+func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, m *outMsg) error {
 	id := c.newRequestID()
 	now := s.now()
 	c.mu.Lock()
@@ -534,7 +534,7 @@ func (s *Server) janitor() {
 			case late:
 				s.drop(c, "client detection not answered")
 			case due:
-				if !c.enqueue(outMsg{typ: "ClientDetectionRequest", rest: probe, probe: true}) {
+				if !c.enqueue(&outMsg{typ: "ClientDetectionRequest", rest: probe, probe: true}) {
 					s.drop(c, "send queue full")
 				}
 			}
