@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	nacospb "github.com/roster-registry/roster/grpcapi/proto"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/registry"
@@ -358,4 +360,44 @@ func TestDrain(t *testing.T) {
 	if _, body := s.dial().call("ServerCheckRequest", `{}`); !strings.Contains(body, `"errorCode":300`) {
 		t.Fatalf("server check while draining: %s", body)
 	}
+}
+
+// TestSlowSubscriberDropped: a subscriber that stops reading fills its own bounded send
+// queue and is dropped with its instance; writes never wait for it and the other
+// subscriber gets every change.
+func TestSlowSubscriberDropped(t *testing.T) {
+	s := newStack(t, Config{PushDelay: time.Millisecond, SendQueue: 2})
+	fast := s.connect()
+	slow := s.connectWith(true, grpc.WithInitialWindowSize(65535), grpc.WithInitialConnWindowSize(65535))
+	for _, c := range []*client{fast, slow} {
+		c.call("SubscribeServiceRequest", `{"serviceName":"big","subscribe":true}`)
+	}
+	slow.call("InstanceRequest", instanceReq("registerInstance", "other", "10.0.0.1", 1, ""))
+	pub := s.connect()
+	pad := strings.Repeat("x", 900)
+	for round := 1; round <= 20; round++ {
+		var insts []string
+		for i := range 60 {
+			insts = append(insts, fmt.Sprintf(`{"ip":"10.1.%d.%d","port":1,"metadata":{"pad":"%s","round":"%d"}}`, round, i, pad, round))
+		}
+		start := time.Now()
+		if _, body := pub.call("BatchInstanceRequest", `{"serviceName":"big","type":"batchRegisterInstance","instances":[`+strings.Join(insts, ",")+`]}`); !strings.Contains(body, `"resultCode":200`) {
+			t.Fatalf("round %d: %s", round, body)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("round %d: a write took %v", round, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "the slow subscriber dropped", func() bool {
+		_, reg := s.srv.Connections()
+		return reg == 2
+	})
+	if _, body := fast.call("ServiceQueryRequest", `{"serviceName":"other"}`); !strings.Contains(body, `"hosts":[]`) {
+		t.Fatalf("the dropped connection kept its instance: %s", body)
+	}
+	waitFor(t, 5*time.Second, "the last round pushed to the fast subscriber", func() bool {
+		p := fast.serverRequests("NotifySubscriberRequest")
+		return len(p) > 0 && strings.Contains(string(p[len(p)-1].Body), `"round":"20"`)
+	})
 }

@@ -104,15 +104,16 @@ type client struct {
 
 	noAck    atomic.Bool // do not ack pushes
 	noDetect atomic.Bool // do not answer detection
+	noRead   bool        // never read the stream
 
 	mu       sync.Mutex
 	received []Envelope
 	notify   chan struct{}
 }
 
-func (s *stack) dial() *client {
+func (s *stack) dial(opts ...grpc.DialOption) *client {
 	s.t.Helper()
-	cc, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -123,9 +124,14 @@ func (s *stack) dial() *client {
 
 // connect does what Nacos clients do: ServerCheckRequest, open the stream, send
 // ConnectionSetupRequest (no answer), then wait until requests are accepted.
-func (s *stack) connect() *client {
+func (s *stack) connect() *client { return s.connectWith(false) }
+
+// connectWith connects; a client that does not read leaves the server's pushes unread
+// on its stream (with a fixed 64 KiB window, so the server's sends block).
+func (s *stack) connectWith(noRead bool, opts ...grpc.DialOption) *client {
 	s.t.Helper()
-	c := s.dial()
+	c := s.dial(opts...)
+	c.noRead = noRead
 	typ, body := c.call("ServerCheckRequest", map[string]any{"module": "internal"})
 	if typ != "ServerCheckResponse" {
 		s.t.Fatalf("ServerCheckRequest = %s %s", typ, body)
@@ -151,7 +157,9 @@ func (c *client) openStream() {
 		c.t.Fatal(err)
 	}
 	c.stream = st
-	go c.read()
+	if !c.noRead {
+		go c.read()
+	}
 }
 
 func (c *client) read() {
