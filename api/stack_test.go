@@ -30,11 +30,14 @@ type stack struct {
 	reg    *registry.Registry
 	distro *distro.Store
 	clock  *fakeClock
+	node   *raftnode.Node
+	dir    string // data dir: fsm.db, raft/, uploads being verified
 }
 
 type stackOptions struct {
-	maxBody int64
-	timing  naming.Timing
+	maxBody     int64
+	maxSnapshot int64
+	timing      naming.Timing
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -84,7 +87,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	reg.Start()
-	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log}, reg, node)
+	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir}, reg, node)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
@@ -93,7 +97,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		_ = node.Shutdown()
 		_ = store.Close()
 	})
-	return &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock}
+	return &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir}
 }
 
 // answer is a status and body.

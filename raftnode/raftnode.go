@@ -220,6 +220,10 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: create data dir %s: %w", cfg.DataDir, err)
 	}
+	// Refuse damaged raft.db and snapshot files with an error naming them (check.go).
+	if err := checkFiles(cfg.DataDir); err != nil {
+		return nil, err
+	}
 
 	// Log and stable store. NoSync stays false: an acknowledged entry must be on disk.
 	dbPath := filepath.Join(cfg.DataDir, raftDBName)
@@ -269,6 +273,11 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: read existing state in %s: %w", cfg.DataDir, err))
+	}
+	if cfg.FSMAppliedIndex != nil {
+		if err := checkFSMIndex(dbPath, logs, snaps, cfg.FSMAppliedIndex()); err != nil {
+			return fail(err)
+		}
 	}
 	if !existing && cfg.Bootstrap {
 		conf := raft.Configuration{Servers: []raft.Server{{

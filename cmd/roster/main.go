@@ -21,6 +21,7 @@ Usage:
   roster service list|get                    read services through the HTTP API
   roster operator raft list-peers|remove-peer|transfer-leader
                                              manage the cluster's Raft membership
+  roster snapshot save|inspect|restore FILE  back up and restore all persistent state
   roster version                             print the version
 
 Run 'roster <command> -h' for the flags of a command.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runService(ctx, args[1:], stdout, stderr)
 	case "operator":
 		return runOperator(ctx, args[1:], stdout, stderr)
+	case "snapshot":
+		return runSnapshot(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "roster %s\n", version)
 		return 0

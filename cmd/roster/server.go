@@ -299,6 +299,11 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	// Read every record once before serving: a damaged fsm.db is refused here, naming
+	// the file, rather than crashing or answering wrongly later (R9).
+	if err := store.Check(); err != nil {
+		return err
+	}
 
 	id, err := nodeID(cfg)
 	if err != nil {

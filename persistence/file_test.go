@@ -1,0 +1,186 @@
+package persistence
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/snapshot/v1.snap")
+
+// goldenSnapshot is a version-1 snapshot file kept in the repository: every later build
+// must read it (formats are only ever added, never changed in place).
+var goldenSnapshot = filepath.Join("..", "testdata", "snapshot", "v1.snap")
+
+func TestVerifyStreamDescribesTheStream(t *testing.T) {
+	src := openStore(t, "")
+	src.SetNodeID("node-7")
+	populate(t, src, 7, 3)
+	good, hdr := snapshotBytes(t, src)
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+	}{
+		{"plain", bytes.NewReader(good)},
+		{"one byte at a time", iotest.OneByteReader(bytes.NewReader(good))},
+		{"half reads", iotest.HalfReader(bytes.NewReader(good))},
+	} {
+		info, err := VerifyStream(tt.r)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if info.Size != int64(len(good)) || info.SHA256 != hex.EncodeToString(good[len(good)-32:]) {
+			t.Errorf("%s: size %d sha %s, want %d %x", tt.name, info.Size, info.SHA256, len(good), good[len(good)-32:])
+		}
+		if info.Index != 7 || info.Term != 3 || info.NodeID != "node-7" || info.Services != hdr.Services || info.Instances != hdr.Instances {
+			t.Errorf("%s: header %+v, want %+v", tt.name, info.Header, hdr)
+		}
+	}
+}
+
+func TestVerifyFileNamesTheFileAndTheProblem(t *testing.T) {
+	src := openStore(t, "")
+	populate(t, src, 7, 3)
+	good, _ := snapshotBytes(t, src)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)-32-3] ^= 0x10 // inside the last record
+	version := append([]byte(nil), good...)
+	version[11] = 9
+	for _, tt := range []struct {
+		name string
+		data []byte
+		want error
+		text string
+	}{
+		{"truncated.snap", good[:len(good)-40], ErrSnapshotTruncated, "truncated"},
+		{"flipped.snap", flipped, ErrSnapshotChecksum, "checksum mismatch"},
+		{"magic.snap", append([]byte("NOTROSTR"), good[8:]...), ErrSnapshotMagic, "bad magic"},
+		{"version.snap", version, ErrSnapshotVersion, "unsupported format version 9"},
+		{"empty.snap", nil, ErrSnapshotTruncated, "truncated"},
+	} {
+		p := write(tt.name, tt.data)
+		_, err := VerifyFile(p)
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%s: VerifyFile = %v, want %v naming the file and saying %q", tt.name, err, tt.want, tt.text)
+		}
+	}
+	if _, err := VerifyFile(filepath.Join(dir, "missing.snap")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := VerifyFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+	info, err := VerifyFile(write("good.snap", good))
+	if err != nil || info.Size != int64(len(good)) {
+		t.Errorf("good file: %+v %v", info, err)
+	}
+}
+
+// TestGoldenV1Snapshot reads the version-1 file kept in testdata (written by populate;
+// regenerate with go test ./persistence -run TestGoldenV1Snapshot -update) and restores
+// it to exactly populate's state.
+func TestGoldenV1Snapshot(t *testing.T) {
+	want := openStore(t, "")
+	want.SetNodeID("golden")
+	populate(t, want, 7, 3)
+	if *updateGolden {
+		b, _ := snapshotBytes(t, want)
+		if err := os.MkdirAll(filepath.Dir(goldenSnapshot), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(goldenSnapshot, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := VerifyFile(goldenSnapshot)
+	if err != nil {
+		t.Fatalf("%v (run go test ./persistence -run %s -update to create it)", err, t.Name())
+	}
+	if info.FormatVersion != 1 || info.Index != 7 || info.Term != 3 || info.NodeID != "golden" ||
+		info.Namespaces != 3 || info.Services != 3 || info.Instances != 7 {
+		t.Errorf("golden header = %+v", info)
+	}
+	f, err := os.Open(goldenSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := openStore(t, "")
+	if err := got.Restore(f); err != nil {
+		t.Fatal(err)
+	}
+	if g, w := dump(t, got), dump(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("golden restores to\n %+v\nwant\n %+v", g, w)
+	}
+}
+
+// TestCheckFindsDamageOpenMisses damages a closed store in ways Open does not notice
+// (it reads only the meta pages and the applied index): Check must refuse each, naming
+// the file, and accept the intact store.
+func TestCheckFindsDamageOpenMisses(t *testing.T) {
+	build := func(t *testing.T) string {
+		s := openStore(t, "")
+		populate(t, s, 7, 3)
+		if err := s.Check(); err != nil {
+			t.Fatalf("Check of an intact store: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return s.Path()
+	}
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   string
+	}{
+		{"a byte of a record", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(b, []byte(`"ip":"10.0.0.1"`))
+			if i < 0 {
+				t.Fatal("instance record not found in the file")
+			}
+			b[i] = '#' // one byte: the record no longer decodes
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "corrupt"},
+		{"a counter", func(t *testing.T, path string) {
+			setMeta(t, path, keyInstanceCount, u64(3))
+		}, "counters say"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := build(t)
+			tt.damage(t, path)
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatalf("Open refused it already (%v); pick damage that only Check sees", err)
+			}
+			defer s.Close()
+			err = s.Check()
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check = %v, want an error naming %s and saying %q", err, path, tt.want)
+			}
+		})
+	}
+}
