@@ -138,7 +138,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 		case info.Size == 0:
 			return naming.BadRequest("snapshot refused: the upload is empty; nothing was changed")
 		case isSnapshotError(err):
-			return naming.BadRequest(fmt.Sprintf("snapshot refused after %d bytes: %v; nothing was changed", info.Size, err))
+			return naming.BadRequest(fmt.Sprintf("snapshot refused: %v; nothing was changed", err))
 		}
 		return fmt.Errorf("read snapshot upload: %w", err)
 	}
