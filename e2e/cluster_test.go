@@ -14,18 +14,22 @@ import (
 // form one cluster; writes through every node are seen on every node.
 func TestClusterFormsAndReplicates(t *testing.T) {
 	c := StartCluster(t, 3)
-	v, err := raftOf(c.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(v.Servers) != 3 {
-		t.Fatalf("configuration has %d servers, want 3: %+v", len(v.Servers), v)
-	}
-	for _, s := range v.Servers {
-		if !s.Voter || s.HTTPAddr == "" {
-			t.Fatalf("server %+v: want a voter with its HTTP address", s)
+	// Every member learns the others' HTTP addresses within a sync interval.
+	eventually(t, 5*time.Second, func() error {
+		v, err := raftOf(c.Nodes[0])
+		if err != nil {
+			return err
 		}
-	}
+		if len(v.Servers) != 3 {
+			return fmt.Errorf("configuration has %d servers, want 3: %+v", len(v.Servers), v)
+		}
+		for _, s := range v.Servers {
+			if !s.Voter || s.HTTPAddr == "" {
+				return fmt.Errorf("server %+v: want a voter with its HTTP address", s)
+			}
+		}
+		return nil
+	})
 	want := map[int]bool{}
 	for i, s := range c.Nodes {
 		for j := 0; j < 5; j++ {
