@@ -54,16 +54,19 @@ func TestClusterFormsAndReplicates(t *testing.T) {
 	}
 	// The Nacos views show the same members.
 	for _, path := range []string{"/nacos/v1/core/cluster/nodes", "/nacos/v1/ns/operator/servers"} {
-		resp, err := fastHTTP.Get(c.Nodes[1].URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := readAll(resp)
-		for _, s := range c.Nodes {
-			if !strings.Contains(b, `"address":"127.0.0.1:`+strconv.Itoa(s.Port)+`"`) {
-				t.Fatalf("%s lacks %s: %s", path, s.NodeID, b)
+		eventually(t, 5*time.Second, func() error {
+			resp, err := fastHTTP.Get(c.Nodes[1].URL + path)
+			if err != nil {
+				return err
 			}
-		}
+			b := readAll(resp)
+			for _, s := range c.Nodes {
+				if !strings.Contains(b, `"address":"127.0.0.1:`+strconv.Itoa(s.Port)+`"`) {
+					return fmt.Errorf("%s lacks %s: %s", path, s.NodeID, b)
+				}
+			}
+			return nil
+		})
 	}
 }
 
