@@ -96,6 +96,25 @@ func New(cfg Config, node *raftnode.Node) (*Cluster, error) {
 	return c, nil
 }
 
+// KnowsOthers reports whether the member table kept in dataDir names any node other
+// than self: a node that was ever part of a cluster must not run as a lone node.
+func KnowsOthers(dataDir, self string) bool {
+	b, err := os.ReadFile(filepath.Join(dataDir, "members.json"))
+	if err != nil {
+		return false
+	}
+	var list []Member
+	if json.Unmarshal(b, &list) != nil {
+		return true // unreadable: assume the worst
+	}
+	for _, m := range list {
+		if m.ID != self {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Cluster) self() Member {
 	return Member{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr}
 }

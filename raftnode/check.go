@@ -139,7 +139,11 @@ type fileSnapshotMeta struct {
 	CRC []byte
 }
 
-// checkSnapshots verifies every complete snapshot under dir (see checkFiles).
+// checkSnapshots verifies the snapshots under dir (see checkFiles): every meta.json must
+// parse, and the newest snapshot's state must match its length and CRC-64. Only the
+// newest is read in full: it is the one raft skips at start (NoSnapshotRestoreOnStart)
+// and would ship to a follower; raft's own Open checks an older one's CRC before it uses
+// it. Reading every snapshot would make start-up time grow with their number and size.
 func checkSnapshots(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -148,15 +152,37 @@ func checkSnapshots(dir string) error {
 	if err != nil {
 		return fmt.Errorf("raftnode: read snapshot directory: %w", err)
 	}
+	newest, newestMeta := "", fileSnapshotMeta{}
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasSuffix(e.Name(), snapshotTmpSuffix) {
 			continue // raft ignores files and unfinished snapshots, and reaps the latter
 		}
-		if err := checkSnapshot(filepath.Join(dir, e.Name())); err != nil {
+		path := filepath.Join(dir, e.Name())
+		meta, err := readSnapshotMeta(path)
+		if err != nil {
 			return err
 		}
+		if newest == "" || meta.Term > newestMeta.Term || (meta.Term == newestMeta.Term && meta.Index > newestMeta.Index) {
+			newest, newestMeta = path, meta
+		}
 	}
-	return nil
+	if newest == "" {
+		return nil
+	}
+	return checkSnapshot(newest)
+}
+
+func readSnapshotMeta(dir string) (fileSnapshotMeta, error) {
+	var meta fileSnapshotMeta
+	metaPath := filepath.Join(dir, snapshotMetaFile)
+	b, err := os.ReadFile(metaPath)
+	if err != nil {
+		return meta, fmt.Errorf("raftnode: raft snapshot %s is unreadable: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return meta, fmt.Errorf("raftnode: raft snapshot %s is corrupt: %s: %v", dir, metaPath, err)
+	}
+	return meta, nil
 }
 
 func checkSnapshot(dir string) error {

@@ -64,9 +64,10 @@ type Config struct {
 	// Bootstrap makes a single-voter configuration of this node when DataDir has no Raft
 	// state yet. Ignored when there is existing state.
 	Bootstrap bool
-	// Solo asks for fast elections while this node is the only voter of its
-	// configuration (a single-node deployment): it is leader within milliseconds of a
-	// start. Such a node refuses AddVoter (ErrSolo) until restarted without Solo.
+	// Solo asks for fast elections because this node is the only voter of its
+	// configuration (a single-node deployment; the caller knows, raftnode only checks
+	// the newest snapshot): it is leader within milliseconds of a start. Such a node
+	// refuses AddVoter (ErrSolo) until restarted without Solo.
 	Solo bool
 
 	// Raft timing; 0 takes raft.DefaultConfig's value. When only one of HeartbeatTimeout
@@ -292,7 +293,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 	}
 
 	// A lone voter elects itself at once instead of after a full election timeout.
-	solo := cfg.Solo && soleVoter(rc.LocalID, !existing && cfg.Bootstrap, logs, snaps) && rc.HeartbeatTimeout > soloTimeout
+	solo := cfg.Solo && !snapshotHasOthers(rc.LocalID, snaps) && rc.HeartbeatTimeout > soloTimeout
 	if solo {
 		rc.HeartbeatTimeout, rc.ElectionTimeout = soloTimeout, soloTimeout
 		if rc.LeaderLeaseTimeout > soloTimeout {
@@ -413,10 +414,28 @@ func (n *Node) Snapshot() (uint64, error) {
 	return meta.Index, nil
 }
 
+// stopSnapshotMin is how many entries past the last snapshot make a graceful stop take
+// one: the next start then replays (and scans) only what came after it, so restart
+// time does not grow with the history written since the last periodic snapshot.
+const stopSnapshotMin = 1024
+
+func (n *Node) snapshotBeforeStop() {
+	st := n.Stats()
+	if st.LastLogIndex < st.LastSnapshotIndex+stopSnapshotMin {
+		return
+	}
+	if err := n.raft.Snapshot().Error(); err != nil {
+		n.logger.Warn("snapshot before stop", "err", err)
+		return
+	}
+	n.logger.Info("took a snapshot before stopping", "entries_since_last", st.LastLogIndex-st.LastSnapshotIndex)
+}
+
 // Shutdown stops Raft, closes the transport and the bolt store. It is idempotent and
 // safe to call concurrently; every call returns the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		n.snapshotBeforeStop()
 		close(n.closingCh)
 		// Raft first: it answers its in-flight futures and closes the transport.
 		err := n.raft.Shutdown().Error()

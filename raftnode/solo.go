@@ -13,44 +13,20 @@ import (
 // within milliseconds instead of after a full election timeout.
 const soloTimeout = 20 * time.Millisecond
 
-// soleVoter reports whether the latest configuration on disk (the newest snapshot's
-// configuration plus configuration entries after it), or the one about to be
-// bootstrapped, has exactly one voter: this node.
-func soleVoter(self raft.ServerID, bootstrapping bool, logs raft.LogStore, snaps raft.SnapshotStore) bool {
-	if bootstrapping {
-		return true
-	}
-	var conf raft.Configuration
-	var from uint64 = 1
-	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
-		conf = metas[0].Configuration
-		from = metas[0].Index + 1
-	}
-	last, err := logs.LastIndex()
-	if err != nil {
+// snapshotHasOthers reports whether the newest snapshot's configuration names a voter
+// other than self: a cheap guard against running solo on a cluster member's data. It
+// does not read the log (that would cost a pass over every entry at each start).
+func snapshotHasOthers(self raft.ServerID, snaps raft.SnapshotStore) bool {
+	metas, err := snaps.List()
+	if err != nil || len(metas) == 0 {
 		return false
 	}
-	if first, err := logs.FirstIndex(); err == nil && first > from {
-		from = first
-	}
-	for i := from; i <= last && i > 0; i++ {
-		var entry raft.Log
-		if err := logs.GetLog(i, &entry); err != nil {
-			continue
-		}
-		if entry.Type == raft.LogConfiguration {
-			conf = raft.DecodeConfiguration(entry.Data)
+	for _, s := range metas[0].Configuration.Servers {
+		if s.Suffrage == raft.Voter && s.ID != self {
+			return true
 		}
 	}
-	voters := 0
-	selfVoter := false
-	for _, s := range conf.Servers {
-		if s.Suffrage == raft.Voter {
-			voters++
-			selfVoter = selfVoter || s.ID == self
-		}
-	}
-	return voters == 1 && selfVoter
+	return false
 }
 
 // ErrSolo refuses a membership change on a node that runs on solo timeouts.

@@ -105,7 +105,7 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.Join, "join", "", "comma-separated HTTP addresses of cluster members to form or join a cluster with")
 	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", 5*time.Second, "how long a write waits for a leader before it fails with 503")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
-	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a Raft snapshot is due")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 5*time.Second, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot")
 	grpcFlags(fs, &cfg.GRPC)
 	return fs
@@ -323,7 +323,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		RaftAddr:           cfg.RaftAddr,
 		DataDir:            filepath.Join(cfg.DataDir, "raft"),
 		Bootstrap:          standalone,
-		Solo:               standalone,
+		Solo:               standalone && !cluster.KnowsOthers(cfg.DataDir, id),
 		HeartbeatTimeout:   timeout,
 		ElectionTimeout:    timeout,
 		LeaderLeaseTimeout: timeout / 2,
