@@ -11,7 +11,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 FUZZTIME    ?= 5s
 
-.PHONY: all build run cluster test unit fuzz e2e lint fmt clean proto
+.PHONY: all build run cluster bench bench-quick test unit fuzz e2e lint fmt clean proto
 
 all: build
 
@@ -33,6 +33,15 @@ cluster: build
 	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join & pids="$$pids $$!"; \
 	done; \
 	wait
+
+# Load generator against real roster processes on loopback (see cmd/roster-bench).
+bench: build
+	$(GO) build -o bin/roster-bench ./cmd/roster-bench
+	./bin/roster-bench all --roster $(BIN)
+
+bench-quick: build
+	$(GO) build -o bin/roster-bench ./cmd/roster-bench
+	./bin/roster-bench all --quick --roster $(BIN)
 
 test: lint unit fuzz e2e
 
