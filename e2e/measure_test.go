@@ -133,3 +133,47 @@ func raftStats(s *Server) (raftIndexes, error) {
 	defer resp.Body.Close()
 	return v, jsonDecode(resp.Body, &v)
 }
+
+// TestMeasureRestartHistory: restart time after 1 000 writes against 100 000 writes that
+// churn over the same 1 000 instances (history grows, data does not), and after 100 000
+// distinct instances. Five timed restarts each, medians reported.
+func TestMeasureRestartHistory(t *testing.T) {
+	measuring(t)
+	cases := []struct {
+		writes, keys int
+	}{{1000, 1000}, {100000, 1000}, {100000, 100000}}
+	for _, cs := range cases {
+		s := StartServer(t)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 64; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= cs.writes {
+						return
+					}
+					k := i % cs.keys
+					svc := "history-" + strconv.Itoa(k%1000)
+					if o, err := putInstance(s, svc, 1000+k/1000); o != acked {
+						t.Errorf("write %d: %v", i, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		var times []time.Duration
+		for run := 0; run < 5; run++ {
+			s.Stop()
+			start := time.Now()
+			s.Start()
+			times = append(times, time.Since(start))
+		}
+		sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+		t.Logf("%d writes over %d instances: restart (exec to ready) median %v, min %v, max %v",
+			cs.writes, cs.keys, times[2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[4].Round(time.Millisecond))
+	}
+}
