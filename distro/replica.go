@@ -220,32 +220,12 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 	if source == "" {
 		return 0
 	}
-	now := s.now()
-	adopted := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		var changed []naming.ServiceKey
-		sh.mu.Lock()
-		for svc, sv := range sh.services {
-			hit := false
-			for _, r := range sv.instances {
-				if r.source == source && r.owner == "" && take(r.client) {
-					r.source = ""
-					r.lastBeat.Store(now)
-					adopted++
-					hit = true
-				}
-			}
-			if hit {
-				changed = append(changed, svc)
-			}
-		}
-		sh.mu.Unlock()
-		for _, svc := range changed {
-			s.notify(svc)
-		}
-	}
-	return adopted
+	return s.sweep(true,
+		func(r *record) bool { return r.source == source && r.owner == "" && take(r.client) },
+		func(_ *service, _ string, r *record, now int64) {
+			r.source = ""
+			r.lastBeat.Store(now)
+		})
 }
 
 // DropOwnedOf removes the connection-owned replicas of source: the member that held
@@ -256,8 +236,17 @@ func (s *Store) DropOwnedOf(source string) int {
 	if source == "" {
 		return 0
 	}
+	return s.sweep(false,
+		func(r *record) bool { return r.source == source && r.owner != "" },
+		func(sv *service, key string, _ *record, now int64) { s.removeLocked(sv, key, now) })
+}
+
+// sweep applies act to every record that match selects, shard by shard under the write
+// lock, then notifies each changed service: as this node's own change when local (it
+// is replicated), else as a change learned from elsewhere. It returns the count.
+func (s *Store) sweep(local bool, match func(*record) bool, act func(sv *service, key string, r *record, now int64)) int {
 	now := s.now()
-	dropped := 0
+	count := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		var changed []naming.ServiceKey
@@ -265,9 +254,9 @@ func (s *Store) DropOwnedOf(source string) int {
 		for svc, sv := range sh.services {
 			hit := false
 			for key, r := range sv.instances {
-				if r.source == source && r.owner != "" {
-					s.removeLocked(sv, key, now)
-					dropped++
+				if match(r) {
+					act(sv, key, r, now)
+					count++
 					hit = true
 				}
 			}
@@ -277,10 +266,14 @@ func (s *Store) DropOwnedOf(source string) int {
 		}
 		sh.mu.Unlock()
 		for _, svc := range changed {
-			s.notifyRemote(svc)
+			if local {
+				s.notify(svc)
+			} else {
+				s.notifyRemote(svc)
+			}
 		}
 	}
-	return dropped
+	return count
 }
 
 // Sources counts the instances held per source ("" = this node's own).

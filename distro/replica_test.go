@@ -1,0 +1,105 @@
+package distro
+
+import (
+	"testing"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+func svcKey(name string) naming.ServiceKey {
+	return naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: name}
+}
+
+func TestReplicasAreNotExpiredHereAndFollowTheirSource(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("r")
+	var local []naming.ServiceKey
+	s.OnLocalChange(func(k naming.ServiceKey) { local = append(local, k) })
+
+	s.ApplyRemote("n2", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT")}, {Instance: *inst("1.1.1.2", 80, "DEFAULT")}})
+	if len(local) != 0 {
+		t.Fatalf("a replica was reported as a local change: %v", local)
+	}
+	clk.Advance(time.Hour)
+	check(s, clk)
+	if got := s.Instances(svc); len(got) != 2 || !got[0].Healthy {
+		t.Fatalf("replicas expired locally: %+v", got)
+	}
+	// The source's next push is its whole set for the service: what it lacks goes.
+	s.ApplyRemote("n2", svc, []Entry{{Instance: *inst("1.1.1.2", 80, "DEFAULT")}})
+	if got := s.Instances(svc); len(got) != 1 || got[0].IP != "1.1.1.2" {
+		t.Fatalf("after the source dropped one: %+v", got)
+	}
+	// Another source's push does not touch n2's replicas.
+	s.ApplyRemote("n3", svc, nil)
+	if got := s.Instances(svc); len(got) != 1 {
+		t.Fatalf("n3's empty set removed n2's replica: %+v", got)
+	}
+	if s.Checksum("n2") == s.Checksum("") {
+		t.Fatal("checksums of different sources must differ here")
+	}
+}
+
+func TestBeatOnReplicaTakesItOver(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("b")
+	var local []naming.ServiceKey
+	s.OnLocalChange(func(k naming.ServiceKey) { local = append(local, k) })
+	s.ApplyRemote("n2", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT")}})
+	if _, ok := s.Touch(svc, "1.1.1.1", 80, "DEFAULT"); !ok {
+		t.Fatal("beat on a replica not found")
+	}
+	if len(local) != 1 || len(s.Authoritative(svc)) != 1 {
+		t.Fatalf("a beat did not take the replica over: local=%v authoritative=%v", local, s.Authoritative(svc))
+	}
+	// Now it is ours: it expires here once the beats stop.
+	clk.Advance(31 * time.Second)
+	check(s, clk)
+	if got := s.Instances(svc); len(got) != 0 {
+		t.Fatalf("taken-over instance did not expire: %+v", got)
+	}
+}
+
+func TestAdoptGivesAFreshTimerAndDropOwnedOfRemovesConnections(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("a")
+	s.ApplyRemote("dead", svc, []Entry{
+		{Instance: *inst("1.1.1.1", 80, "DEFAULT")},
+		{Instance: *inst("1.1.1.2", 80, "DEFAULT")},
+		{Instance: *inst("1.1.1.3", 80, "DEFAULT"), Owner: "conn-1"},
+	})
+	clk.Advance(20 * time.Second)
+	n := s.Adopt("dead", func(client string) bool { return client == "1.1.1.1:80" })
+	if n != 1 {
+		t.Fatalf("adopted %d, want 1", n)
+	}
+	clk.Advance(29 * time.Second)
+	check(s, clk)
+	if got := s.Instances(svc); len(got) != 3 {
+		t.Fatalf("adopted instance expired before its fresh timer ran out: %+v", got)
+	}
+	clk.Advance(2 * time.Second)
+	check(s, clk)
+	if got := s.Instances(svc); len(got) != 2 {
+		t.Fatalf("adopted instance not expired after its fresh timer: %+v", got)
+	}
+	if m := s.DropOwnedOf("dead"); m != 1 {
+		t.Fatalf("dropped %d connection-owned instances, want 1", m)
+	}
+	if got := s.Instances(svc); len(got) != 1 || got[0].IP != "1.1.1.2" {
+		t.Fatalf("after dropping the dead member's connections: %+v", got)
+	}
+}
+
+func TestStalledTimeDoesNotCount(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("p")
+	s.Register(svc, inst("1.1.1.1", 80, "DEFAULT"))
+	clk.Advance(40 * time.Second)
+	s.paused.Add(int64(35 * time.Second)) // what the ticker records after a 35 s stall
+	check(s, clk)
+	if got := s.Instances(svc); len(got) != 1 || !got[0].Healthy {
+		t.Fatalf("the stall counted towards expiry: %+v", got)
+	}
+}
