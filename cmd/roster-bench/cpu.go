@@ -134,7 +134,9 @@ func topOthers(before, after map[int]procCPU, s *server, n int) []string {
 			continue
 		}
 		d := a.seconds
-		if b, ok := before[pid]; ok && b.comm == a.comm {
+		// Kernel workers rename themselves after their current work item, so
+		// processes are matched by pid alone.
+		if b, ok := before[pid]; ok {
 			d -= b.seconds
 		}
 		if d >= 0.1 {
