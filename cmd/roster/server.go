@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -398,6 +399,8 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	active := &busyConns{conns: map[net.Conn]struct{}{}}
+	srv.ConnState = active.track
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("roster started", "http", ln.Addr().String(), "raft", cfg.RaftAddr, "data_dir", cfg.DataDir, "version", version)
@@ -431,11 +434,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	}
 	log.Info("roster stopping")
 	drainGRPC(grpcSrv) // before HTTP: clients leave while the node still answers
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
+	stopHTTP(srv, active, log)
 	<-readyDone
 	return nil
 }
@@ -484,4 +483,53 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// stopHTTP lets requests in progress finish (up to 5 s) and then closes the listener
+// and every connection. http.Server.Shutdown alone also waits for connections that
+// never sent a request until they are 5 s old; nothing is lost by closing those.
+func stopHTTP(srv *http.Server, active *busyConns, log *slog.Logger) {
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() { done <- srv.Shutdown(ctx) }()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Warn("http shutdown", "err", err)
+			}
+			return
+		case <-t.C:
+			if active.count() == 0 {
+				_ = srv.Close()
+				<-done
+				return
+			}
+		}
+	}
+}
+
+// busyConns tracks the HTTP connections in the middle of a request.
+type busyConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (b *busyConns) track(c net.Conn, st http.ConnState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st == http.StateActive {
+		b.conns[c] = struct{}{}
+	} else {
+		delete(b.conns, c)
+	}
+}
+
+func (b *busyConns) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
 }
