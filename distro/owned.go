@@ -122,6 +122,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 		s.setInstance(r, c)
 		r.owner = owner
 		r.source = ""
+		r.epoch = s.wall()
 		r.beat(now)
 	}
 	s.own.set(owner, svc, held)

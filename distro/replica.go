@@ -24,6 +24,8 @@ type Entry struct {
 	Instance naming.Instance `json:"instance"`
 	// Owner is the gRPC connection that owns the instance, if any.
 	Owner string `json:"owner,omitempty"`
+	// Epoch is when the sender became responsible for it (see record.epoch).
+	Epoch int64 `json:"epoch"`
 }
 
 // OnLocalChange adds a hook called after every change of svc that this node made as
@@ -56,15 +58,17 @@ func entriesOf(sv *service, source string) []Entry {
 	for _, key := range slices.Sorted(maps.Keys(sv.instances)) {
 		r := sv.instances[key]
 		if r.source == source {
-			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner})
+			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner, Epoch: r.epoch})
 		}
 	}
 	return out
 }
 
 // ApplyRemote makes entries the instances of svc that member from is responsible for:
-// from's other replicas of svc go, and each entry replaces whatever this node holds
-// under its key (the sender took the client over). Nothing here is expired locally.
+// from's other replicas of svc go, and each entry replaces what this node holds under
+// its key unless that is a more recent claim of another source (a member that was
+// stalled must not take back what others adopted meanwhile). Nothing here is expired
+// locally.
 func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry) {
 	if from == "" {
 		return
@@ -94,17 +98,21 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 	for key, e := range want {
 		c := e.Instance.Clone()
 		r := sv.instances[key]
+		if r != nil && r.source != from && r.epoch > e.Epoch {
+			continue // a newer claim than the sender's
+		}
 		if r == nil {
 			r = &record{}
 			sv.instances[key] = r
 			s.instances.Add(1)
 			changed = true
-		} else if r.source != from || r.owner != e.Owner || !equalInstance(r.inst, c) {
+		} else if r.source != from || r.owner != e.Owner || r.epoch != e.Epoch || !equalInstance(r.inst, c) {
 			changed = true
 		}
 		s.setInstance(r, c)
 		r.owner = e.Owner
 		r.source = from
+		r.epoch = e.Epoch
 		r.beat(now)
 	}
 	sh.mu.Unlock()
@@ -224,6 +232,7 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 		func(r *record) bool { return r.source == source && r.owner == "" && take(r.client) },
 		func(_ *service, _ string, r *record, now int64) {
 			r.source = ""
+			r.epoch = s.wall()
 			r.lastBeat.Store(now)
 		})
 }

@@ -103,3 +103,22 @@ func TestStalledTimeDoesNotCount(t *testing.T) {
 		t.Fatalf("the stall counted towards expiry: %+v", got)
 	}
 }
+
+func TestOlderClaimDoesNotTakeBackAnAdoptedClient(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("e")
+	old := clk.Now().UnixNano()
+	clk.Advance(time.Second)
+	// n3 adopted the client after n1 went quiet: its claim is newer.
+	s.ApplyRemote("n3", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT"), Epoch: clk.Now().UnixNano()}})
+	// n1 resumes and repeats its stale claim.
+	s.ApplyRemote("n1", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT"), Epoch: old}})
+	// n1's next (empty) set must not remove n3's copy.
+	s.ApplyRemote("n1", svc, nil)
+	if got := s.Instances(svc); len(got) != 1 {
+		t.Fatalf("a stale claim took the client back and lost it: %+v", got)
+	}
+	if s.Checksum("n3") == s.Checksum("n1") {
+		t.Fatal("the record must still be n3's")
+	}
+}

@@ -160,7 +160,11 @@ type record struct {
 	// source is the member whose copy this is: empty when this node is responsible for
 	// the instance (it runs its expiry and replicates it), else the responsible member's
 	// id (a replica, replaced by that member's pushes, never expired here).
-	source     string
+	source string
+	// epoch is when the record's current source took it (wall clock, ns): a claim
+	// from another member replaces the record only if it is at least as recent, so a
+	// member that was stalled or partitioned cannot take back clients others adopted.
+	epoch      int64
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
 	delTimeout int64 // ns without a beat before it is removed
@@ -278,6 +282,9 @@ func (s *Store) notifyRemote(svc naming.ServiceKey) {
 // steps do not move it.
 func (s *Store) now() int64 { return int64(s.clock.Now().Sub(s.base)) - s.paused.Load() }
 
+// wall stamps a record's epoch: wall-clock time, comparable between members.
+func (s *Store) wall() int64 { return s.clock.Now().UnixNano() }
+
 func (s *Store) shardOf(svc naming.ServiceKey) *shard {
 	// FNV-1a over the three names, with a separator so that ("ab","c") and ("a","bc")
 	// differ. Inlined rather than hash/maphash, whose Comparable makes its argument
@@ -355,6 +362,7 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 	changed = changed || r.owner != "" || r.source != ""
 	r.owner = ""
 	r.source = ""
+	r.epoch = s.wall()
 	r.beat(now)
 	sh.mu.Unlock()
 
@@ -439,7 +447,10 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 	// A beat for a replica means its client now beats here: this node takes it over.
 	flipped := !r.inst.Healthy || r.source != ""
 	r.inst.Healthy = true
-	r.source = ""
+	if r.source != "" {
+		r.source = ""
+		r.epoch = s.wall()
+	}
 	c, interval := r.out(copyOut)
 	sh.mu.Unlock()
 
@@ -484,7 +495,10 @@ func (s *Store) Update(svc naming.ServiceKey, key string, fn func(*naming.Instan
 	changed := !equalInstance(r.inst, c) || r.source != ""
 	if changed {
 		s.setInstance(r, c)
-		r.source = ""
+		if r.source != "" {
+			r.source = ""
+			r.epoch = s.wall()
+		}
 	}
 	sh.mu.Unlock()
 
