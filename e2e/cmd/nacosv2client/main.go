@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 func main() {
 	var (
 		serverPort = flag.Uint64("server-port", 8848, "Roster HTTP port on 127.0.0.1 (gRPC: +1000)")
+		serverList = flag.String("server-ports", "", "comma-separated Roster HTTP ports on 127.0.0.1, a cluster's (overrides -server-port)")
 		namespace  = flag.String("namespace", "", "namespace id (blank: public)")
 		group      = flag.String("group", "", "group (blank: DEFAULT_GROUP)")
 		service    = flag.String("service", "", "service name")
@@ -46,12 +48,24 @@ func main() {
 		fmt.Fprintf(os.Stderr, "nacosv2client: -metadata: %v\n", err)
 		os.Exit(2)
 	}
+	servers := []constant.ServerConfig{{IpAddr: "127.0.0.1", Port: *serverPort, ContextPath: "/nacos"}}
+	if *serverList != "" {
+		servers = nil
+		for _, p := range strings.Split(*serverList, ",") {
+			n, err := strconv.ParseUint(p, 10, 16)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "nacosv2client: -server-ports: %v\n", err)
+				os.Exit(2)
+			}
+			servers = append(servers, constant.ServerConfig{IpAddr: "127.0.0.1", Port: n, ContextPath: "/nacos"})
+		}
+	}
 	c, err := clients.NewNamingClient(vo.NacosClientParam{
 		ClientConfig: &constant.ClientConfig{
 			NamespaceId: *namespace, TimeoutMs: 5000, NotLoadCacheAtStart: true, UpdateCacheWhenEmpty: true,
 			CacheDir: *dir + "/cache", LogDir: *dir + "/log", LogLevel: "info",
 		},
-		ServerConfigs: []constant.ServerConfig{{IpAddr: "127.0.0.1", Port: *serverPort, ContextPath: "/nacos"}},
+		ServerConfigs: servers,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nacosv2client: new client: %v\n", err)
