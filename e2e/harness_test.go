@@ -435,14 +435,35 @@ func eventually(t testing.TB, timeout time.Duration, fn func() error) {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// handedOut holds every port this test process has given out (and each HTTP port's
+// gRPC neighbour): the kernel may offer a just-closed port again, and two servers (or a
+// server's HTTP and Raft listeners) must never be handed the same one.
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		portsMu.Lock()
+		taken := handedOut[p]
+		if !taken {
+			handedOut[p] = true
+		}
+		portsMu.Unlock()
+		if !taken {
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not handed out already")
+	return 0
 }
 
 // freeHTTPPort returns a free port P such that P+1000 (Nacos' gRPC port rule) is free
@@ -452,6 +473,13 @@ func freeHTTPPort(t *testing.T) int {
 	for range 50 {
 		p := freePort(t)
 		if p+1000 > 65535 {
+			continue
+		}
+		portsMu.Lock()
+		taken := handedOut[p+1000]
+		handedOut[p+1000] = true
+		portsMu.Unlock()
+		if taken {
 			continue
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1000))
