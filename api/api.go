@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -60,7 +59,6 @@ type API struct {
 	reg     *registry.Registry
 	node    *raftnode.Node
 	metrics *metrics
-	started time.Time
 
 	restoring sync.Mutex // one snapshot restore at a time (snapshot.go)
 }
@@ -79,7 +77,7 @@ func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
 	if cfg.MaxSnapshot <= 0 {
 		cfg.MaxSnapshot = DefaultMaxSnapshot
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node, started: time.Now()}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node}
 	a.metrics = newMetrics(a)
 	return a.routes()
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,14 +204,5 @@ func without(list []*Server, s *Server) []*Server {
 			out = append(out, x)
 		}
 	}
-	return out
-}
-
-func sortedPorts(m map[int]bool) []int {
-	var out []int
-	for p := range m {
-		out = append(out, p)
-	}
-	sort.Ints(out)
 	return out
 }
