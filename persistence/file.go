@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -172,6 +173,9 @@ func (tx *Tx) check() error {
 	})
 	if err != nil {
 		return err
+	}
+	if doc := tx.meta().Get(keyAuth); doc != nil && !json.Valid(doc) {
+		return errors.New("auth state does not decode")
 	}
 	ns, ni, err := tx.Counts()
 	if err != nil {

@@ -18,6 +18,7 @@ var (
 	keyApplied       = []byte("applied")   // uint64 index, uint64 term
 	keyServiceCount  = []byte("services")  // uint64 number of service records
 	keyInstanceCount = []byte("instances") // uint64 number of instance records
+	keyAuth          = []byte("auth")      // JSON of the access-control state (package auth)
 )
 
 // Service keys are stored as an order-preserving tuple encoding of (namespace, group,

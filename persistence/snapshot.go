@@ -28,17 +28,24 @@ import (
 //	"RSTRSNAP"                      magic, 8 bytes
 //	uint32 version                  SnapshotVersion
 //	uint32 n, n bytes               Header as JSON
-//	records, each (services, then instances, each in key order):
-//	  byte type                     1 = service, 2 = instance
-//	  uint32 n, n bytes             JSON: naming.Service, or {"service": key, "instance": naming.Instance}
+//	records, each (services, then instances, each in key order, then at most one auth record):
+//	  byte type                     1 = service, 2 = instance, 3 = auth (version 2 on)
+//	  uint32 n, n bytes             JSON: naming.Service, or {"service": key, "instance": naming.Instance},
+//	                                or the access-control document (package auth)
 //	byte 0xFF                       end marker
 //	32 bytes                        SHA-256 of everything before it
-const SnapshotVersion uint32 = 1
+//
+// Version 2 added the auth record; version 1 streams (which have none) are still read.
+const SnapshotVersion uint32 = 2
+
+// minSnapshotVersion is the oldest stream version Restore and Verify accept.
+const minSnapshotVersion uint32 = 1
 
 const (
 	snapshotMagic   = "RSTRSNAP"
 	recordService   = 1
 	recordInstance  = 2
+	recordAuth      = 3
 	recordEnd       = 0xFF
 	maxHeaderLen    = 1 << 20
 	maxRecordLen    = 16 << 20
@@ -223,6 +230,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return fail(fmt.Errorf("counters say %d services and %d instances, found %d and %d",
 			sn.header.Services, sn.header.Instances, services, instances))
 	}
+	if doc := sn.tx.Bucket(bucketMeta).Get(keyAuth); doc != nil {
+		if err := writeRecord(recordAuth, doc); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := out.Write([]byte{recordEnd}); err != nil {
 		return fail(err)
 	}
@@ -297,7 +309,7 @@ func (sr *streamReader) header() (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	if ver != SnapshotVersion {
+	if ver < minSnapshotVersion || ver > SnapshotVersion {
 		return Header{}, fmt.Errorf("%w %d", ErrSnapshotVersion, ver)
 	}
 	n, err := sr.uint32()
@@ -346,7 +358,7 @@ func readStream(r io.Reader, onRecord func(kind byte, body []byte) error) (Heade
 		if kind[0] == recordEnd {
 			break
 		}
-		if kind[0] != recordService && kind[0] != recordInstance {
+		if kind[0] != recordService && kind[0] != recordInstance && (kind[0] != recordAuth || hdr.FormatVersion < 2) {
 			return hdr, fmt.Errorf("%w: unknown record type 0x%02x", ErrSnapshotCorrupt, kind[0])
 		}
 		n, err := sr.uint32()
@@ -389,6 +401,18 @@ type recordSet struct {
 	namespaces          map[string]bool
 	lastService         []byte
 	lastInstance        [2][]byte // encoded service key, instance key
+	auth                []byte    // the auth record, at most one
+}
+
+func (rs *recordSet) authDoc(body []byte) error {
+	if rs.auth != nil {
+		return fmt.Errorf("%w: more than one auth record", ErrSnapshotCorrupt)
+	}
+	if !json.Valid(body) {
+		return fmt.Errorf("%w: auth record does not decode", ErrSnapshotCorrupt)
+	}
+	rs.auth = body
+	return nil
 }
 
 func (rs *recordSet) service(body []byte) (*naming.Service, error) {
@@ -444,10 +468,13 @@ func Verify(r io.Reader) (Header, error) {
 	rs := &recordSet{namespaces: map[string]bool{}}
 	hdr, err := readStream(r, func(kind byte, body []byte) error {
 		var err error
-		if kind == recordService {
+		switch kind {
+		case recordService:
 			_, err = rs.service(body)
-		} else {
+		case recordInstance:
 			_, err = rs.instance(body)
+		case recordAuth:
+			err = rs.authDoc(body)
 		}
 		return err
 	})
@@ -567,6 +594,13 @@ func fillFile(path string, opts Options, r io.Reader) (err error) {
 				return err
 			}
 			if err := tx.PutInstance(rec.Service, rec.Instance); err != nil {
+				return err
+			}
+		case recordAuth:
+			if err := rs.authDoc(body); err != nil {
+				return err
+			}
+			if err := tx.PutAuthState(body); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -241,7 +242,11 @@ func buildStream(hdr Header, recs ...record) []byte {
 	var b bytes.Buffer
 	h, _ := json.Marshal(hdr)
 	b.WriteString(snapshotMagic)
-	b.Write(u32(SnapshotVersion))
+	ver := SnapshotVersion
+	if hdr.FormatVersion >= minSnapshotVersion && hdr.FormatVersion <= SnapshotVersion {
+		ver = hdr.FormatVersion
+	}
+	b.Write(u32(ver))
 	b.Write(u32(uint32(len(h))))
 	b.Write(h)
 	for _, r := range recs {
@@ -283,8 +288,12 @@ func TestRestoreRefusesBadStreams(t *testing.T) {
 		{"cut before checksum", good[:len(good)-sha256.Size], ErrSnapshotTruncated, ""},
 		{"cut in checksum", good[:len(good)-1], ErrSnapshotTruncated, ""},
 		{"bad magic", flip(0, 0x20), ErrSnapshotMagic, "persistence: snapshot bad magic"},
-		{"unknown version", mutate(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:12], 2); return b }),
-			ErrSnapshotVersion, "persistence: snapshot unsupported format version 2"},
+		{"unknown version", mutate(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:12], SnapshotVersion+1); return b }),
+			ErrSnapshotVersion, fmt.Sprintf("persistence: snapshot unsupported format version %d", SnapshotVersion+1)},
+		{"auth record in a version 1 stream", buildStream(Header{FormatVersion: 1, Namespaces: 1, Services: 1},
+			record{recordService, svc}, record{recordAuth, `{}`}), ErrSnapshotCorrupt, ""},
+		{"two auth records", buildStream(one, record{recordService, svc}, record{recordAuth, `{}`}, record{recordAuth, `{}`}), ErrSnapshotCorrupt, ""},
+		{"auth record not JSON", buildStream(one, record{recordService, svc}, record{recordAuth, `{x`}), ErrSnapshotCorrupt, ""},
 		{"bit flip in header", flip(16+hdrLen/2, 0x01), nil, ""},
 		{"bit flip in a record", flip(firstBody+10, 0x04), ErrSnapshotChecksum, "persistence: snapshot checksum mismatch"},
 		{"bit flip in last record", flip(len(good)-sha256.Size-3, 0x02), ErrSnapshotChecksum, ""},
@@ -513,5 +522,34 @@ func TestRestoreUnderConcurrentUse(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestSnapshotCarriesAuthState(t *testing.T) {
+	src := openStore(t, "")
+	populate(t, src, 5, 2)
+	doc := []byte(`{"users":{"admin":{"hash":"x"}}}`)
+	update(t, src, 6, func(tx *Tx) error { return tx.PutAuthState(doc) })
+	data, _ := snapshotBytes(t, src)
+	if _, err := Verify(bytes.NewReader(data)); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	dst := openStore(t, "")
+	if err := dst.Restore(bytes.NewReader(data)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	var got []byte
+	if err := dst.View(func(tx *Tx) error { got = tx.AuthState(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, doc) {
+		t.Fatalf("auth state after restore = %s, want %s", got, doc)
+	}
+	if err := dst.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	err := dst.Update(7, 1, func(tx *Tx) error { return tx.PutAuthState([]byte("{not json")) })
+	if err == nil {
+		t.Fatal("PutAuthState accepted a document that is not JSON")
 	}
 }

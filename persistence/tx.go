@@ -32,6 +32,31 @@ func (tx *Tx) writeErr(op string, err error) error {
 	return fmt.Errorf("persistence: %s: %s: %w", tx.path, op, err)
 }
 
+// AuthState returns the stored access-control document (users, roles, grants, token
+// keys), or nil when there is none yet. Its content belongs to package auth; the store
+// only keeps it and carries it through snapshots.
+func (tx *Tx) AuthState() []byte {
+	v := tx.meta().Get(keyAuth)
+	if v == nil {
+		return nil
+	}
+	return bytes.Clone(v)
+}
+
+// PutAuthState replaces the access-control document. It must be valid JSON.
+func (tx *Tx) PutAuthState(doc []byte) error {
+	if !json.Valid(doc) {
+		return errors.New("persistence: auth state is not valid JSON")
+	}
+	if len(doc) > maxRecordLen {
+		return fmt.Errorf("persistence: auth state of %d bytes is over the limit of %d", len(doc), maxRecordLen)
+	}
+	if err := tx.meta().Put(keyAuth, doc); err != nil {
+		return tx.writeErr("put auth state", err)
+	}
+	return nil
+}
+
 // Service returns the service record, or nil, nil when there is none.
 func (tx *Tx) Service(k naming.ServiceKey) (*naming.Service, error) {
 	v := tx.services().Get(encodeServiceKey(k))
