@@ -9,6 +9,7 @@ import (
 	"math"
 	"reflect"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
 )
 
@@ -29,6 +30,7 @@ const (
 	PutServiceType          CommandType = 4
 	DeleteServiceType       CommandType = 5
 	UpdateMetadataBatchType CommandType = 6
+	AuthChangeType          CommandType = 7 // users, roles, grants, signing keys (package auth)
 )
 
 // Ignorable reports whether servers that do not know t may skip it.
@@ -152,6 +154,15 @@ type UpdateMetadataBatch struct {
 	Remove    bool              `json:"remove"`
 }
 
+// AuthChange changes the access-control state (auth.State.Apply). A change the state
+// refuses answers a *naming.Error and writes nothing.
+type AuthChange struct {
+	Change auth.Change `json:"change"`
+}
+
+// Type implements Command.
+func (AuthChange) Type() CommandType { return AuthChangeType }
+
 // Type implements Command.
 func (RegisterInstance) Type() CommandType { return RegisterInstanceType }
 
@@ -204,6 +215,7 @@ func init() {
 	registerCommand[PutService](PutServiceType, "PutService")
 	registerCommand[DeleteService](DeleteServiceType, "DeleteService")
 	registerCommand[UpdateMetadataBatch](UpdateMetadataBatchType, "UpdateMetadataBatch")
+	registerCommand[AuthChange](AuthChangeType, "AuthChange")
 }
 
 // decodeStrict refuses unknown fields and trailing data: a body that does not match
@@ -385,6 +397,8 @@ func validate(c Command, l Limits) error {
 			}
 		}
 		return naming.CheckMetadata(c.Metadata, l.MaxMetadata)
+	case AuthChange:
+		return c.Change.Validate()
 	}
 	return fmt.Errorf("no rules for %T", c)
 }

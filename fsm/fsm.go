@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/persistence"
 )
@@ -28,8 +30,9 @@ type FSM struct {
 	store  *persistence.Store
 	logger *slog.Logger
 
-	mu       sync.Mutex // guards onChange
+	mu       sync.Mutex // guards onChange and onAuth
 	onChange []func(changed []naming.ServiceKey, all bool)
+	onAuth   []func(doc []byte)
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -63,6 +66,24 @@ func (f *FSM) notify(changed []naming.ServiceKey, all bool) {
 	f.mu.Unlock()
 	for _, fn := range fns {
 		fn(changed, all)
+	}
+}
+
+// OnAuthChange registers fn to run with the new access-control document after each
+// batch that changed it, and after Restore. Like OnChange it runs on Raft's apply
+// goroutine.
+func (f *FSM) OnAuthChange(fn func(doc []byte)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onAuth = append(f.onAuth, fn)
+}
+
+func (f *FSM) notifyAuth(doc []byte) {
+	f.mu.Lock()
+	fns := slices.Clone(f.onAuth)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(doc)
 	}
 }
 
@@ -130,6 +151,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
 	}
 	f.notify(a.changed, false)
+	if a.authDoc != nil {
+		f.notifyAuth(a.authDoc)
+	}
 	return resp
 }
 
@@ -155,6 +179,7 @@ type applier struct {
 	tx      *persistence.Tx
 	changed []naming.ServiceKey
 	seen    map[naming.ServiceKey]bool
+	authDoc []byte // the access-control document after the batch, when it changed
 }
 
 func (a *applier) touch(k naming.ServiceKey) {
@@ -178,6 +203,8 @@ func (a *applier) apply(c Command) (any, error) {
 		return a.deleteService(c)
 	case UpdateMetadataBatch:
 		return a.updateMetadata(c)
+	case AuthChange:
+		return a.authChange(c)
 	}
 	// Decode only returns registered types, and each is handled above.
 	panic(fmt.Sprintf("fsm: no apply for %T", c))
@@ -422,6 +449,39 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 // Release ends the snapshot's read transaction.
 func (s *snapshot) Release() { s.sn.Release() }
 
+func (a *applier) authChange(c AuthChange) (any, error) {
+	st, err := auth.Decode(a.tx.AuthState())
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Apply(c.Change); err != nil {
+		var ne *naming.Error
+		if errors.As(err, &ne) {
+			return ne, nil
+		}
+		return nil, err
+	}
+	doc, err := st.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.tx.PutAuthState(doc); err != nil {
+		return nil, err
+	}
+	a.authDoc = doc
+	return nil, nil
+}
+
+// AuthState reads the stored access-control document (nil before the first change).
+func (f *FSM) AuthState() ([]byte, error) {
+	var doc []byte
+	err := f.store.View(func(tx *persistence.Tx) error {
+		doc = tx.AuthState()
+		return nil
+	})
+	return doc, err
+}
+
 // Restore replaces the whole state with a snapshot stream (persistence.Restore: verified
 // in full before anything changes), then tells OnChange callbacks that everything may
 // have changed.
@@ -433,5 +493,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	index, term := f.store.Applied()
 	f.logger.Info("snapshot restored", "index", index, "term", term)
 	f.notify(nil, true)
+	doc, err := f.AuthState()
+	if err != nil {
+		return fmt.Errorf("fsm: restore: read auth state: %w", err)
+	}
+	f.notifyAuth(doc)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/persistence"
 )
@@ -743,5 +744,56 @@ func TestApplyPanicsOnGarbage(t *testing.T) {
 				t.Errorf("state changed: %+v", after)
 			}
 		})
+	}
+}
+
+func TestAuthChange(t *testing.T) {
+	f := newFSM(t)
+	var docs [][]byte
+	f.OnAuthChange(func(doc []byte) { docs = append(docs, doc) })
+	hash, err := auth.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.NewKey(time.Unix(1_800_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := f.ApplyBatch(logs(t, 1,
+		AuthChange{Change: auth.Change{Op: auth.OpBootstrap, User: "root", PasswordHash: hash}},
+		AuthChange{Change: auth.Change{Op: auth.OpBootstrap, User: "again", PasswordHash: hash}},
+		AuthChange{Change: auth.Change{Op: auth.OpInitKey, Key: key}},
+	))
+	if resp[0] != nil || resp[2] != nil {
+		t.Fatalf("responses = %v", resp)
+	}
+	if ne, ok := resp[1].(*naming.Error); !ok || ne.Status != 409 {
+		t.Fatalf("second bootstrap answered %v, want a 409 *naming.Error", resp[1])
+	}
+	if len(docs) != 1 {
+		t.Fatalf("OnAuthChange ran %d times for one batch", len(docs))
+	}
+	st, err := auth.Decode(docs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Users["root"]; !ok || len(st.Users) != 1 || st.CurrentKey() == nil || st.CurrentKey().ID != key.ID {
+		t.Fatalf("state after the batch: %+v", st)
+	}
+	if _, err := Encode(AuthChange{Change: auth.Change{Op: auth.OpCreateUser, User: "x", PasswordHash: "plain"}}); err == nil {
+		t.Error("Encode accepted a change without a bcrypt hash")
+	}
+
+	// The document travels through a snapshot into another FSM.
+	sink := &bufferSink{Buffer: &bytes.Buffer{}}
+	persistTo(t, f, sink)
+	g := newFSM(t)
+	var restored []byte
+	g.OnAuthChange(func(doc []byte) { restored = doc })
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(restored, docs[0]) {
+		t.Fatalf("auth state after restore = %s, want %s", restored, docs[0])
 	}
 }
