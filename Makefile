@@ -13,7 +13,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 # "context deadline exceeded" as a failure.
 FUZZTIME    ?= 40000x
 
-.PHONY: all build run cluster bench bench-quick test unit fuzz e2e lint fmt clean proto
+.PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto
 
 all: build
 
@@ -45,7 +45,7 @@ bench-quick: build
 	$(GO) build -o bin/roster-bench ./cmd/roster-bench
 	./bin/roster-bench all --quick --roster $(BIN)
 
-test: lint unit fuzz e2e
+test: lint unit fuzz e2e compat
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -61,13 +61,28 @@ fuzz:
 e2e:
 	cd e2e && $(GO) test -race -count=1 -timeout 10m ./...
 
+# The compatibility matrix (compat/README.md): every client program against its own
+# roster process; rewrites compat/RESULTS.md. compat-deps builds the client programs.
+COMPAT_BUILDS := compat/go/build.sh compat/java/build.sh compat/python/build.sh compat/node/build.sh
+
+compat-deps:
+	@for s in $(COMPAT_BUILDS); do \
+	  if [ ! -f "$$s" ]; then echo "compat-deps: $$s is missing"; exit 1; fi; \
+	  echo "== $$s"; bash "$$s" || { echo "compat-deps: $$s failed"; exit 1; }; \
+	done
+
+compat: build compat-deps
+	cd compat && $(GO) run ./driver --roster ../$(BIN) --out RESULTS.md
+
 lint:
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	cd compat && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
+	cd compat && $(GO) run $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
