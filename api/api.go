@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/naming"
@@ -50,6 +51,11 @@ type Config struct {
 	MaxSnapshot int64
 	// SpoolDir holds an uploaded snapshot while it is verified; default os.TempDir().
 	SpoolDir string
+	// Auth checks credentials and permissions; nil or disabled lets every request in
+	// (login and ACL management still need it).
+	Auth *auth.Authority
+	// AuditLogger receives one line per write and admin action; default Logger.
+	AuditLogger *slog.Logger
 }
 
 // API is the HTTP front of one node.
@@ -59,6 +65,8 @@ type API struct {
 	reg     *registry.Registry
 	node    *raftnode.Node
 	metrics *metrics
+	// auditLog gets the audit lines (auth.go).
+	auditLog *slog.Logger
 
 	restoring sync.Mutex // one snapshot restore at a time (snapshot.go)
 }
@@ -77,7 +85,10 @@ func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
 	if cfg.MaxSnapshot <= 0 {
 		cfg.MaxSnapshot = DefaultMaxSnapshot
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node}
+	if cfg.AuditLogger == nil {
+		cfg.AuditLogger = cfg.Logger
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node, auditLog: cfg.AuditLogger.With("component", "audit")}
 	a.metrics = newMetrics(a)
 	return a.routes()
 }
@@ -99,8 +110,10 @@ func (a *API) routes() http.Handler {
 	r.Use(a.instrument)
 	r.Use(middleware.Recoverer)
 	r.Use(a.limitBody)
+	r.Use(a.authorize(r))
 
 	a.operatorRoutes(r)
+	a.aclRoutes(r)
 	a.snapshotRoutes(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	r.Get("/readyz", a.readyz)
@@ -114,6 +127,8 @@ func (a *API) routes() http.Handler {
 			r.MethodNotAllowed(a.noSuchAPI)
 			a.namingRoutes(r)
 		})
+		r.Post("/v1/auth/login", a.wrap(a.login))
+		r.Post("/v1/auth/users/login", a.wrap(a.login))
 		r.Route("/v1/core/cluster", func(r chi.Router) {
 			r.Get("/nodes", a.wrap(a.clusterNodes))
 			r.Get("/self", a.wrap(a.clusterSelf))

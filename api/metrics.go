@@ -80,6 +80,12 @@ func newMetrics(a *API) *metrics {
 			}
 			return 0
 		}),
+		raftGauge("roster_auth_enabled", "1 when requests are authenticated and authorized; 0 when every client is let in.", func() float64 {
+			if a.authOn() {
+				return 1
+			}
+			return 0
+		}),
 		pushCounter("roster_udp_pushes_total", "UDP pushes sent to 1.x subscribers.", func() uint64 { return p.Stats().Pushes }),
 		pushCounter("roster_udp_push_acks_total", "UDP push acks received.", func() uint64 { return p.Stats().Acks }),
 		pushCounter("roster_udp_push_resends_total", "UDP pushes resent after a missing ack.", func() uint64 { return p.Stats().Resends }),

@@ -22,9 +22,34 @@ func readParams(r *http.Request) (params, error) {
 	return p, err
 }
 
+// paramsKey holds the parameters the authorize middleware already read, with the body
+// they came from, so the handler does not read the body twice.
+type paramsKey struct{}
+
+type readBody struct {
+	p    params
+	body []byte
+}
+
+// cachedParams reads a request's parameters once for the middleware; the handler's
+// readParams then finds them in the context.
+func cachedParams(r *http.Request) (*readBody, error) {
+	if rb, ok := r.Context().Value(paramsKey{}).(*readBody); ok {
+		return rb, nil
+	}
+	p, body, err := readParamsBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return &readBody{p: p, body: body}, nil
+}
+
 // readParamsBody is readParams that also returns the body it read, so that a request
 // can be sent on to another member unchanged.
 func readParamsBody(r *http.Request) (params, []byte, error) {
+	if rb, ok := r.Context().Value(paramsKey{}).(*readBody); ok {
+		return rb.p, rb.body, nil
+	}
 	p := params{}
 	p.parse(r.URL.RawQuery)
 	if r.Body == nil || r.Body == http.NoBody {

@@ -225,7 +225,7 @@ func (a *API) serviceNames(w http.ResponseWriter, r *http.Request) error {
 	byNS := map[string][]string{}
 	count := 0
 	for _, k := range keys {
-		if expr != "" && !strings.Contains(k.Grouped(), expr) {
+		if expr != "" && !strings.Contains(k.Grouped(), expr) || !a.mayRead(r, k.Namespace, k.Group) {
 			continue
 		}
 		byNS[k.Namespace] = append(byNS[k.Namespace], k.Grouped())

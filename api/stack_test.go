@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
@@ -32,12 +33,15 @@ type stack struct {
 	clock  *fakeClock
 	node   *raftnode.Node
 	dir    string // data dir: fsm.db, raft/, uploads being verified
+
+	authority *auth.Authority
 }
 
 type stackOptions struct {
 	maxBody     int64
 	maxSnapshot int64
 	timing      naming.Timing
+	auth        bool // authentication and authorization on
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -87,9 +91,15 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	reg.Start()
+	authority := auth.New(auth.Config{Enabled: opts.auth, TokenTTL: time.Hour})
+	machine.OnAuthChange(func(doc []byte) { _ = authority.Load(doc) })
+	if err := reg.EnsureSigningKey(ctx, authority); err != nil {
+		t.Fatal(err)
+	}
 	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
-		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir}, reg, node)
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority}, reg, node)
 	srv := httptest.NewServer(h)
+	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}
 	t.Cleanup(func() {
 		srv.Close()
 		reg.Close()
@@ -97,7 +107,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		_ = node.Shutdown()
 		_ = store.Close()
 	})
-	return &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir}
+	return s
 }
 
 // answer is a status and body.

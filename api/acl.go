@@ -1,0 +1,260 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/roster-registry/roster/auth"
+	"github.com/roster-registry/roster/naming"
+)
+
+// ACL management under /roster/v1/acl. Every change goes through Raft (the registry's
+// applier forwards it to the leader), so all nodes agree. Passwords are hashed on the
+// node that receives them; only the hash enters the log.
+func (a *API) aclRoutes(r chi.Router) {
+	r.Post("/roster/v1/acl/bootstrap", a.wrap(a.aclBootstrap))
+	r.Get("/roster/v1/acl/users", a.wrap(a.aclListUsers))
+	r.Post("/roster/v1/acl/users", a.wrap(a.aclCreateUser))
+	r.Put("/roster/v1/acl/users", a.wrap(a.aclSetPassword))
+	r.Delete("/roster/v1/acl/users", a.wrap(a.aclDeleteUser))
+	r.Get("/roster/v1/acl/roles", a.wrap(a.aclListRoles))
+	r.Post("/roster/v1/acl/roles", a.wrap(a.aclRole(auth.OpBindRole)))
+	r.Delete("/roster/v1/acl/roles", a.wrap(a.aclRole(auth.OpUnbindRole)))
+	r.Get("/roster/v1/acl/grants", a.wrap(a.aclListGrants))
+	r.Post("/roster/v1/acl/grants", a.wrap(a.aclGrant(auth.OpGrant)))
+	r.Delete("/roster/v1/acl/grants", a.wrap(a.aclGrant(auth.OpRevoke)))
+	r.Post("/roster/v1/acl/rotate-key", a.wrap(a.aclRotateKey))
+	r.Get("/roster/v1/acl/whoami", a.wrap(a.aclWhoAmI))
+}
+
+func (a *API) authority() (*auth.Authority, error) {
+	if a.cfg.Auth == nil {
+		return nil, naming.Errorf(http.StatusNotImplemented, "auth is not configured on this node")
+	}
+	return a.cfg.Auth, nil
+}
+
+// credentialAnswer is what bootstrap and user creation print: the password is shown
+// once, here, and stored only as a hash.
+type credentialAnswer struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (a *API) newCredential(p params, defaultUser string) (credentialAnswer, string, error) {
+	user := p.get("username")
+	if user == "" {
+		user = defaultUser
+	}
+	if err := auth.CheckName("user", user); err != nil {
+		return credentialAnswer{}, "", err
+	}
+	pw := p.get("password")
+	if pw == "" {
+		var err error
+		if pw, err = auth.NewPassword(); err != nil {
+			return credentialAnswer{}, "", err
+		}
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return credentialAnswer{}, "", err
+	}
+	return credentialAnswer{Username: user, Password: pw}, hash, nil
+}
+
+// aclBootstrap creates the first administrator, once. It is public because no user
+// exists yet; the FSM refuses it as soon as any user does.
+func (a *API) aclBootstrap(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.authority(); err != nil {
+		return err
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	if len(a.cfg.Auth.State().Users) > 0 {
+		return naming.Errorf(http.StatusConflict, "ACL bootstrap already done: users exist")
+	}
+	cred, hash, err := a.newCredential(p, "admin")
+	if err != nil {
+		return err
+	}
+	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpBootstrap, User: cred.Username, PasswordHash: hash}); err != nil {
+		return err
+	}
+	a.audit(r, "/roster/v1/acl/bootstrap", cred.Username, "", "", http.StatusOK)
+	return writeJSON(w, cred)
+}
+
+type userJSON struct {
+	Username string   `json:"username"`
+	Roles    []string `json:"roles"`
+}
+
+func (a *API) aclListUsers(w http.ResponseWriter, r *http.Request) error {
+	au, err := a.authority()
+	if err != nil {
+		return err
+	}
+	st := au.State()
+	users := make([]userJSON, 0, len(st.Users))
+	for name := range st.Users {
+		u := userJSON{Username: name, Roles: []string{}}
+		for role, members := range st.Roles {
+			if slices.Contains(members, name) {
+				u.Roles = append(u.Roles, role)
+			}
+		}
+		sort.Strings(u.Roles)
+		users = append(users, u)
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
+	return writeJSON(w, map[string]any{"users": users})
+}
+
+func (a *API) aclCreateUser(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.authority(); err != nil {
+		return err
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	if p.get("username") == "" {
+		return naming.RequiredParam("username")
+	}
+	cred, hash, err := a.newCredential(p, "")
+	if err != nil {
+		return err
+	}
+	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpCreateUser, User: cred.Username, PasswordHash: hash}); err != nil {
+		return err
+	}
+	return writeJSON(w, cred)
+}
+
+func (a *API) aclSetPassword(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.authority(); err != nil {
+		return err
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	if p.get("username") == "" {
+		return naming.RequiredParam("username")
+	}
+	cred, hash, err := a.newCredential(p, "")
+	if err != nil {
+		return err
+	}
+	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpSetPassword, User: cred.Username, PasswordHash: hash}); err != nil {
+		return err
+	}
+	return writeJSON(w, cred)
+}
+
+func (a *API) aclDeleteUser(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	user, err := p.required("username")
+	if err != nil {
+		return err
+	}
+	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpDeleteUser, User: user}); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+func (a *API) aclListRoles(w http.ResponseWriter, r *http.Request) error {
+	au, err := a.authority()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"roles": au.State().Roles})
+}
+
+func (a *API) aclRole(op auth.Op) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		role, err := p.required("role")
+		if err != nil {
+			return err
+		}
+		user, err := p.required("username")
+		if err != nil {
+			return err
+		}
+		if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: op, Role: role, User: user}); err != nil {
+			return err
+		}
+		writeText(w, http.StatusOK, "ok")
+		return nil
+	}
+}
+
+func (a *API) aclListGrants(w http.ResponseWriter, r *http.Request) error {
+	au, err := a.authority()
+	if err != nil {
+		return err
+	}
+	grants := au.State().Grants
+	if grants == nil {
+		grants = []auth.Grant{}
+	}
+	return writeJSON(w, map[string]any{"grants": grants})
+}
+
+func (a *API) aclGrant(op auth.Op) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		g := auth.Grant{Role: p.get("role"), Resource: p.get("resource"), Action: auth.Action(p.get("action"))}
+		if err := auth.CheckGrant(g); err != nil {
+			return err
+		}
+		if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: op, Grant: &g}); err != nil {
+			return err
+		}
+		writeText(w, http.StatusOK, "ok")
+		return nil
+	}
+}
+
+// aclRotateKey makes a new token signing key current. Tokens signed with the old key
+// stay valid until they expire.
+func (a *API) aclRotateKey(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.authority(); err != nil {
+		return err
+	}
+	k, err := auth.NewKey(time.Now())
+	if err != nil {
+		return err
+	}
+	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpRotateKey, Key: k}); err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"keyId": k.ID, "created": k.Created})
+}
+
+func (a *API) aclWhoAmI(w http.ResponseWriter, r *http.Request) error {
+	id := identityFrom(r.Context())
+	if id == nil {
+		return writeJSON(w, map[string]any{"username": "", "globalAdmin": true, "authEnabled": false})
+	}
+	return writeJSON(w, map[string]any{"username": id.Name, "globalAdmin": id.Admin(), "authEnabled": true})
+}

@@ -1,0 +1,293 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/roster-registry/roster/auth"
+	"github.com/roster-registry/roster/naming"
+)
+
+// access is what a route requires. Every route must declare one in routeAccess: the
+// authorize middleware refuses a route it finds there without one (fail closed), and a
+// test walks the router to keep the table complete.
+type access int
+
+const (
+	accessUndeclared access = iota
+	// accessPublic needs nothing: health, readiness, metrics, login, ACL bootstrap.
+	accessPublic
+	// accessNode is node-to-node traffic; the node credential (cluster key or mutual
+	// TLS) guards it, never a user's token.
+	accessNode
+	// accessAuthenticated needs any valid identity; the handler filters what it shows.
+	accessAuthenticated
+	// accessRead and accessWrite need that action on the request's namespace and group.
+	accessRead
+	accessWrite
+	// accessAdmin needs auth.AdminRole.
+	accessAdmin
+)
+
+func (k access) String() string {
+	return [...]string{"undeclared", "public", "node", "authenticated", "read", "write", "admin"}[k]
+}
+
+// anyMethod in a routeAccess key covers every method of a pattern.
+const anyMethod = "*"
+
+// routeAccess declares every route's access, keyed "METHOD pattern" as chi reports the
+// pattern.
+var routeAccess = map[string]access{
+	"GET /healthz":                           accessPublic,
+	"GET /readyz":                            accessPublic,
+	"* /metrics":                             accessPublic,
+	"GET /nacos/v1/console/health/liveness":  accessPublic,
+	"GET /nacos/v1/console/health/readiness": accessPublic,
+	"POST /nacos/v1/auth/login":              accessPublic,
+	"POST /nacos/v1/auth/users/login":        accessPublic,
+	"POST /roster/v1/acl/bootstrap":          accessPublic,
+
+	"GET /nacos/v1/core/cluster/nodes":  accessAuthenticated,
+	"GET /nacos/v1/core/cluster/self":   accessAuthenticated,
+	"GET /nacos/v1/core/cluster/health": accessAuthenticated,
+
+	"POST /nacos/v1/ns/instance":                  accessWrite,
+	"DELETE /nacos/v1/ns/instance":                accessWrite,
+	"PUT /nacos/v1/ns/instance":                   accessWrite,
+	"PATCH /nacos/v1/ns/instance":                 accessWrite,
+	"GET /nacos/v1/ns/instance":                   accessRead,
+	"PUT /nacos/v1/ns/instance/beat":              accessWrite,
+	"GET /nacos/v1/ns/instance/list":              accessRead,
+	"* /nacos/v1/ns/instance/statuses":            accessRead,
+	"PUT /nacos/v1/ns/instance/metadata/batch":    accessWrite,
+	"DELETE /nacos/v1/ns/instance/metadata/batch": accessWrite,
+	"POST /nacos/v1/ns/service":                   accessWrite,
+	"DELETE /nacos/v1/ns/service":                 accessWrite,
+	"PUT /nacos/v1/ns/service":                    accessWrite,
+	"GET /nacos/v1/ns/service":                    accessRead,
+	"GET /nacos/v1/ns/service/list":               accessRead,
+	"* /nacos/v1/ns/service/names":                accessAuthenticated, // filtered per namespace and group
+	"GET /nacos/v1/ns/service/subscribers":        accessRead,
+	"PUT /nacos/v1/ns/health/instance":            accessWrite,
+	"PUT /nacos/v1/ns/health":                     accessWrite,
+	"GET /nacos/v1/ns/raft/leader":                accessAuthenticated,
+	"GET /nacos/v1/ns/operator/metrics":           accessAuthenticated,
+	"GET /nacos/v1/ns/operator/servers":           accessAuthenticated,
+	"GET /nacos/v1/ns/ops/metrics":                accessAuthenticated,
+	"GET /nacos/v1/ns/ops/servers":                accessAuthenticated,
+
+	"GET /roster/v1/operator/raft":                  accessAuthenticated,
+	"DELETE /roster/v1/operator/raft/peer":          accessAdmin,
+	"POST /roster/v1/operator/raft/transfer-leader": accessAdmin,
+	"GET " + SnapshotPath:                           accessAdmin,
+	"PUT " + SnapshotPath:                           accessAdmin,
+	"GET /roster/v1/acl/users":                      accessAdmin,
+	"POST /roster/v1/acl/users":                     accessAdmin,
+	"PUT /roster/v1/acl/users":                      accessAdmin,
+	"DELETE /roster/v1/acl/users":                   accessAdmin,
+	"GET /roster/v1/acl/roles":                      accessAdmin,
+	"POST /roster/v1/acl/roles":                     accessAdmin,
+	"DELETE /roster/v1/acl/roles":                   accessAdmin,
+	"GET /roster/v1/acl/grants":                     accessAdmin,
+	"POST /roster/v1/acl/grants":                    accessAdmin,
+	"DELETE /roster/v1/acl/grants":                  accessAdmin,
+	"POST /roster/v1/acl/rotate-key":                accessAdmin,
+	"GET /roster/v1/acl/whoami":                     accessAuthenticated,
+}
+
+// nodeRoutePrefixes are the node-to-node routes' prefixes (cluster and distro packages
+// mount them); every route under them is accessNode.
+var nodeRoutePrefixes = []string{"/roster/v1/cluster/", "/roster/v1/distro/"}
+
+// accessOf returns a route's declared access.
+func accessOf(method, pattern string) access {
+	if k, ok := routeAccess[method+" "+pattern]; ok {
+		return k
+	}
+	if k, ok := routeAccess[anyMethod+" "+pattern]; ok {
+		return k
+	}
+	for _, p := range nodeRoutePrefixes {
+		if strings.HasPrefix(pattern, p) {
+			return accessNode
+		}
+	}
+	return accessUndeclared
+}
+
+type identityKey struct{}
+
+// identityFrom returns the caller's identity, or nil when auth is off.
+func identityFrom(ctx context.Context) *auth.Identity {
+	id, _ := ctx.Value(identityKey{}).(*auth.Identity)
+	return id
+}
+
+// mayRead reports whether the caller may read a group of a namespace. With auth off
+// everyone may.
+func (a *API) mayRead(r *http.Request, namespace, group string) bool {
+	if !a.authOn() {
+		return true
+	}
+	id := identityFrom(r.Context())
+	return id != nil && id.Can(auth.Read, namespace, group)
+}
+
+func (a *API) authOn() bool { return a.cfg.Auth != nil && a.cfg.Auth.Enabled() }
+
+// authorize is the one access check in front of every HTTP route: it finds the route's
+// pattern, looks up its declared access and checks the caller against it. It answers
+// Nacos' 403 texts (token invalid!, token expired!, user not found!, authorization
+// failed!). Writes and admin actions are audited with who, what, where and the result.
+func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			pattern := router.Find(chi.NewRouteContext(), r.Method, r.URL.Path)
+			if pattern == "" {
+				next.ServeHTTP(w, r) // no route: the not-found answers run, nothing else
+				return
+			}
+			need := accessOf(r.Method, pattern)
+			switch need {
+			case accessUndeclared:
+				a.log.Error("route has no declared access; refused", "method", r.Method, "route", pattern)
+				writeText(w, http.StatusForbidden, auth.ErrForbidden.Error())
+				return
+			case accessPublic, accessNode:
+				next.ServeHTTP(w, r)
+				return
+			}
+			if !a.authOn() {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rb, err := cachedParams(r)
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, rb))
+			p := rb.p
+			ns, group := p.namespace(), requestGroup(p)
+			id, err := a.cfg.Auth.Identify(credentialsOf(r, p))
+			if err == nil {
+				err = checkAccess(id, need, ns, group)
+			}
+			if err != nil {
+				if need >= accessWrite {
+					a.audit(r, pattern, "", ns, group, denyStatus(err))
+				}
+				writeText(w, denyStatus(err), err.Error())
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+			if need < accessWrite {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			a.audit(r, pattern, id.Name, ns, group, ww.Status())
+		})
+	}
+}
+
+func checkAccess(id *auth.Identity, need access, ns, group string) error {
+	ok := true
+	switch need {
+	case accessAdmin:
+		ok = id.Admin()
+	case accessRead:
+		ok = id.Can(auth.Read, ns, group)
+	case accessWrite:
+		ok = id.Can(auth.Write, ns, group)
+	}
+	if !ok {
+		return auth.ErrForbidden
+	}
+	return nil
+}
+
+func denyStatus(err error) int {
+	if errors.Is(err, auth.ErrTooManyAttempts) {
+		return http.StatusTooManyRequests
+	}
+	return http.StatusForbidden
+}
+
+// audit writes one line per write or admin action. It never logs credentials.
+func (a *API) audit(r *http.Request, route, user, ns, group string, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	a.auditLog.Info("audit", "user", user, "method", r.Method, "route", route, "namespace", ns, "group", group,
+		"status", status, "source", sourceAddr(r), "request_id", middleware.GetReqID(r.Context()))
+}
+
+// requestGroup is the group a naming request is about: groupName, else the group of a
+// grouped serviceName, else Nacos' default.
+func requestGroup(p params) string {
+	if g := p.get("groupName"); g != "" {
+		return g
+	}
+	if g, _, ok := strings.Cut(p.get("serviceName"), naming.GroupSeparator); ok && g != "" {
+		return g
+	}
+	return naming.DefaultGroup
+}
+
+// credentialsOf reads a request's credentials in Nacos' order: Authorization: Bearer,
+// the accessToken parameter, then username and password parameters.
+func credentialsOf(r *http.Request, p params) auth.Credentials {
+	c := auth.Credentials{AccessToken: p.get("accessToken"), Username: p.get("username"), Password: p.get("password"), Source: sourceAddr(r)}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		c.Bearer = strings.TrimSpace(h[7:])
+	}
+	if c.AccessToken == "" {
+		c.AccessToken = r.Header.Get("accessToken")
+	}
+	return c
+}
+
+// sourceAddr is the TCP peer's address, never a header a client could set.
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// login answers POST /nacos/v1/auth/login and /nacos/v1/auth/users/login as Nacos does.
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.Auth == nil {
+		return naming.Errorf(http.StatusNotImplemented, "auth is not configured on this node")
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	tok, err := a.cfg.Auth.Login(sourceAddr(r), p.get("username"), p.get("password"))
+	switch {
+	case errors.Is(err, auth.ErrNoKey):
+		return naming.Unavailable(err.Error())
+	case err != nil:
+		writeText(w, denyStatus(err), err.Error())
+		return nil
+	}
+	w.Header().Set("Authorization", "Bearer "+tok.AccessToken)
+	return writeJSON(w, map[string]any{
+		"accessToken": tok.AccessToken,
+		"tokenTtl":    int64(tok.TTL / time.Second),
+		"globalAdmin": tok.GlobalAdmin,
+		"username":    tok.Username,
+	})
+}
