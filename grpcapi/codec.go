@@ -86,6 +86,7 @@ const (
 	codeUnregistered   = 301 // UN_REGISTER
 	codeNoHandler      = 302 // NO_HANDLER
 	codeBadGateway     = 502 // BAD_GATEWAY: the request could not be read
+	codeForbidden      = 403 // NO_RIGHT: authentication or authorization failed
 )
 
 // ResponseHead is the common part of every response, in Nacos' key order; Message and

@@ -13,19 +13,21 @@ import (
 // errors go through Server.fail with the handler's response type.
 type handlerFunc struct {
 	respType string
-	fn       func(ctx context.Context, c *conn, env Envelope, requestID string) (any, error)
+	// access is what the request type needs (auth.go); every handler declares one.
+	access access
+	fn     func(ctx context.Context, c *conn, env Envelope, requestID string) (any, error)
 }
 
 // namingHandlers is the request table (Nacos' RequestHandlerRegistry for naming).
 func (s *Server) namingHandlers() map[string]handlerFunc {
 	return map[string]handlerFunc{
-		"HealthCheckRequest":        {respType: "HealthCheckResponse", fn: s.healthCheck},
-		"InstanceRequest":           {respType: "InstanceResponse", fn: s.instance},
-		"BatchInstanceRequest":      {respType: "BatchInstanceResponse", fn: s.batchInstance},
-		"PersistentInstanceRequest": {respType: "InstanceResponse", fn: s.persistentInstance},
-		"ServiceQueryRequest":       {respType: "QueryServiceResponse", fn: s.serviceQuery},
-		"SubscribeServiceRequest":   {respType: "SubscribeServiceResponse", fn: s.subscribeService},
-		"ServiceListRequest":        {respType: "ServiceListResponse", fn: s.serviceList},
+		"HealthCheckRequest":        {respType: "HealthCheckResponse", access: accessPublic, fn: s.healthCheck},
+		"InstanceRequest":           {respType: "InstanceResponse", access: accessWrite, fn: s.instance},
+		"BatchInstanceRequest":      {respType: "BatchInstanceResponse", access: accessWrite, fn: s.batchInstance},
+		"PersistentInstanceRequest": {respType: "InstanceResponse", access: accessWrite, fn: s.persistentInstance},
+		"ServiceQueryRequest":       {respType: "QueryServiceResponse", access: accessRead, fn: s.serviceQuery},
+		"SubscribeServiceRequest":   {respType: "SubscribeServiceResponse", access: accessRead, fn: s.subscribeService},
+		"ServiceListRequest":        {respType: "ServiceListResponse", access: accessRead, fn: s.serviceList},
 	}
 }
 

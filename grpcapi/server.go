@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	nacospb "github.com/roster-registry/roster/grpcapi/proto"
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/registry"
 )
@@ -73,7 +74,12 @@ type Config struct {
 	SendQueue int
 	// Ready reports whether the node serves traffic; until then every request is
 	// answered 300. Nil means always ready.
-	Ready  func() bool
+	Ready func() bool
+	// Auth checks every request's credentials (Metadata.headers) and permissions; nil
+	// or disabled lets every request in.
+	Auth *auth.Authority
+	// AuditLogger receives one line per write; default Logger.
+	AuditLogger *slog.Logger
 	Logger *slog.Logger
 }
 
@@ -124,6 +130,7 @@ type Server struct {
 	hub      *hub
 	metrics  *metrics
 	handlers map[string]handlerFunc
+	auditLog *slog.Logger
 
 	registered atomic.Int64
 	draining   atomic.Bool
@@ -145,6 +152,10 @@ func New(cfg Config, reg *registry.Registry) *Server {
 		reg:   reg,
 		now:   time.Now,
 		stopc: make(chan struct{}),
+	}
+	s.auditLog = s.log.With("component", "audit")
+	if cfg.AuditLogger != nil {
+		s.auditLog = cfg.AuditLogger.With("component", "audit")
 	}
 	s.metrics = newMetrics(s)
 	s.hub = newHub(s)
@@ -280,7 +291,15 @@ func (s *Server) handleUnary(ctx context.Context, p *nacospb.Payload) reply {
 	if err := decodeBody(env.Body, &head); err != nil {
 		return errorReply("", codeBadGateway, err.Error())
 	}
+	user, err := s.authorize(c, h, env)
+	if err != nil {
+		// Nacos' RemoteRequestAuthFilter: the handler's response type, errorCode 403.
+		return mustReply(h.respType, newPlain(failHead(head.RequestID, codeForbidden, err.Error())))
+	}
 	res, err := h.fn(ctx, c, env, head.RequestID)
+	if h.access == accessWrite && s.authOn() {
+		s.audit(c, env, user, err)
+	}
 	if err != nil {
 		return s.fail(h.respType, head.RequestID, err)
 	}

@@ -72,6 +72,12 @@ func newStack(t *testing.T, cfg Config) *stack {
 		t.Fatal(err)
 	}
 	reg.Start()
+	if cfg.Auth != nil {
+		machine.OnAuthChange(func(doc []byte) { _ = cfg.Auth.Load(doc) })
+		if err := reg.EnsureSigningKey(ctx, cfg.Auth); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	cfg.Ready = ready.Load
