@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/grpcapi"
 	"github.com/roster-registry/roster/registry"
 )
@@ -73,7 +74,7 @@ func (c *grpcConfig) validate(httpAddr string) error {
 }
 
 // startGRPC listens on the gRPC address and serves Nacos 2.x clients until Stop.
-func startGRPC(cfg *serverConfig, reg *registry.Registry, ready func() bool, log *slog.Logger) (*grpcapi.Server, error) {
+func startGRPC(cfg *serverConfig, reg *registry.Registry, ready func() bool, authority *auth.Authority, log *slog.Logger) (*grpcapi.Server, error) {
 	addr, err := cfg.GRPC.addr(cfg.HTTPAddr)
 	if err != nil {
 		return nil, err
@@ -85,6 +86,7 @@ func startGRPC(cfg *serverConfig, reg *registry.Registry, ready func() bool, log
 		DetectTimeout:  cfg.GRPC.DetectTimeout,
 		PushTimeout:    cfg.GRPC.PushTimeout,
 		Ready:          ready,
+		Auth:           authority,
 		Logger:         log,
 	}, reg)
 	ln, err := net.Listen("tcp", addr)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/api"
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
@@ -55,6 +56,8 @@ type serverConfig struct {
 	TrailingLogs        uint64
 	// GRPC is the Nacos 2.x gRPC front (grpc.go).
 	GRPC grpcConfig
+	// Auth is access control (auth.go).
+	Auth authConfig
 }
 
 // byteSize is a flag value such as 1048576, 512KiB or 1MiB.
@@ -109,6 +112,7 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 5*time.Second, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot")
 	grpcFlags(fs, &cfg.GRPC)
+	authFlags(fs, &cfg.Auth)
 	return fs
 }
 
@@ -173,7 +177,20 @@ func (c *serverConfig) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log-format", "want text or json")
 	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
 	return c.GRPC.validate(c.HTTPAddr)
+}
+
+// flagSet reports whether a flag was given on the command line or by its ROSTER_ variable.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	if _, ok := os.LookupEnv("ROSTER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return true
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -217,6 +234,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "roster server: %v\n", err)
 		return 2
 	}
+	cfg.Auth.set = flagSet(fs, "auth")
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "roster server: %v\n", err)
 		return 2
@@ -313,7 +331,34 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	store.SetNodeID(id) // named in snapshot headers
 	log = log.With("node", id)
 
+	grpcAddr, err := cfg.GRPC.addr(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	authOn, exposed, err := cfg.Auth.resolve(map[string]string{"http-addr": cfg.HTTPAddr, "grpc-addr": grpcAddr})
+	if err != nil {
+		return err
+	}
+	authority := auth.New(auth.Config{Enabled: authOn, TokenTTL: cfg.Auth.TokenTTL})
+
 	machine := fsm.New(store, log)
+	// The authority follows the replicated access-control state: what the store holds
+	// now, then every change Raft applies.
+	machine.OnAuthChange(func(doc []byte) {
+		if err := authority.Load(doc); err != nil {
+			log.Error("access-control state does not decode; keeping the previous one", "err", err)
+		}
+	})
+	if doc, err := machine.AuthState(); err != nil {
+		return err
+	} else if err := authority.Load(doc); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(cfg.DataDir, "fsm.db"), err)
+	}
+	if authOn {
+		log.Info("auth is on: every client request needs credentials", "users", len(authority.State().Users))
+	} else if exposed != "" {
+		go warnInsecure(ctx, log, exposed)
+	}
 	// A node started without --join or --bootstrap-expect is a cluster of one: it
 	// bootstraps itself and elects itself at once.
 	joins := splitList(cfg.Join)
@@ -375,7 +420,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	defer reg.Close()
 
 	var ready atomic.Bool
-	grpcSrv, err := startGRPC(cfg, reg, ready.Load, log)
+	grpcSrv, err := startGRPC(cfg, reg, ready.Load, authority, log)
 	if err != nil {
 		return err
 	}
@@ -385,6 +430,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		Logger: log, Ready: ready.Load, Cluster: members, Distro: replicator,
 		ExtraCollectors: grpcSrv.Collectors(),
 		MaxSnapshot:     int64(cfg.MaxSnapshotSize), SpoolDir: cfg.DataDir,
+		Auth: authority,
 	}, reg, node)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -425,6 +471,11 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		}
 		ready.Store(true)
 		log.Info("roster ready")
+		// The token signing key is made once per cluster, by whichever node gets there
+		// first, and replicated; it never leaves the cluster otherwise.
+		if err := reg.EnsureSigningKey(ctx, authority); err != nil && ctx.Err() == nil {
+			log.Error("no token signing key", "err", err)
+		}
 	}()
 
 	select {
