@@ -79,6 +79,7 @@ type message struct {
 // event is what the client's stdout reader and waiter send the run loop.
 type event struct {
 	msg    *message
+	line   string // msg's line as the client wrote it
 	bad    string // a line that is not a valid message
 	eof    bool   // stdout closed
 	exited *os.ProcessState
@@ -171,6 +172,9 @@ func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raf
 		"ROSTER_NAMESPACE="+c.Namespace,
 		"ROSTER_GROUP="+c.Group,
 		"ROSTER_SERVICE="+service,
+		// Nacos 2.x fixes a service's kind with its first instance, so P cannot join
+		// E's service; it goes to a service of its own.
+		"ROSTER_PERSISTENT_SERVICE="+service+"-persistent",
 		"ROSTER_HEARTBEAT_INTERVAL_MS="+strconv.FormatInt(heartbeatInterval.Milliseconds(), 10),
 		"ROSTER_HEARTBEAT_TIMEOUT_MS="+strconv.FormatInt(heartbeatTimeout.Milliseconds(), 10),
 		"ROSTER_DELETE_TIMEOUT_MS="+strconv.FormatInt(ipDeleteTimeout.Milliseconds(), 10),
@@ -232,8 +236,7 @@ func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raf
 			return nil
 		case ev.msg != nil:
 			m := ev.msg
-			line, _ := json.Marshal(m)
-			logf("client: %s", line)
+			logf("client: %s", ev.line)
 			switch {
 			case m.Version != nil:
 				if v := strings.TrimSpace(*m.Version); v != "" {
@@ -294,7 +297,7 @@ func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raf
 					return d.ended(r, exitState, stopped, logf)
 				}
 			default:
-				r.Note = "protocol error: a line with neither step, wait nor version: " + string(line)
+				r.Note = "protocol error: a line with neither step, wait nor version: " + truncate(ev.line, 120)
 				return nil
 			}
 		}
@@ -427,7 +430,7 @@ func parseLine(line []byte) (event, bool) {
 	if dec.More() {
 		return event{bad: fmt.Sprintf("%s (more than one JSON value)", truncate(string(line), 120))}, true
 	}
-	return event{msg: &m}, true
+	return event{msg: &m, line: string(line)}, true
 }
 
 func truncate(s string, n int) string {

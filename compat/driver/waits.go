@@ -73,7 +73,9 @@ func (w *waiter) restart(ctx context.Context) (bool, int64, string) {
 		e, err := w.lookupE(ctx)
 		switch {
 		case err != nil:
-			last = err.Error()
+			if ctx.Err() == nil {
+				last = err.Error()
+			}
 		case e.present && e.healthy:
 			back := time.Since(t2)
 			return true, back.Milliseconds(), fmt.Sprintf("E back %.1fs after ready (stop %.1fs, ready %.1fs)",
@@ -100,13 +102,15 @@ func (w *waiter) stop(ctx context.Context) (bool, int64, string) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var unhealthyAt time.Duration
-	last := ""
+	last := "no answer yet"
 	for {
 		e, err := w.lookupE(ctx)
 		now := time.Since(t0)
 		switch {
 		case err != nil:
-			last = err.Error()
+			if ctx.Err() == nil {
+				last = err.Error()
+			}
 		case !e.present:
 			if unhealthyAt > 0 {
 				return true, now.Milliseconds(), fmt.Sprintf("unhealthy after %.1fs, removed after %.1fs", unhealthyAt.Seconds(), now.Seconds())
