@@ -176,7 +176,10 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, rb))
 			p := rb.p
-			ns, group := p.namespace(), requestGroup(p)
+			var ns, group string
+			if need == accessRead || need == accessWrite {
+				ns, group = p.namespace(), requestGroup(p)
+			}
 			id, err := a.cfg.Auth.Identify(credentialsOf(r, p))
 			if err == nil {
 				err = checkAccess(id, need, ns, group)

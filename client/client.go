@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/roster-registry/roster/naming"
@@ -54,8 +55,9 @@ func (e *Error) Error() string {
 
 // Client talks to one Roster (or Nacos) server. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token atomic.Pointer[string] // access token sent as Authorization: Bearer
 }
 
 // Option configures a Client.
@@ -73,6 +75,48 @@ func WithTimeout(d time.Duration) Option {
 		hc.Timeout = d
 		c.http = &hc
 	}
+}
+
+// WithToken sends an access token (from login) with every request.
+func WithToken(token string) Option {
+	return func(c *Client) { c.SetToken(token) }
+}
+
+// SetToken replaces the access token sent with every request; "" sends none.
+func (c *Client) SetToken(token string) { c.token.Store(&token) }
+
+// authorize adds the access token, if any, to a request.
+func (c *Client) authorize(req *http.Request) {
+	req.Header.Set("User-Agent", userAgent)
+	if t := c.token.Load(); t != nil && *t != "" {
+		req.Header.Set("Authorization", "Bearer "+*t)
+	}
+}
+
+// LoginResult is Nacos' login answer.
+type LoginResult struct {
+	AccessToken string `json:"accessToken"`
+	TokenTTL    int64  `json:"tokenTtl"`
+	GlobalAdmin bool   `json:"globalAdmin"`
+	Username    string `json:"username"`
+}
+
+// Login logs in with a username and password and uses the token for every later
+// request.
+func (c *Client) Login(ctx context.Context, username, password string) (*LoginResult, error) {
+	v := url.Values{}
+	v.Set("username", username)
+	v.Set("password", password)
+	b, err := c.doPath(ctx, http.MethodPost, "/nacos/v1/auth/login", v)
+	if err != nil {
+		return nil, err
+	}
+	var out LoginResult
+	if err := decode(b, &out); err != nil {
+		return nil, err
+	}
+	c.SetToken(out.AccessToken)
+	return &out, nil
 }
 
 // New returns a client of the server at addr: "http://host:port", "https://host:port"
@@ -389,7 +433,7 @@ func (c *Client) doPath(ctx context.Context, method, fullPath string, v url.Valu
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req.Header.Set("User-Agent", userAgent)
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("client: %s %s: %w", method, fullPath, err)

@@ -59,7 +59,7 @@ func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer, onHeader func(Sn
 	if err != nil {
 		return 0, fmt.Errorf("client: GET %s: %w", snapshotPath, err)
 	}
-	req.Header.Set("User-Agent", userAgent)
+	c.authorize(req)
 	resp, err := c.streaming().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("client: GET %s: %w", snapshotPath, err)
@@ -99,7 +99,7 @@ func (c *Client) RestoreSnapshot(ctx context.Context, r io.Reader, size int64) (
 		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("User-Agent", userAgent)
+	c.authorize(req)
 	resp, err := c.streaming().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("client: PUT %s: %w", snapshotPath, err)

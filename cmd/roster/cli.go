@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +26,11 @@ const (
 type clientFlags struct {
 	addr   string
 	output string
+	// Credentials for a server with auth on: a token, or a username and password to
+	// log in with. The environment is the better place for them (ps shows arguments).
+	token    string
+	username string
+	password string
 }
 
 // subcommand is one leaf command such as "instance register".
@@ -48,6 +54,9 @@ func newSubcommand(name, short string, stderr io.Writer) *subcommand {
 	}
 	sc.fs.StringVar(&sc.cf.addr, "addr", addr, "server `URL` (env ROSTER_ADDR)")
 	sc.fs.StringVar(&sc.cf.output, "o", "table", "output `format`: table or json")
+	sc.fs.StringVar(&sc.cf.token, "token", os.Getenv("ROSTER_TOKEN"), "access `token` for a server with auth on (env ROSTER_TOKEN)")
+	sc.fs.StringVar(&sc.cf.username, "username", os.Getenv("ROSTER_USERNAME"), "log in as this `user` first (env ROSTER_USERNAME)")
+	sc.fs.StringVar(&sc.cf.password, "password", os.Getenv("ROSTER_PASSWORD"), "the user's `password` (env ROSTER_PASSWORD)")
 	sc.fs.Usage = func() {
 		fmt.Fprintf(sc.fs.Output(), "Usage: roster %s [flags]%s\n\n%s\n\nFlags:\n", sc.name, sc.args, sc.short)
 		sc.fs.PrintDefaults()
@@ -91,8 +100,19 @@ func (sc *subcommand) usageError(stderr io.Writer, msg string) int {
 	return exitUsage
 }
 
+// client returns a client of --addr carrying the command's credentials: the token, or
+// a token from logging in with the username and password.
 func (sc *subcommand) client() (*client.Client, error) {
-	return client.New(sc.cf.addr)
+	c, err := client.New(sc.cf.addr, client.WithToken(sc.cf.token))
+	if err != nil || sc.cf.token != "" || sc.cf.username == "" {
+		return c, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), client.DefaultTimeout)
+	defer cancel()
+	if _, err := c.Login(ctx, sc.cf.username, sc.cf.password); err != nil {
+		return nil, fmt.Errorf("log in as %s: %w", sc.cf.username, err)
+	}
+	return c, nil
 }
 
 func (sc *subcommand) json() bool { return sc.cf.output == "json" }

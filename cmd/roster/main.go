@@ -22,6 +22,8 @@ Usage:
   roster operator raft list-peers|remove-peer|transfer-leader
                                              manage the cluster's Raft membership
   roster snapshot save|inspect|restore FILE  back up and restore all persistent state
+  roster acl bootstrap|login|user|role|grant|rotate-key
+                                             manage users, roles, grants and token keys
   roster version                             print the version
 
 Run 'roster <command> -h' for the flags of a command.
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runOperator(ctx, args[1:], stdout, stderr)
 	case "snapshot":
 		return runSnapshot(ctx, args[1:], stdout, stderr)
+	case "acl":
+		return runACL(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "roster %s\n", version)
 		return 0
