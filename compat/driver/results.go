@@ -115,6 +115,9 @@ func (r Report) Markdown() string {
   the directory the driver prints.
 - keepalive: E listed healthy at every poll (200 ms) for 3 × the heartbeat timeout (server timings:
   beat 1 s, unhealthy 3 s, removed 6 s).
+- P is registered in a service of its own, ` + "`ROSTER_PERSISTENT_SERVICE`" + ` (E's service name +
+  ` + "`-persistent`" + `): Nacos 2.x fixes a service's kind with its first instance, so a persistent
+  instance in E's ephemeral service is refused.
 `)
 	return b.String()
 }

@@ -362,7 +362,12 @@ func startClient(root string, argv, env []string, stdoutLog, stderrLog string) (
 		outW.Close()
 		return nil, nil, err
 	}
-	cmd := exec.Command(progPath(root, argv[0]), argv[1:]...)
+	prog := progPath(root, argv[0])
+	cmd := exec.Command(prog, argv[1:]...)
+	if fi, err := os.Stat(prog); err == nil && fi.Mode()&0o111 == 0 && strings.HasSuffix(prog, ".sh") {
+		// A script checked out without its executable bit still runs.
+		cmd = exec.Command("bash", append([]string{prog}, argv[1:]...)...)
+	}
 	cmd.Dir = root
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errf

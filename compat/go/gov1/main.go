@@ -242,7 +242,7 @@ func (s *scenario) subscribe() (string, error) {
 		},
 	})
 	if err != nil {
-		return "", fmt.Errorf("Subscribe: %v", err)
+		return "", fmt.Errorf("subscribe: %v", err)
 	}
 	registered := time.Now()
 	if err := s.register(s.env.Service, contract.ExtraIP, 1, s.env.Timings(), true); err != nil {
@@ -276,7 +276,7 @@ func (s *scenario) update() (string, error) {
 		Ephemeral: false, Metadata: map[string]string{"v": "2"},
 	})
 	if err != nil || !ok {
-		return "", fmt.Errorf("UpdateInstance: %v %v", ok, err)
+		return "", fmt.Errorf("update instance: %v %v", ok, err)
 	}
 	err = contract.Eventually(15*time.Second, func() error {
 		all, err := s.all(s.env.PersistentService)
@@ -286,12 +286,12 @@ func (s *scenario) update() (string, error) {
 		for _, h := range all {
 			if h.Ip == contract.PersistentIP && h.Port == contract.Port {
 				if h.Weight != 2.5 || h.Metadata["v"] != "2" {
-					return fmt.Errorf("P read back with weight %v, metadata %v", h.Weight, h.Metadata)
+					return fmt.Errorf("read back: P has weight %v, metadata %v", h.Weight, h.Metadata)
 				}
 				return nil
 			}
 		}
-		return fmt.Errorf("P not listed: %s", ips(all))
+		return fmt.Errorf("read back: P not listed: %s", ips(all))
 	})
 	if err != nil {
 		return "", err
@@ -305,7 +305,7 @@ func (s *scenario) deregister() (string, error) {
 		ServiceName: s.env.PersistentService, GroupName: s.env.Group, Ephemeral: false,
 	})
 	if err != nil || !ok {
-		return "", fmt.Errorf("DeregisterInstance: %v %v", ok, err)
+		return "", fmt.Errorf("deregister instance: %v %v", ok, err)
 	}
 	err = contract.Eventually(15*time.Second, func() error {
 		all, err := s.all(s.env.PersistentService)
@@ -313,7 +313,7 @@ func (s *scenario) deregister() (string, error) {
 			return err
 		}
 		if has(all, contract.PersistentIP) {
-			return fmt.Errorf("P still listed: %s", ips(all))
+			return fmt.Errorf("read back: P still listed: %s", ips(all))
 		}
 		return nil
 	})

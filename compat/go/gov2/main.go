@@ -177,7 +177,7 @@ func (s *scenario) subscribe() (string, error) {
 		},
 	})
 	if err != nil {
-		return "", fmt.Errorf("Subscribe: %v", err)
+		return "", fmt.Errorf("subscribe: %v", err)
 	}
 	// A Nacos 2.x connection holds one instance per service: X registered on the
 	// connection holding E would replace E. X gets a client of its own.
@@ -215,7 +215,7 @@ func (s *scenario) update() (string, error) {
 		Ephemeral: false, Metadata: map[string]string{"v": "2"},
 	})
 	if err != nil || !ok {
-		return "", fmt.Errorf("UpdateInstance: %v %v", ok, err)
+		return "", fmt.Errorf("update instance: %v %v", ok, err)
 	}
 	err = contract.Eventually(15*time.Second, func() error {
 		all, err := s.all(s.env.PersistentService)
@@ -225,12 +225,12 @@ func (s *scenario) update() (string, error) {
 		for _, h := range all {
 			if h.Ip == contract.PersistentIP && h.Port == contract.Port {
 				if h.Weight != 2.5 || h.Metadata["v"] != "2" {
-					return fmt.Errorf("P read back with weight %v, metadata %v", h.Weight, h.Metadata)
+					return fmt.Errorf("read back: P has weight %v, metadata %v", h.Weight, h.Metadata)
 				}
 				return nil
 			}
 		}
-		return fmt.Errorf("P not listed: %s", ips(all))
+		return fmt.Errorf("read back: P not listed: %s", ips(all))
 	})
 	if err != nil {
 		return "", err
@@ -244,7 +244,7 @@ func (s *scenario) deregister() (string, error) {
 		ServiceName: s.env.PersistentService, GroupName: s.env.Group, Ephemeral: false,
 	})
 	if err != nil || !ok {
-		return "", fmt.Errorf("DeregisterInstance: %v %v", ok, err)
+		return "", fmt.Errorf("deregister instance: %v %v", ok, err)
 	}
 	err = contract.Eventually(15*time.Second, func() error {
 		all, err := s.all(s.env.PersistentService)
@@ -252,7 +252,7 @@ func (s *scenario) deregister() (string, error) {
 			return err
 		}
 		if has(all, contract.PersistentIP) {
-			return fmt.Errorf("P still listed: %s", ips(all))
+			return fmt.Errorf("read back: P still listed: %s", ips(all))
 		}
 		return nil
 	})
