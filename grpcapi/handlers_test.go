@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	nacospb "github.com/roster-registry/roster/grpcapi/proto"
 	"github.com/roster-registry/roster/naming"
@@ -400,4 +402,22 @@ func TestSlowSubscriberDropped(t *testing.T) {
 		p := fast.serverRequests("NotifySubscriberRequest")
 		return len(p) > 0 && strings.Contains(string(p[len(p)-1].Body), `"round":"20"`)
 	})
+}
+
+// TestStopFailsStreams: stopping ends every stream with UNAVAILABLE, never a clean end
+// of stream, so that clients which reconnect only on a failed stream come back.
+func TestStopFailsStreams(t *testing.T) {
+	s := newStack(t, Config{})
+	c := s.connectWith(true)
+	go s.srv.Stop()
+	for {
+		_, err := c.stream.Recv()
+		if err == nil {
+			continue
+		}
+		if code := status.Code(err); code != codes.Unavailable {
+			t.Fatalf("stream ended with %v (%v), want Unavailable", code, err)
+		}
+		return
+	}
 }

@@ -347,7 +347,7 @@ func (s *Server) RequestBiStream(stream nacospb.BiRequestStream_RequestBiStreamS
 				return nil
 			}
 		case <-c.closed:
-			return nil
+			return s.streamEnd()
 		case err := <-recvDone:
 			reason := "stream closed by client"
 			if err != nil {
@@ -360,8 +360,20 @@ func (s *Server) RequestBiStream(stream nacospb.BiRequestStream_RequestBiStreamS
 			return nil
 		case <-s.stopc:
 			s.drop(c, "server stopping")
-			return nil
+			return s.streamEnd()
 		}
+	}
+}
+
+// streamEnd is how a stream ends once the server dropped its connection: cleanly, or
+// UNAVAILABLE while the server stops, as Nacos' shutdownNow cancels every call. Some
+// clients (nacos-sdk-python 3.x) reconnect when their stream fails, not when it ends.
+func (s *Server) streamEnd() error {
+	select {
+	case <-s.stopc:
+		return status.Error(codes.Unavailable, "server stopping")
+	default:
+		return nil
 	}
 }
 
