@@ -13,11 +13,11 @@ import (
 	clients1 "github.com/nacos-group/nacos-sdk-go/clients"
 	naming1 "github.com/nacos-group/nacos-sdk-go/clients/naming_client"
 	constant1 "github.com/nacos-group/nacos-sdk-go/common/constant"
-	vo1 "github.com/nacos-group/nacos-sdk-go/vo"
 	clients2 "github.com/nacos-group/nacos-sdk-go/v2/clients"
 	naming2 "github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
 	constant2 "github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	vo2 "github.com/nacos-group/nacos-sdk-go/v2/vo"
+	vo1 "github.com/nacos-group/nacos-sdk-go/vo"
 
 	"github.com/roster-registry/roster/client"
 )
