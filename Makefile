@@ -25,14 +25,16 @@ run: build
 	./$(BIN) server
 
 # Three local nodes on loopback (HTTP 8848-8850, Raft 7848-7850, data ./roster-cluster/nN);
-# Ctrl-C stops them all.
+# Ctrl-C stops them all. They share the cluster key roster-cluster/cluster.key, made once.
 cluster: build
 	@mkdir -p roster-cluster; \
+	key=roster-cluster/cluster.key; \
+	if [ ! -s $$key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > $$key); fi; \
 	join=127.0.0.1:8848,127.0.0.1:8849,127.0.0.1:8850; \
 	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
 	for i in 0 1 2; do \
 	  ./$(BIN) server --node-id n$$((i+1)) --http-addr 127.0.0.1:$$((8848+i)) --raft-addr 127.0.0.1:$$((7848+i)) \
-	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join & pids="$$pids $$!"; \
+	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join --cluster-key-file $$key & pids="$$pids $$!"; \
 	done; \
 	wait
 

@@ -12,8 +12,8 @@ import (
 	"github.com/roster-registry/roster/cluster"
 )
 
-// forwardClient carries requests to the member responsible for a 1.x client.
-var forwardClient = &http.Client{Timeout: 10 * time.Second}
+// forwardTimeout bounds a request sent on to the member responsible for a 1.x client.
+const forwardTimeout = 10 * time.Second
 
 // toResponsible sends an ephemeral write or beat for client ip:port on to the member
 // responsible for that client, and copies its answer back; it reports whether it did.
@@ -40,7 +40,8 @@ func (a *API) toResponsible(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 	}
 	req.Header.Set(cluster.ForwardedHeader, "1")
-	resp, err := forwardClient.Do(req)
+	// The member's own transport: it carries the node credential.
+	resp, err := (&http.Client{Transport: a.cfg.Distro.Transport(), Timeout: forwardTimeout}).Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/roster-registry/roster/nodeauth"
 	"github.com/roster-registry/roster/raftnode"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// the member table.
 	SyncInterval time.Duration
 	Logger       *slog.Logger
+	// Credential is proved on every request to another node and required on the
+	// internal routes. Nil gives the node a random key of its own (it runs alone).
+	Credential *nodeauth.Credential
 }
 
 // Member is one node as the cluster knows it.
@@ -79,11 +83,14 @@ func New(cfg Config, node *raftnode.Node) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Credential == nil {
+		cfg.Credential = nodeauth.Ephemeral()
+	}
 	c := &Cluster{
 		cfg:     cfg,
 		node:    node,
 		log:     cfg.Logger.With("component", "cluster"),
-		client:  &http.Client{Timeout: 15 * time.Second},
+		client:  cfg.Credential.Client(15 * time.Second),
 		members: map[string]Member{},
 		stop:    make(chan struct{}),
 	}

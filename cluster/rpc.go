@@ -199,12 +199,17 @@ type Router interface {
 	Post(pattern string, h http.HandlerFunc)
 }
 
-// Mount adds the internal endpoints to r.
+// Mount adds the internal endpoints to r. Each refuses a request without the node
+// credential before it reads the body.
 func (c *Cluster) Mount(r Router) {
-	r.Get(PathInfo, c.serveInfo)
-	r.Post(PathJoin, c.serveJoin)
-	r.Post(PathApply, c.serveApply)
+	guard := c.cfg.Credential.RequireFunc
+	r.Get(PathInfo, guard(c.serveInfo))
+	r.Post(PathJoin, guard(c.serveJoin))
+	r.Post(PathApply, guard(c.serveApply))
 }
+
+// Transport carries this node's requests to other members with its credential.
+func (c *Cluster) Transport() http.RoundTripper { return c.cfg.Credential.Transport() }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -316,6 +321,7 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []b
 		r.ContentLength = int64(len(body))
 	}
 	proxy := &httputil.ReverseProxy{
+		Transport: c.Transport(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host

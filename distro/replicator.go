@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/nodeauth"
 )
 
 // Internal routes of Distro replication, under /roster/v1/distro.
@@ -55,6 +56,9 @@ type ReplicatorConfig struct {
 	// so that their clients can reconnect elsewhere and redo their registrations.
 	OwnedGrace time.Duration
 	Logger     *slog.Logger
+	// Credential is proved on every request to another member and required on the
+	// replication routes. Nil gives the node a random key of its own (it runs alone).
+	Credential *nodeauth.Credential
 }
 
 func (c ReplicatorConfig) withDefaults() ReplicatorConfig {
@@ -75,6 +79,9 @@ func (c ReplicatorConfig) withDefaults() ReplicatorConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Credential == nil {
+		c.Credential = nodeauth.Ephemeral()
 	}
 	return c
 }
@@ -107,7 +114,7 @@ func NewReplicator(store *Store, cfg ReplicatorConfig) *Replicator {
 		cfg:      cfg,
 		store:    store,
 		log:      cfg.Logger.With("component", "distro-sync"),
-		client:   &http.Client{Timeout: 5 * time.Second},
+		client:   cfg.Credential.Client(5 * time.Second),
 		dirty:    map[naming.ServiceKey]struct{}{},
 		lastSeen: map[string]time.Time{},
 		dead:     map[string]time.Time{},
@@ -463,13 +470,19 @@ type Router interface {
 	Post(pattern string, h http.HandlerFunc)
 }
 
-// Mount adds the replication endpoints.
+// Mount adds the replication endpoints. Each refuses a request without the node
+// credential before it reads the body.
 func (r *Replicator) Mount(rt Router) {
-	rt.Post(PathSync, r.serveSync)
-	rt.Post(PathVerify, r.serveVerify)
-	rt.Get(PathData, r.serveData)
-	rt.Get(PathPing, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	guard := r.cfg.Credential.RequireFunc
+	rt.Post(PathSync, guard(r.serveSync))
+	rt.Post(PathVerify, guard(r.serveVerify))
+	rt.Get(PathData, guard(r.serveData))
+	rt.Get(PathPing, guard(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 }
+
+// Transport carries this node's requests to other members with its credential (the
+// HTTP front forwards 1.x writes to the responsible member through it).
+func (r *Replicator) Transport() http.RoundTripper { return r.cfg.Credential.Transport() }
 
 func (r *Replicator) serveSync(w http.ResponseWriter, req *http.Request) {
 	var batch syncRequest

@@ -84,7 +84,7 @@ func (c *Cluster) responsibleFor(svc string, port int) *Server {
 	var found *Server
 	eventually(c.t, 10*time.Second, func() error {
 		for _, s := range c.Running() {
-			resp, err := fastHTTP.Get(s.URL + "/roster/v1/distro/data?source=self")
+			resp, err := nodeHTTP(c.t).Get(s.URL + "/roster/v1/distro/data?source=self")
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roster-registry/roster/nodeauth"
 )
 
 // Timing the harness gives every server; the tests' deadlines are derived from it.
@@ -47,6 +51,10 @@ var (
 	buildErr  error
 	rosterBin string // the roster binary, built from the repository root
 	childBin  string // cmd/nacosv1client
+
+	// clusterKeyFile is the cluster key every server of this run is given, so that any
+	// of them can form or join a cluster.
+	clusterKeyFile string
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +64,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	workDir = dir
+	clusterKeyFile = filepath.Join(dir, "cluster.key")
+	if err := writeClusterKey(clusterKeyFile); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -107,7 +120,9 @@ type Server struct {
 	DataDir  string
 	NodeID   string   // default n1
 	Extra    []string // more `roster server` flags, e.g. --join
-	logPath  string
+	// KeyFile is given as --cluster-key-file (the run's shared key); empty gives none.
+	KeyFile string
+	logPath string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -140,6 +155,7 @@ func NewServer(t *testing.T, nodeID string) *Server {
 		RaftAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		DataDir:  t.TempDir(),
 		NodeID:   nodeID,
+		KeyFile:  clusterKeyFile,
 		logPath:  filepath.Join(t.TempDir(), "roster.log"),
 	}
 	// ROSTER_E2E_LOG_DIR keeps every server log, passing or not.
@@ -160,7 +176,11 @@ func NewServer(t *testing.T, nodeID string) *Server {
 }
 
 func (s *Server) args() []string {
-	return append([]string{
+	var key []string
+	if s.KeyFile != "" {
+		key = []string{"--cluster-key-file", s.KeyFile}
+	}
+	return append(append([]string{
 		"server",
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(s.Port),
 		"--raft-addr", s.RaftAddr,
@@ -174,7 +194,27 @@ func (s *Server) args() []string {
 		"--expiry-check-interval", expiryCheck.String(),
 		"--election-timeout", "200ms",
 		"--log-level", "debug",
-	}, s.Extra...)
+	}, key...), s.Extra...)
+}
+
+// nodeHTTP is an HTTP client that proves the run's cluster key, as a member does: the
+// tests read internal routes (/roster/v1/distro/*) with it.
+func nodeHTTP(t testing.TB) *http.Client {
+	t.Helper()
+	cred, err := nodeauth.LoadKeyFile(clusterKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred.Client(5 * time.Second)
+}
+
+// writeClusterKey writes a fresh random cluster key, readable by its owner only.
+func writeClusterKey(path string) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
 }
 
 // Start starts the process (again) and waits for GET /readyz = 200.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/roster-registry/roster/nodeauth"
 )
 
 // counterFSM is a small raft.BatchingFSM: commands "incr:<key>" count per key and answer
@@ -170,8 +172,18 @@ func testConfig(t *testing.T, id, dir string) Config {
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
 		Logger:             testLogger(t),
+		Credential:         testCredential,
 	}
 }
+
+// testCredential is the cluster key every node of these tests shares.
+var testCredential = func() *nodeauth.Credential {
+	c, err := nodeauth.NewKey([]byte("raftnode tests share this cluster key of 32+ bytes"))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
 
 // startNode starts a node and shuts it down at the end of the test.
 func startNode(t *testing.T, cfg Config, fsm raft.FSM) *Node {

@@ -25,6 +25,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/roster-registry/roster/nodeauth"
 )
 
 // Defaults for the fields of Config whose zero value means "pick one".
@@ -94,6 +96,11 @@ type Config struct {
 
 	// Logger receives raft's logs with component=raft. Nil discards them.
 	Logger *slog.Logger
+
+	// Credential guards the Raft port: a connection is handed to Raft only after it
+	// proved the cluster's credential, and this node proves it on every dial. Nil gives
+	// the node a random key of its own: it runs alone and accepts no peer.
+	Credential *nodeauth.Credential
 }
 
 // Server is one member of the Raft configuration.
@@ -257,17 +264,9 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		return fail(fmt.Errorf("raftnode: snapshot store in %s: %w", filepath.Join(cfg.DataDir, "snapshots"), err))
 	}
 
-	var advertise net.Addr
-	if cfg.AdvertiseAddr != "" {
-		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
-		if err != nil {
-			return fail(fmt.Errorf("raftnode: advertise address %q: %w", cfg.AdvertiseAddr, err))
-		}
-		advertise = a
-	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, transportMaxPool, transportTimeout, hlog.Named("net"))
+	trans, err := newTransport(cfg, hlog, logger)
 	if err != nil {
-		return fail(fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err))
+		return fail(err)
 	}
 	closers = append(closers, trans.Close)
 
@@ -333,6 +332,42 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 	}
 	n.startObserver()
 	return n, nil
+}
+
+// newTransport binds the Raft port behind the node credential: Raft reads nothing from
+// a connection that has not passed the handshake.
+func newTransport(cfg Config, hlog *slogAdapter, logger *slog.Logger) (*raft.NetworkTransport, error) {
+	var advertise net.Addr
+	if cfg.AdvertiseAddr != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("raftnode: advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+		advertise = a
+	}
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	addr := advertise
+	if addr == nil {
+		addr = ln.Addr()
+	}
+	if ta, ok := addr.(*net.TCPAddr); !ok || ta.IP == nil || ta.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("raftnode: raft address %s cannot be dialled by peers; set an advertise address", addr)
+	}
+	cred := cfg.Credential
+	if cred == nil {
+		cred = nodeauth.Ephemeral()
+	}
+	stream := cred.NewStreamLayer(ln, advertise, logger)
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  hlog.Named("net"),
+	}), nil
 }
 
 // chooseSnapshotRestore sets rc.NoSnapshotRestoreOnStart when the FSM's own durable state

@@ -94,6 +94,7 @@ func startGRPC(cfg *serverConfig, reg *registry.Registry, ready func() bool, aut
 		srv.Stop()
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", addr, err)
 	}
+	ln = cfg.Security.grpcListener(ln)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Error("grpc server", "err", err)

@@ -58,6 +58,8 @@ type serverConfig struct {
 	GRPC grpcConfig
 	// Auth is access control (auth.go).
 	Auth authConfig
+	// Security is the node credential and client-port TLS (security.go).
+	Security securityConfig
 }
 
 // byteSize is a flag value such as 1048576, 512KiB or 1MiB.
@@ -113,6 +115,7 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot")
 	grpcFlags(fs, &cfg.GRPC)
 	authFlags(fs, &cfg.Auth)
+	securityFlags(fs, &cfg.Security)
 	return fs
 }
 
@@ -178,6 +181,9 @@ func (c *serverConfig) validate() error {
 		return bad("log-format", "want text or json")
 	}
 	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if err := c.Security.validate(c.BootstrapExpect > 0 || c.Join != ""); err != nil {
 		return err
 	}
 	return c.GRPC.validate(c.HTTPAddr)
@@ -363,13 +369,18 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	// bootstraps itself and elects itself at once.
 	joins := splitList(cfg.Join)
 	standalone := cfg.BootstrapExpect == 0 && len(joins) == 0
+	knowsOthers := cluster.KnowsOthers(cfg.DataDir, id)
+	cred, err := cfg.Security.credential(!standalone || knowsOthers)
+	if err != nil {
+		return err
+	}
 	timeout := cfg.ElectionTimeout
 	node, err := raftnode.New(raftnode.Config{
 		NodeID:             id,
 		RaftAddr:           cfg.RaftAddr,
 		DataDir:            filepath.Join(cfg.DataDir, "raft"),
 		Bootstrap:          standalone,
-		Solo:               standalone && !cluster.KnowsOthers(cfg.DataDir, id),
+		Solo:               standalone && !knowsOthers,
 		HeartbeatTimeout:   timeout,
 		ElectionTimeout:    timeout,
 		LeaderLeaseTimeout: timeout / 2,
@@ -379,6 +390,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		ApplyTimeout:       cfg.ApplyTimeout,
 		FSMAppliedIndex:    func() uint64 { idx, _ := store.Applied(); return idx },
 		Logger:             log,
+		Credential:         cred,
 	}, machine)
 	if err != nil {
 		return err
@@ -388,6 +400,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	members, err := cluster.New(cluster.Config{
 		NodeID: id, HTTPAddr: cfg.HTTPAddr, RaftAddr: node.Addr(), DataDir: cfg.DataDir,
 		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, Logger: log,
+		Credential: cred,
 	}, node)
 	if err != nil {
 		return err
@@ -399,7 +412,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	defer ephemeral.Stop()
 	// Distro replication: the Raft configuration is the member list.
 	replicator := distro.NewReplicator(ephemeral, distro.ReplicatorConfig{
-		Self: id, Logger: log, OwnedGrace: cfg.IPDeleteTimeout,
+		Self: id, Logger: log, OwnedGrace: cfg.IPDeleteTimeout, Credential: cred,
 		Peers: func() []distro.Peer {
 			var peers []distro.Peer
 			for _, m := range members.Members() {
@@ -436,6 +449,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", cfg.HTTPAddr, err)
 	}
+	ln = cfg.Security.httpListener(ln)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -449,7 +463,8 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	srv.ConnState = active.track
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("roster started", "http", ln.Addr().String(), "raft", cfg.RaftAddr, "data_dir", cfg.DataDir, "version", version)
+	log.Info("roster started", "http", ln.Addr().String(), "raft", cfg.RaftAddr, "data_dir", cfg.DataDir, "version", version,
+		"node_auth", cfg.Security.mode())
 
 	members.Start()
 	defer members.Stop()
