@@ -41,7 +41,8 @@ type stackOptions struct {
 	maxBody     int64
 	maxSnapshot int64
 	timing      naming.Timing
-	auth        bool // authentication and authorization on
+	auth        bool      // authentication and authorization on
+	logTo       io.Writer // debug log of the whole node; nil discards
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -54,7 +55,11 @@ func (c *fakeClock) Advance(d time.Duration) { c.now.Add(int64(d)) }
 func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logTo := opts.logTo
+	if logTo == nil {
+		logTo = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store, err := persistence.Open(filepath.Join(dir, "fsm.db"), persistence.Options{OpenTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
