@@ -285,3 +285,27 @@ func TestPasswordChecksAreRateLimitedPerSource(t *testing.T) {
 		t.Fatalf("old password after a change: %v", err)
 	}
 }
+
+func TestCachedTokenFollowsState(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	a, s := fixture(t, clock)
+	tok := mustLogin(t, a, "alice", "alice-pw")
+	for i := 0; i < 2; i++ { // the second check is served from the cache
+		if _, err := a.Identify(Credentials{Bearer: tok}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustApply(t, s, Change{Op: OpDeleteUser, User: "alice"})
+	load(t, a, s)
+	if _, err := a.Identify(Credentials{Bearer: tok}); !errors.Is(err, ErrUserNotFound) {
+		t.Fatalf("token of a deleted user: %v", err)
+	}
+	bobTok := mustLogin(t, a, "bob", "bob-pw")
+	if _, err := a.Identify(Credentials{Bearer: bobTok}); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Hour)
+	if _, err := a.Identify(Credentials{Bearer: bobTok}); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("cached token after expiry: %v", err)
+	}
+}

@@ -72,9 +72,23 @@ type Authority struct {
 	credMu sync.Mutex
 	creds  map[[32]byte]cachedCred
 
+	// tokens remembers verified tokens: parsing a JWT costs more than the rest of a list
+	// request's access check. An entry is used only while its key and user still exist
+	// and before its expiry.
+	tokMu  sync.RWMutex
+	tokens map[string]verifiedToken
+
 	limitMu  sync.Mutex
 	limiters map[string]*rate.Limiter
 }
+
+type verifiedToken struct {
+	user    string
+	kid     string
+	expires time.Time
+}
+
+const maxCachedTokens = 10000
 
 type cachedCred struct {
 	user    string
@@ -123,7 +137,7 @@ func New(cfg Config) *Authority {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Authority{cfg: cfg, creds: map[[32]byte]cachedCred{}, limiters: map[string]*rate.Limiter{}}
+	a := &Authority{cfg: cfg, creds: map[[32]byte]cachedCred{}, tokens: map[string]verifiedToken{}, limiters: map[string]*rate.Limiter{}}
 	st, _ := Decode(nil)
 	a.state.Store(newView(st))
 	return a
@@ -322,9 +336,23 @@ func (a *Authority) Identify(c Credentials) (*Identity, error) {
 }
 
 func (a *Authority) verify(v *view, tok string) (string, error) {
+	a.tokMu.RLock()
+	vt, hit := a.tokens[tok]
+	a.tokMu.RUnlock()
+	if hit {
+		_, keyLive := v.keys[vt.kid]
+		_, userLive := v.st.Users[vt.user]
+		switch {
+		case !a.cfg.Now().Before(vt.expires):
+			return "", ErrTokenExpired
+		case keyLive && userLive:
+			return vt.user, nil
+		}
+	}
 	var claims jwt.RegisteredClaims
+	var kid string
 	_, err := jwt.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		k, ok := v.keys[kid]
 		if !ok {
 			return nil, fmt.Errorf("unknown key %q", kid)
@@ -345,6 +373,12 @@ func (a *Authority) verify(v *view, tok string) (string, error) {
 	if _, ok := v.st.Users[claims.Subject]; !ok {
 		return "", ErrUserNotFound
 	}
+	a.tokMu.Lock()
+	if len(a.tokens) >= maxCachedTokens {
+		clear(a.tokens)
+	}
+	a.tokens[tok] = verifiedToken{user: claims.Subject, kid: kid, expires: claims.ExpiresAt.Time}
+	a.tokMu.Unlock()
 	return claims.Subject, nil
 }
 
