@@ -60,8 +60,9 @@ type Cluster struct {
 	log    *slog.Logger
 	client *http.Client
 
-	mu      sync.Mutex
-	members map[string]Member
+	mu          sync.Mutex
+	members     map[string]Member
+	lastRefusal time.Time // when a refused credential was last logged
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -70,6 +70,25 @@ type applyResponse struct {
 // errNotSent marks a forward that never reached the leader: safe to retry.
 var errNotSent = errors.New("cluster: request not sent")
 
+// ErrCredentialRefused means a member refused this node's credential: the nodes were
+// not given the same --cluster-key-file or certificates of the same CA.
+var ErrCredentialRefused = errors.New("cluster: the member refused this node's credential; give every node the same --cluster-key-file, or certificates of the same --tls-ca")
+
+// refused turns a 401 from a member into ErrCredentialRefused, logged at most every 30 s.
+func (c *Cluster) refused(addr string) error {
+	c.mu.Lock()
+	now := time.Now()
+	warn := now.Sub(c.lastRefusal) >= 30*time.Second
+	if warn {
+		c.lastRefusal = now
+	}
+	c.mu.Unlock()
+	if warn {
+		c.log.Warn("a member refused this node's credential", "member", addr, "err", ErrCredentialRefused)
+	}
+	return fmt.Errorf("%w (%s)", ErrCredentialRefused, addr)
+}
+
 func (c *Cluster) info(addr string) (InfoResponse, error) {
 	var info InfoResponse
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -84,6 +103,9 @@ func (c *Cluster) info(addr string) (InfoResponse, error) {
 		return info, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return info, c.refused(addr)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return info, fmt.Errorf("cluster: %s answered %d", addr, resp.StatusCode)
 	}
@@ -110,6 +132,8 @@ func (c *Cluster) announce(addr string) ([]Member, error) {
 	case http.StatusOK:
 	case http.StatusForbidden:
 		return nil, ErrRemoved
+	case http.StatusUnauthorized:
+		return nil, c.refused(addr)
 	default:
 		return nil, fmt.Errorf("cluster: join via %s: %d %s", addr, resp.StatusCode, bytes.TrimSpace(b))
 	}
@@ -173,6 +197,9 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 	switch {
 	case resp.StatusCode == http.StatusMisdirectedRequest:
 		return nil, raftnode.ErrNotLeader
+	case resp.StatusCode == http.StatusUnauthorized:
+		// Refused before the command was read: as good as no leader for this node.
+		return nil, fmt.Errorf("%w: %v", raftnode.ErrNoLeader, c.refused(addr))
 	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(outcomeHeader) == "unknown":
 		return nil, fmt.Errorf("%w: %s", raftnode.ErrUnknownOutcome, bytes.TrimSpace(b))
 	case resp.StatusCode == http.StatusServiceUnavailable:
