@@ -29,9 +29,8 @@ const cfg = {
   username: env.ROSTER_USERNAME || '',
   password: env.ROSTER_PASSWORD || '',
 };
-// P's service: the contract puts P in ROSTER_SERVICE. Nacos 2.x (and Roster) refuse a
-// persistent instance in a service holding ephemeral ones, so this may name another.
-cfg.pService = env.ROSTER_PERSISTENT_SERVICE || cfg.service;
+// P lives in a service of its own: Nacos 2.x fixes a service's kind by its first instance.
+cfg.pService = env.ROSTER_PERSISTENT_SERVICE || `${cfg.service}-persistent`;
 
 const t0 = Date.now();
 const out = line => process.stdout.write(JSON.stringify(line) + '\n');
@@ -235,7 +234,7 @@ async function main() {
     await client.deregisterInstance(cfg.pService, {
       ip: P_IP, port: PORT, clusterName: CLUSTER, ephemeral: false,
     }, cfg.group);
-    const gone = await until(async () => !find(await all(cfg.pService), P_IP), 5000);
+    const gone = await until(async () => !find(await all(cfg.pService), P_IP), 1000);
     if (gone) return 'P no longer listed';
     if (cfg.pService !== cfg.service) {
       // nacos-naming keeps its last non-empty list of a service that became empty.

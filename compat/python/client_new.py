@@ -87,7 +87,12 @@ async def wait(name):
 
 async def main():
     naming = await NacosNamingService.create_naming_service(config("main"))
-    logging.getLogger("naming").addHandler(push_log)
+    sdk_log = logging.getLogger("naming")  # the SDK logs to files under log_dir only
+    sdk_log.addHandler(push_log)
+    warnings = logging.StreamHandler()
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("%(asctime)s %(levelname)s naming %(message)s"))
+    sdk_log.addHandler(warnings)
 
     async def hosts(service=svc, healthy_only=None):
         return await naming.list_instances(ListInstanceParam(

@@ -28,10 +28,8 @@ class Env:
         self.namespace = g("ROSTER_NAMESPACE", "")
         self.group = g("ROSTER_GROUP", "") or "DEFAULT_GROUP"
         self.service = g("ROSTER_SERVICE", "compat-python")
-        # P's service. The contract puts P in ROSTER_SERVICE; Nacos 2.x (and Roster) refuse a
-        # persistent instance in a service that already holds ephemeral ones, so this may name
-        # another service for P (unset: ROSTER_SERVICE, as the contract says).
-        self.p_service = g("ROSTER_PERSISTENT_SERVICE", "") or self.service
+        # P lives in a service of its own: Nacos 2.x fixes a service's kind by its first instance.
+        self.p_service = g("ROSTER_PERSISTENT_SERVICE", "") or self.service + "-persistent"
         self.beat_ms = int(g("ROSTER_HEARTBEAT_INTERVAL_MS", "") or 1000)
         self.timeout_ms = int(g("ROSTER_HEARTBEAT_TIMEOUT_MS", "") or 3000)
         self.delete_ms = int(g("ROSTER_DELETE_TIMEOUT_MS", "") or 6000)
