@@ -122,6 +122,9 @@ type Server struct {
 	Extra    []string // more `roster server` flags, e.g. --join
 	// KeyFile is given as --cluster-key-file (the run's shared key); empty gives none.
 	KeyFile string
+	// Client, when set, is what the harness asks /readyz with (an https URL needs one
+	// that trusts the server's CA).
+	Client  *http.Client
 	logPath string
 
 	mu     sync.Mutex
@@ -278,6 +281,9 @@ func (s *Server) Launch() <-chan struct{} {
 
 func (s *Server) waitReady(exited <-chan struct{}) error {
 	hc := &http.Client{Timeout: time.Second}
+	if s.Client != nil {
+		hc = s.Client
+	}
 	deadline := time.Now().Add(readyTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
