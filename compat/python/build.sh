@@ -14,7 +14,7 @@ build_one() {
   local name=$1 req=$2 dir=.venv-$1
   local stamp=$dir/.requirements.sha256
   local want
-  want=$(sha256sum "$req" | cut -d' ' -f1)
+  want=$( (cat "$req"; python3 --version 2>&1) | sha256sum | cut -d' ' -f1)
   if [[ -x $dir/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then
     echo "compat/python: $dir up to date ($req)"
     return

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 _out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -35,7 +36,7 @@ class Env:
         self.delete_ms = int(g("ROSTER_DELETE_TIMEOUT_MS", "") or 6000)
         self.username = g("ROSTER_USERNAME", "")
         self.password = g("ROSTER_PASSWORD", "")
-        self.cache_dir = g("ROSTER_CACHE_DIR", "") or os.path.join(os.getcwd(), ".compat-cache")
+        self.cache_dir = g("ROSTER_CACHE_DIR", "") or tempfile.mkdtemp(prefix="roster-compat-")
         os.makedirs(self.cache_dir, exist_ok=True)
 
     def e_metadata(self):
