@@ -224,7 +224,7 @@ func TestStateRules(t *testing.T) {
 	refused := []Change{
 		{Op: OpBootstrap, User: "again", PasswordHash: hash(t, "x")},
 		{Op: OpCreateUser, User: "alice", PasswordHash: hash(t, "x")},
-		{Op: OpDeleteUser, User: "root"},  // the last admin
+		{Op: OpDeleteUser, User: "root"}, // the last admin
 		{Op: OpUnbindRole, Role: AdminRole, User: "root"},
 		{Op: OpDeleteUser, User: "ghost"},
 		{Op: OpCreateUser, User: "bad name", PasswordHash: hash(t, "x")},

@@ -30,8 +30,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-	nacospb "github.com/roster-registry/roster/grpcapi/proto"
 	"github.com/roster-registry/roster/auth"
+	nacospb "github.com/roster-registry/roster/grpcapi/proto"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/registry"
 )
@@ -80,7 +80,7 @@ type Config struct {
 	Auth *auth.Authority
 	// AuditLogger receives one line per write; default Logger.
 	AuditLogger *slog.Logger
-	Logger *slog.Logger
+	Logger      *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
