@@ -44,6 +44,11 @@ type Config struct {
 	// Credential is proved on every request to another node and required on the
 	// internal routes. Nil gives the node a random key of its own (it runs alone).
 	Credential *nodeauth.Credential
+	// Applied reports the highest log index this node's FSM has applied. With it, a
+	// write forwarded to the leader is answered only once this node has applied it too,
+	// so a client reads its own writes (and its own grants) through the node it wrote
+	// to. Nil skips that wait.
+	Applied func() uint64
 }
 
 // Member is one node as the cluster knows it.

@@ -65,7 +65,14 @@ type applyError struct {
 type applyResponse struct {
 	Error *applyError `json:"error,omitempty"`
 	Value []string    `json:"value,omitempty"`
+	// Index is the leader's applied index after the command: the forwarding node waits
+	// until it has applied as far (Config.Applied).
+	Index uint64 `json:"index,omitempty"`
 }
+
+// catchUpWait bounds how long a forwarded write waits for this node to apply it; the
+// write is committed either way, so running out only gives up read-your-writes.
+const catchUpWait = 2 * time.Second
 
 // errNotSent marks a forward that never reached the leader: safe to retry.
 var errNotSent = errors.New("cluster: request not sent")
@@ -211,6 +218,7 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 	if err := json.Unmarshal(b, &ar); err != nil {
 		return nil, fmt.Errorf("%w: bad answer from %s: %v", raftnode.ErrUnknownOutcome, addr, err)
 	}
+	c.catchUp(ctx, ar.Index)
 	if ar.Error != nil {
 		return nil, &naming.Error{Status: ar.Error.Status, Message: ar.Error.Message}
 	}
@@ -218,6 +226,26 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 		return ar.Value, nil
 	}
 	return nil, nil
+}
+
+// catchUp waits, briefly, until this node has applied up to index.
+func (c *Cluster) catchUp(ctx context.Context, index uint64) {
+	if c.cfg.Applied == nil || index == 0 || c.cfg.Applied() >= index {
+		return
+	}
+	deadline := time.NewTimer(catchUpWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for c.cfg.Applied() < index {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Routes registers the internal endpoints on mux-like registrars (chi routers).
@@ -315,6 +343,9 @@ func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ar applyResponse
+	if c.cfg.Applied != nil {
+		ar.Index = c.cfg.Applied()
+	}
 	switch v := res.(type) {
 	case *naming.Error:
 		ar.Error = &applyError{Status: v.Status, Message: v.Message}

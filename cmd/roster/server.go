@@ -401,6 +401,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		NodeID: id, HTTPAddr: cfg.HTTPAddr, RaftAddr: node.Addr(), DataDir: cfg.DataDir,
 		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, Logger: log,
 		Credential: cred,
+		Applied:    func() uint64 { i, _ := store.Applied(); return i },
 	}, node)
 	if err != nil {
 		return err
