@@ -444,7 +444,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 		Logger: log, Ready: ready.Load, Cluster: members, Distro: replicator,
 		ExtraCollectors: grpcSrv.Collectors(),
 		MaxSnapshot:     int64(cfg.MaxSnapshotSize), SpoolDir: cfg.DataDir,
-		Auth: authority,
+		Auth: authority, NodeCredential: cred,
 	}, reg, node)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
