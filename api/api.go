@@ -22,6 +22,7 @@ import (
 	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/nodeauth"
 	"github.com/roster-registry/roster/raftnode"
 	"github.com/roster-registry/roster/registry"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	Auth *auth.Authority
 	// AuditLogger receives one line per write and admin action; default Logger.
 	AuditLogger *slog.Logger
+	// NodeCredential is what node-to-node routes (/roster/v1/cluster/*, distro/*)
+	// require; without it they are refused.
+	NodeCredential *nodeauth.Credential
 }
 
 // API is the HTTP front of one node.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/nodeauth"
 )
 
 // access is what a route requires. Every route must declare one in routeAccess: the
@@ -161,7 +162,17 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 				a.log.Error("route has no declared access; refused", "method", r.Method, "route", pattern)
 				writeText(w, http.StatusForbidden, auth.ErrForbidden.Error())
 				return
-			case accessPublic, accessNode:
+			case accessNode:
+				// Checked here as well as on the routes themselves: a member's MAC or
+				// certificate, before the body is read.
+				if cred := a.cfg.NodeCredential; cred == nil || cred.Check(r) != nil {
+					w.Header().Set("Connection", "close")
+					writeText(w, http.StatusUnauthorized, nodeauth.ErrUnauthorized.Error())
+					return
+				}
+				next.ServeHTTP(w, r)
+				return
+			case accessPublic:
 				next.ServeHTTP(w, r)
 				return
 			}
