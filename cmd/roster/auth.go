@@ -36,10 +36,10 @@ func (c *authConfig) validate() error {
 // resolve decides whether auth is on. A client port reachable beyond this host gets
 // auth unless the operator says --insecure; turning it off there explicitly without
 // --insecure is refused, so that nobody exposes an open registry by accident.
-func (c *authConfig) resolve(clientAddrs map[string]string) (enabled bool, exposed string, err error) {
-	for flagName, addr := range clientAddrs {
-		if !isLoopback(addr) {
-			exposed = "--" + flagName + " " + addr
+func (c *authConfig) resolve(clientAddrs []clientAddr) (enabled bool, exposed string, err error) {
+	for _, a := range clientAddrs {
+		if !isLoopback(a.addr) {
+			exposed = "--" + a.flag + " " + a.addr
 			break
 		}
 	}
@@ -54,6 +54,9 @@ func (c *authConfig) resolve(clientAddrs map[string]string) (enabled bool, expos
 	}
 	return enabled, exposed, nil
 }
+
+// clientAddr is a client port's flag and listen address.
+type clientAddr struct{ flag, addr string }
 
 // isLoopback reports whether a listen address binds only to the loopback interface.
 // An empty host or 0.0.0.0 / :: binds every interface.

@@ -6,13 +6,13 @@ import (
 )
 
 func TestAuthExposureRules(t *testing.T) {
-	loop := map[string]string{"http-addr": "127.0.0.1:8848", "grpc-addr": "127.0.0.1:9848"}
-	open := map[string]string{"http-addr": "0.0.0.0:8848", "grpc-addr": "0.0.0.0:9848"}
-	openGRPC := map[string]string{"http-addr": "127.0.0.1:8848", "grpc-addr": ":9848"}
+	loop := []clientAddr{{"http-addr", "127.0.0.1:8848"}, {"grpc-addr", "127.0.0.1:9848"}}
+	open := []clientAddr{{"http-addr", "0.0.0.0:8848"}, {"grpc-addr", "0.0.0.0:9848"}}
+	openGRPC := []clientAddr{{"http-addr", "127.0.0.1:8848"}, {"grpc-addr", ":9848"}}
 	tests := []struct {
 		name    string
 		cfg     authConfig
-		addrs   map[string]string
+		addrs   []clientAddr
 		want    bool
 		wantErr string
 	}{
@@ -29,7 +29,7 @@ func TestAuthExposureRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, _, err := tt.cfg.resolve(tt.addrs)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--http-addr") {
 					t.Fatalf("resolve = %v, %v; want an error containing %q", got, err, tt.wantErr)
 				}
 				return

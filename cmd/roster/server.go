@@ -341,7 +341,7 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	authOn, exposed, err := cfg.Auth.resolve(map[string]string{"http-addr": cfg.HTTPAddr, "grpc-addr": grpcAddr})
+	authOn, exposed, err := cfg.Auth.resolve([]clientAddr{{"http-addr", cfg.HTTPAddr}, {"grpc-addr", grpcAddr}})
 	if err != nil {
 		return err
 	}
