@@ -117,11 +117,6 @@ func runEphemeral(ctx context.Context, b *bench, c *ephemeralConfig) (report, er
 	if c.beatClient != "raw" && c.beatClient != "nethttp" {
 		return nil, fmt.Errorf("--beat-client: want raw or nethttp, got %q", c.beatClient)
 	}
-	services := (c.instances + c.perService - 1) / c.perService
-	res := &ephemeralResult{Instances: c.instances, BeatClient: c.beatClient, Services: services, Clients: c.clients,
-		BeatIntervalS: c.beatInterval.Seconds(), DurationS: c.duration.Seconds(), HeartbeatTimeoutS: c.heartbeatTimeout.Seconds(),
-		BeatRateNeeded: float64(c.instances) / c.beatInterval.Seconds()}
-
 	s, err := b.newServer("ephemeral",
 		"--heartbeat-timeout", c.heartbeatTimeout.String(), "--ip-delete-timeout", c.ipDeleteTimeout.String())
 	if err != nil {
@@ -130,9 +125,27 @@ func runEphemeral(ctx context.Context, b *bench, c *ephemeralConfig) (report, er
 	if _, err := s.start(ctx, b.opts.readyTimeout); err != nil {
 		return nil, withLog(s, err)
 	}
-	cl := newClient(s.httpAddr, c.clients)
+	return runEphemeralAt(ctx, b, c, s.httpAddr, s)
+}
+
+// runEphemeralAt drives the ephemeral workload against httpAddr; s is the Roster
+// process behind it, or nil for a peer (no memory, CPU or log figures then).
+func runEphemeralAt(ctx context.Context, b *bench, c *ephemeralConfig, httpAddr string, s *server) (report, error) {
+	services := (c.instances + c.perService - 1) / c.perService
+	res := &ephemeralResult{Instances: c.instances, BeatClient: c.beatClient, Services: services, Clients: c.clients,
+		BeatIntervalS: c.beatInterval.Seconds(), DurationS: c.duration.Seconds(), HeartbeatTimeoutS: c.heartbeatTimeout.Seconds(),
+		BeatRateNeeded: float64(c.instances) / c.beatInterval.Seconds()}
+	peer := s == nil
+	if peer {
+		s = &server{name: "peer", httpAddr: httpAddr}
+	}
+	var err error
+	cl := newClient(httpAddr, c.clients)
 	defer cl.close()
 	mem := func() (memPoint, error) {
+		if peer {
+			return memPoint{}, nil
+		}
 		rss, err := s.rss()
 		if err != nil {
 			return memPoint{}, withLog(s, err)
@@ -148,7 +161,7 @@ func runEphemeral(ctx context.Context, b *bench, c *ephemeralConfig) (report, er
 	for w := range workers {
 		workers[w] = &beatWorker{}
 		if c.beatClient == "raw" {
-			workers[w].conn = newBeatConn(s.httpAddr)
+			workers[w].conn = newBeatConn(httpAddr)
 		}
 	}
 	for i := range c.instances {
@@ -275,9 +288,12 @@ wait:
 	if sc, err := cl.counts(ctx); err == nil {
 		res.ServerCount = sc.InstanceCount
 	}
-	_, stopErr := b.stopServer(s)
-	res.ServerLogWarn, res.ServerLogError = s.logLevels()
-	res.ExpiryUnhealthy, res.ExpiryRemoved = s.expiryCounts()
+	var stopErr error
+	if !peer {
+		_, stopErr = b.stopServer(s)
+		res.ServerLogWarn, res.ServerLogError = s.logLevels()
+		res.ExpiryUnhealthy, res.ExpiryRemoved = s.expiryCounts()
+	}
 	problems := []error{fillFailure, stopErr}
 	if res.Register.Errors > 0 {
 		problems = append(problems, fmt.Errorf("%d registrations failed", res.Register.Errors))

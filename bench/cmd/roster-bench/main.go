@@ -68,7 +68,26 @@ var subcommands = []subcommand{
 		c.define(fs)
 		return func(ctx context.Context, b *bench) (report, error) { return runKill9(ctx, b, c) }
 	}},
+	{"bare-http", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
+		addr := fs.String("addr", "127.0.0.1:0", "listen address")
+		body := fs.String("body", "", "file whose bytes every answer carries")
+		return func(context.Context, *bench) (report, error) { return nil, serveBare(*addr, *body) }
+	}},
+	{"etcd-embed", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
+		dir := fs.String("dir", "", "data dir")
+		ca := fs.String("client", "", "client listen address")
+		pa := fs.String("peer", "", "peer listen address")
+		return func(context.Context, *bench) (report, error) { return nil, serveEmbeddedEtcd(*dir, *ca, *pa) }
+	}},
 	{"all", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
+		var sc suiteConfig
+		fs.BoolVar(&sc.quick, "quick", false, "tiny sizes and one run of each workload, peers skipped (a smoke test)")
+		fs.DurationVar(&sc.duration, "duration", 0, "length of each timed load phase (default 10s, 1s with --quick)")
+		fs.IntVar(&sc.runs, "runs", 3, "runs of each workload; the table shows the median and the spread")
+		fs.StringVar(&sc.only, "only", "", "comma-separated workloads to run (default: all): "+workloadNames())
+		return func(ctx context.Context, b *bench) (report, error) { return runSuite(ctx, b, sc) }
+	}},
+	{"old-all", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
 		quick := fs.Bool("quick", false, "small sizes, about 2s per measurement (a smoke test)")
 		return func(ctx context.Context, b *bench) (report, error) { return runAll(ctx, b, *quick) }
 	}},
@@ -90,6 +109,7 @@ type options struct {
 	serverArgs   []string
 	readyTimeout time.Duration
 	keepData     bool
+	profileDir   string
 }
 
 func (o *options) define(fs *flag.FlagSet) {
@@ -103,6 +123,7 @@ func (o *options) define(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "longest wait from exec to GET /readyz = 200")
 	fs.BoolVar(&o.keepData, "keep-data", false, "keep the servers' data dirs (to look at them afterwards)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "start servers with --pprof-addr and save a CPU profile of each workload's first run here")
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -138,6 +159,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "roster-bench %s: unexpected argument %q\n", sub.name, fs.Arg(0))
 		return 2
+	}
+	if sub.name == "bare-http" || sub.name == "etcd-embed" {
+		// Helper processes of `all`: no roster, no work dir; SIGTERM ends them.
+		done := make(chan error, 1)
+		go func() { _, err := exec(ctx, nil); done <- err }()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "roster-bench %s: %v\n", sub.name, err)
+			return 1
+		}
+		return 0
 	}
 	if _, err := os.Stat(o.roster); err != nil {
 		fmt.Fprintf(stderr, "roster-bench %s: --roster: %v (build it with: go build -o bin/roster ./cmd/roster)\n", sub.name, err)
@@ -180,13 +216,16 @@ func writeJSON(path string, v any) error {
 // bench is one invocation's shared state: options, the temp work dir (removed at the
 // end), the log dir, and every server started, so none outlives the bench.
 type bench struct {
-	opts       options
-	errw       io.Writer
-	workDir    string
-	logDir     string
-	tempLogDir bool
-	servers    []*server
-	t0         time.Time
+	opts         options
+	errw         io.Writer
+	workDir      string
+	logDir       string
+	tempLogDir   bool
+	servers      []*server
+	children     []func() // stop functions of peer and reference processes
+	lastChildPID int
+	profiled     map[string]bool
+	t0           time.Time
 }
 
 func newBench(o options, errw io.Writer) (*bench, error) {
@@ -194,7 +233,7 @@ func newBench(o options, errw io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	b := &bench{opts: o, errw: errw, workDir: work, logDir: o.logDir, t0: time.Now()}
+	b := &bench{opts: o, errw: errw, workDir: work, logDir: o.logDir, t0: time.Now(), profiled: map[string]bool{}}
 	if b.logDir == "" {
 		if b.logDir, err = os.MkdirTemp("", "roster-bench-logs-"); err != nil {
 			os.RemoveAll(work)
@@ -216,9 +255,7 @@ func newBench(o options, errw io.Writer) (*bench, error) {
 // --keep-data); the logs stay when the run failed or --log-dir was given.
 func (b *bench) close(failed bool) {
 	b.logf("load average at end: %s", loadAvg())
-	for _, s := range b.servers {
-		_ = s.kill()
-	}
+	b.killAll()
 	if b.opts.keepData {
 		b.logf("data dirs kept in %s", b.workDir)
 	} else if err := os.RemoveAll(b.workDir); err != nil {

@@ -29,13 +29,15 @@ const stopTimeout = 60 * time.Second
 // log file. Its ports stay fixed across restarts because the Raft address is part of
 // the configuration the node keeps in its log.
 type server struct {
-	name     string
-	bin      string
-	dataDir  string
-	logPath  string
-	httpAddr string
-	raftAddr string
-	extra    []string
+	name      string
+	bin       string
+	dataDir   string
+	logPath   string
+	httpAddr  string
+	raftAddr  string
+	grpcAddr  string
+	pprofAddr string // "" unless the bench profiles
+	extra     []string
 
 	starts int
 	cmd    *exec.Cmd
@@ -60,6 +62,11 @@ func (b *bench) newServer(name string, extra ...string) (*server, error) {
 	if err := s.pickPorts(); err != nil {
 		return nil, err
 	}
+	if b.opts.profileDir != "" {
+		if s.pprofAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	b.servers = append(b.servers, s)
 	return s, nil
 }
@@ -73,7 +80,11 @@ func (s *server) pickPorts() error {
 	if err != nil {
 		return err
 	}
-	s.httpAddr, s.raftAddr = h, r
+	g, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.httpAddr, s.raftAddr, s.grpcAddr = h, r, g
 	return nil
 }
 
@@ -104,13 +115,18 @@ func (s *server) running() bool {
 }
 
 func (s *server) args() []string {
-	return append([]string{
+	a := append([]string{
 		"server",
 		"--http-addr", s.httpAddr,
 		"--raft-addr", s.raftAddr,
 		"--data-dir", s.dataDir,
+		"--grpc-addr", s.grpcAddr,
 		"--node-id", "n1",
 	}, s.extra...)
+	if s.pprofAddr != "" {
+		a = append(a, "--pprof-addr", s.pprofAddr)
+	}
+	return a
 }
 
 // start execs the server and returns the time from just before exec until GET
