@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the Java client programs of the compatibility matrix (compat/java/*/target):
+# java1 (nacos-client 1.4.x), java2 (nacos-client 2.x), sca (Spring Cloud Alibaba).
+# Dependencies come from Maven Central on the first run; later runs build offline from
+# the local repository, and skip Maven entirely when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+fail() { echo "compat/java/build.sh: $*" >&2; exit 1; }
+
+command -v java >/dev/null 2>&1 || fail "java not found (install a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless)"
+command -v mvn >/dev/null 2>&1 || fail "mvn not found (install Maven 3.8+, e.g. apt-get install maven)"
+jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+[[ ${jv%%.*} -ge 17 ]] 2>/dev/null || fail "java $jv found; Java 17 or newer is needed"
+
+# Everything the build reads, and the JDK: when it matches the last good build, the jars
+# are up to date.
+stamp=.build-stamp
+want=$( (java -version 2>&1; find . -path '*/target' -prune -o -type f \( -name pom.xml -o -path '*/src/*' \) -print | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar java2/target/java2.jar sca/target/sca.jar >/dev/null 2>&1; then
+  echo "compat/java: up to date"
+  exit 0
+fi
+rm -f "$stamp"
+
+# Offline first (a warm local repository builds in seconds); when something is missing
+# there, the same build online fetches it.
+if mvn -o -q -B package -DskipTests >/tmp/compat-java-offline.$$.log 2>&1; then
+  rm -f /tmp/compat-java-offline.$$.log
+else
+  rm -f /tmp/compat-java-offline.$$.log
+  echo "compat/java: mvn package (fetching dependencies from Maven Central)"
+  mvn -q -B package -DskipTests || fail "mvn package failed"
+fi
+echo "$want" >"$stamp"
+echo "compat/java/build.sh: built compat/java/{java1,java2,sca}/target"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# compat/java/run.sh java1|java2|sca: runs one Java client program of the compatibility
+# matrix (built by build.sh). exec keeps the JVM in the driver's process group, so the
+# driver's signals reach it; the sca consumer starts its provider JVM in that group too.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+case "${1:-}" in
+  java1) mod=java1 main=roster.compat.java1.Main ;;
+  java2) mod=java2 main=roster.compat.java2.Main ;;
+  sca) mod=sca main=roster.compat.sca.Main ;;
+  *) echo "usage: compat/java/run.sh java1|java2|sca" >&2; exit 2 ;;
+esac
+jar="$here/$mod/target/$mod.jar"
+[[ -f $jar ]] || { echo "compat/java/run.sh: $jar is missing: run compat/java/build.sh" >&2; exit 1; }
+
+# Short-lived programs: C1 only and the serial collector start fastest on a small machine.
+exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -Xss512k \
+  -Djava.net.preferIPv4Stack=true -Dfile.encoding=UTF-8 \
+  -cp "$jar:$here/$mod/target/lib/*" "$main"
