@@ -54,6 +54,8 @@ type serverConfig struct {
 	SnapshotThreshold   uint64
 	SnapshotInterval    time.Duration
 	TrailingLogs        uint64
+	// PprofAddr serves Go's profiling endpoints (pprof.go); empty: off.
+	PprofAddr string
 	// GRPC is the Nacos 2.x gRPC front (grpc.go).
 	GRPC grpcConfig
 	// Auth is access control (auth.go).
@@ -116,6 +118,7 @@ func serverFlags(cfg *serverConfig, stderr io.Writer) *flag.FlagSet {
 	grpcFlags(fs, &cfg.GRPC)
 	authFlags(fs, &cfg.Auth)
 	securityFlags(fs, &cfg.Security)
+	pprofFlags(fs, &cfg.PprofAddr)
 	return fs
 }
 
@@ -141,6 +144,9 @@ func applyEnv(fs *flag.FlagSet) error {
 // validate names the first flag whose value cannot work.
 func (c *serverConfig) validate() error {
 	bad := func(flag, why string) error { return fmt.Errorf("invalid value for --%s: %s", flag, why) }
+	if err := checkPprofAddr(c.PprofAddr); err != nil {
+		return err
+	}
 	for _, a := range []struct{ flag, addr string }{{"http-addr", c.HTTPAddr}, {"raft-addr", c.RaftAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return bad(a.flag, "want host:port, got "+strconv.Quote(a.addr))
@@ -336,6 +342,11 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	}
 	store.SetNodeID(id) // named in snapshot headers
 	log = log.With("node", id)
+	stopPprof, err := startPprof(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	grpcAddr, err := cfg.GRPC.addr(cfg.HTTPAddr)
 	if err != nil {
