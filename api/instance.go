@@ -316,12 +316,15 @@ func (a *API) listInstances(w http.ResponseWriter, r *http.Request) error {
 		// Nacos reads healthyOnly with Boolean.parseBoolean: only "true" counts.
 		HealthyOnly: strings.EqualFold(p.get("healthyOnly"), "true"),
 	}
-	info, err := a.reg.List(r.Context(), q)
+	body, err := a.reg.ListJSON(r.Context(), q)
 	if err != nil {
 		return err
 	}
 	a.maybeSubscribe(r, p, svc, clusters)
-	return writeJSON(w, a.reg.ServiceInfoJSON(info))
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // maybeSubscribe registers a UDP push subscriber when the list call names a udpPort

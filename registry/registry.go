@@ -68,6 +68,7 @@ type view struct {
 	meta      *naming.Service
 	instances []*naming.Instance
 	rev       int64
+	lists     listCache // encoded list answers of this view (listcache.go)
 }
 
 // New wires the router over a running Raft node, its FSM and the distro store, and
@@ -244,6 +245,11 @@ func (r *Registry) List(ctx context.Context, q Query) (*ServiceInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.selectHosts(v, q), nil
+}
+
+// selectHosts is List's selection from one view of the service.
+func (r *Registry) selectHosts(v *view, q Query) *ServiceInfo {
 	info := &ServiceInfo{Service: q.Service, Clusters: q.Clusters, LastRefTime: v.rev, CacheMillis: r.cfg.CacheMillis, Hosts: []*naming.Instance{}}
 	wanted := clusterSet(q.Clusters)
 	healthy := 0
@@ -273,7 +279,7 @@ func (r *Registry) List(ctx context.Context, q Query) (*ServiceInfo, error) {
 			}
 		}
 	}
-	return info, nil
+	return info
 }
 
 func clusterSet(list string) map[string]bool {
