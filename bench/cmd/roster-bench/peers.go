@@ -174,7 +174,7 @@ func runZookeeper(ctx context.Context, b *bench, p params, _ int) (figures, erro
 	defer stop()
 	sessions := make([]*zk.Conn, 8)
 	for i := range sessions {
-		c, _, err := zk.Connect([]string{port}, 10*time.Second, zk.WithLogInfo(false))
+		c, _, err := zk.Connect([]string{port}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
 		if err != nil {
 			return f, err
 		}
@@ -385,3 +385,8 @@ func (b *bench) rnacosEphemeral(ctx context.Context, n int) (*ephemeralResult, e
 	r, _ := rep.(*ephemeralResult)
 	return r, err
 }
+
+// quietLogger drops go-zookeeper's connection chatter while the server starts.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
