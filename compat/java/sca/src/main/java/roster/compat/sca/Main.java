@@ -54,7 +54,9 @@ public final class Main {
     private final Contract c;
     private Process provider;
     private long providerStarted;
-    private String providerUrl;
+    /** X's provider JVM: started during keepalive, registered and stopped in the subscribe step. */
+    private Process providerX;
+    private String providerXUrl;
     private ConfigurableApplicationContext ctx;
     private DiscoveryClient discovery;
     private NacosServiceManager manager;
@@ -116,27 +118,36 @@ public final class Main {
     }
 
     /** The provider's settings: E's registration as the contract describes it. */
-    private Map<String, String> providerProperties(int httpPort) {
+    private Map<String, String> providerProperties(int httpPort, String ip, Map<String, String> metadata, boolean registerAtStart) {
         Map<String, String> p = discoveryProperties();
         String d = "spring.cloud.nacos.discovery.";
-        p.put("spring.application.name", c.service);
         p.put("server.address", "127.0.0.1");
         p.put("server.port", Integer.toString(httpPort));
         p.put(d + "service", c.service);
-        p.put(d + "ip", Contract.EPHEMERAL_IP);
+        p.put(d + "ip", ip);
         p.put(d + "port", Integer.toString(Contract.PORT));
         p.put(d + "cluster-name", Contract.CLUSTER);
         p.put(d + "ephemeral", "true");
         p.put(d + "heart-beat-interval", Long.toString(c.heartbeatIntervalMs));
         p.put(d + "heart-beat-timeout", Long.toString(c.heartbeatTimeoutMs));
         p.put(d + "ip-delete-timeout", Long.toString(c.deleteTimeoutMs));
-        p.put(d + "metadata.role", "ephemeral");
+        p.put("spring.application.name", c.service);
+        for (Map.Entry<String, String> e : metadata.entrySet()) {
+            p.put(d + "metadata." + e.getKey(), e.getValue());
+        }
         p.put(d + "metadata." + HTTP_KEY, "http://127.0.0.1:" + httpPort);
+        if (!registerAtStart) {
+            p.put(d + "register-enabled", "false");
+        }
         return p;
     }
 
-    /** Starts the provider JVM; its output goes to this program's stderr. */
-    private void startProvider() throws IOException {
+    /**
+     * Starts a provider JVM (name: its log prefix and folder) and returns it with its HTTP
+     * address; its output goes to this program's stderr.
+     */
+    private Process startProvider(String name, String ip, Map<String, String> metadata, boolean registerAtStart, String[] url)
+            throws IOException {
         int port;
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             port = s.getLocalPort();
@@ -148,32 +159,33 @@ public final class Main {
                 cmd.add(a);
             }
         }
-        cmd.add("-DJM.LOG.PATH=" + c.cacheDir + "/provider-logs");
-        cmd.add("-DJM.SNAPSHOT.PATH=" + c.cacheDir + "/provider");
+        cmd.add("-DJM.LOG.PATH=" + c.cacheDir + "/" + name + "-logs");
+        cmd.add("-DJM.SNAPSHOT.PATH=" + c.cacheDir + "/" + name);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(Main.class.getName());
         cmd.add("provider");
-        for (Map.Entry<String, String> e : providerProperties(port).entrySet()) {
+        for (Map.Entry<String, String> e : providerProperties(port, ip, metadata, registerAtStart).entrySet()) {
             cmd.add("--" + e.getKey() + "=" + e.getValue());
         }
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        providerStarted = System.currentTimeMillis();
-        provider = pb.start();
-        providerUrl = "http://127.0.0.1:" + port;
-        Contract.log("provider JVM started, pid " + provider.pid() + ", HTTP on " + providerUrl);
+        // The child stays in this JVM's process group: the driver's SIGKILL of the group
+        // takes it too. Its stdin is a pipe from here (see ProviderApplication.watchParent).
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        url[0] = "http://127.0.0.1:" + port;
+        Contract.log(name + " JVM started, pid " + p.pid() + ", HTTP on " + url[0]);
         Thread pump = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(provider.getInputStream(), StandardCharsets.UTF_8))) {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = r.readLine()) != null) {
-                    System.err.println("[provider] " + line);
+                    System.err.println("[" + name + "] " + line);
                 }
             } catch (IOException ignored) {
                 // The provider is gone.
             }
-        }, "provider-log");
+        }, name + "-log");
         pump.setDaemon(true);
         pump.start();
+        return p;
     }
 
     private void startConsumer() {
@@ -193,7 +205,8 @@ public final class Main {
     private void run() {
         long consumerMs = -1;
         try {
-            startProvider();
+            providerStarted = System.currentTimeMillis();
+            provider = startProvider("provider", Contract.EPHEMERAL_IP, Map.of("role", "ephemeral"), true, new String[1]);
             long t = System.currentTimeMillis();
             startConsumer();
             consumerMs = System.currentTimeMillis() - t;
@@ -203,6 +216,14 @@ public final class Main {
         }
         long consumerStartMs = consumerMs;
         c.step("register_ephemeral", () -> registeredE(consumerStartMs));
+        // X's provider boots while the driver watches E (the client is idle then).
+        try {
+            String[] url = new String[1];
+            providerX = startProvider("provider-x", Contract.EXTRA_IP, Map.of(), false, url);
+            providerXUrl = url[0];
+        } catch (IOException e) {
+            Contract.log("provider-x did not start: " + Contract.describe(e));
+        }
         c.waitFor("keepalive");
         c.step("register_persistent", () -> {
             naming().registerInstance(c.persistentService, c.group, instance(Contract.PERSISTENT_IP, 1, new HashMap<>(), false));
@@ -345,29 +366,72 @@ public final class Main {
         return detail[0] + ", GET " + url + "/hello: " + body;
     }
 
+    /**
+     * Subscribes with the Spring-managed NamingService; X is a second provider JVM, registered
+     * through its NacosServiceRegistry on request, found with DiscoveryClient and called over
+     * HTTP, then stopped (SIGTERM): it must leave the consumer's view.
+     */
     private String subscribe() throws Exception {
         NamingService n = naming();
+        if (providerX == null) {
+            throw new Exception("X's provider JVM did not start");
+        }
         BlockingQueue<Long> sawX = new ArrayBlockingQueue<>(1);
+        BlockingQueue<Long> xGone = new ArrayBlockingQueue<>(1);
+        boolean[] seen = new boolean[1];
         n.subscribe(c.service, c.group, event -> {
             if (event instanceof NamingEvent ne) {
                 List<Instance> list = ne.getInstances();
                 Contract.log("callback: " + addrs(list));
                 if (find(list, Contract.EXTRA_IP) != null) {
+                    seen[0] = true;
                     sawX.offer(System.currentTimeMillis());
+                } else if (seen[0]) {
+                    xGone.offer(System.currentTimeMillis());
                 }
             }
         });
-        // X goes on the consumer's own connection: E belongs to the provider's, so it stays.
+        RestClient http = RestClient.create();
+        Contract.eventually(60_000, () -> {
+            if (!providerX.isAlive()) {
+                throw new Exception("X's provider JVM exited with status " + providerX.exitValue() + " (see the log)");
+            }
+            http.get().uri(providerXUrl + "/hello").retrieve().body(String.class);
+        });
         long registered = System.currentTimeMillis();
-        n.registerInstance(c.service, c.group, instance(Contract.EXTRA_IP, 1, new HashMap<>(), true));
+        String answer = http.post().uri(providerXUrl + "/register").retrieve().body(String.class);
+        Contract.log("provider-x: " + answer);
         Long at = sawX.poll(15, TimeUnit.SECONDS);
         if (at == null) {
             throw new Exception("no callback showed X within 15s");
         }
         Contract.log("X seen " + (at - registered) + " ms after its registration");
-        n.deregisterInstance(c.service, c.group, instance(Contract.EXTRA_IP, 1, new HashMap<>(), true));
-        // nacos-client 2.x does not poll subscribed services by default: the change was pushed.
-        return "push (grpc)";
+        ServiceInstance[] x = new ServiceInstance[1];
+        Contract.eventually(5_000, () -> {
+            List<ServiceInstance> es = discovery.getInstances(c.service);
+            x[0] = findSi(es, Contract.EXTRA_IP);
+            if (x[0] == null || findSi(es, Contract.EPHEMERAL_IP) == null) {
+                throw new Exception("DiscoveryClient.getInstances = " + siAddrs(es) + ", want E and X");
+            }
+        });
+        String url = x[0].getMetadata().get(HTTP_KEY);
+        String body = http.get().uri(url + "/hello").retrieve().body(String.class);
+        Contract.log("GET " + url + "/hello: " + body);
+        long stop = System.currentTimeMillis();
+        providerX.destroy();
+        if (xGone.poll(15, TimeUnit.SECONDS) == null) {
+            throw new Exception("no callback without X within 15s of stopping its provider");
+        }
+        Contract.eventually(5_000, () -> {
+            List<ServiceInstance> es = discovery.getInstances(c.service);
+            if (findSi(es, Contract.EXTRA_IP) != null || findSi(es, Contract.EPHEMERAL_IP) == null) {
+                throw new Exception("DiscoveryClient.getInstances = " + siAddrs(es) + " after X's provider stopped, want E only");
+            }
+        });
+        long gone = System.currentTimeMillis() - stop;
+        // nacos-client 2.x does not poll subscribed services by default: changes are pushed.
+        return String.format("push (grpc); X from a 2nd provider JVM, called over HTTP, stopped: gone from DiscoveryClient in %.1fs",
+                gone / 1000.0);
     }
 
     private String update() throws Exception {
