@@ -36,5 +36,18 @@ var cells = []string{
 	"subscribe", "update", "deregister", "restart", "stop",
 }
 
-// driverCells are the cells the driver fills in answer to a wait.
-var driverCells = map[string]bool{"keepalive": true, "restart": true, "stop": true}
+// authCells are the columns of the auth matrix: the scenario's, then refused, which
+// the driver fills from a second run of the program without credentials.
+var authCells = append(append([]string(nil), cells...), "refused")
+
+// driverCells are the cells the driver fills: in answer to a wait, or refused.
+var driverCells = map[string]bool{"keepalive": true, "restart": true, "stop": true, "refused": true}
+
+// namespaceResource is the ACL resource of a client's namespace: the namespace id it
+// uses, public when it uses the default.
+func namespaceResource(c Client) string {
+	if c.Namespace == "" {
+		return "public"
+	}
+	return c.Namespace
+}

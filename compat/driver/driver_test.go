@@ -139,31 +139,51 @@ read ans
 }
 
 func TestMarkdownLayout(t *testing.T) {
-	r1 := newResult(clients[1])
-	r0 := newResult(clients[0])
+	r1 := newResult(clients[1], cells)
+	r0 := newResult(clients[0], cells)
 	for _, name := range cells {
 		r0.set(name, true, 7, "d|x")
 	}
 	r1.failRest("client exited early")
+	a0 := newResult(clients[0], authCells)
+	for _, name := range authCells {
+		a0.set(name, true, 7, "d|x")
+	}
+	a0.set("refused", true, 900, "E never listed (5 polls); client reported: user not found!")
+	a1 := newResult(clients[1], authCells)
+	a1.failRest("ACL set-up: boom")
 	rep := Report{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Roster: "v1", Machine: "linux/amd64, 2 cores",
-		Results: []*Result{r0, r1}, Wall: 61 * time.Second, Parallel: 3, Subset: true, AllCount: len(clients), TimeoutPC: 150 * time.Second}
+		Matrices: []Matrix{{Results: []*Result{r0, r1}}, {Auth: true, Results: []*Result{a0, a1}}},
+		Wall:     61 * time.Second, Parallel: 3, Subset: true, AllCount: len(clients), TimeoutPC: 150 * time.Second}
 	md := rep.Markdown()
 	if md != rep.Markdown() {
 		t.Fatal("Markdown is not deterministic")
 	}
 	for _, want := range []string{
-		"- Date: 2026-01-02 03:04 UTC", "- Roster: v1", "- Passed: 1 of 2 clients",
+		"- Date: 2026-01-02 03:04 UTC", "- Roster: v1",
+		"- auth off: 1 of 2 clients passed every cell", "- auth on (credentials in the client's config): 1 of 2 clients passed every cell",
+		"- Total wall time: 1m1s",
+		"\n## auth off\n", "\n## auth on (credentials in the client's config)\n",
+		"| stop |\n|---|", "| stop | refused |\n|---|",
 		"| go-v1 | Go | nacos-sdk-go v1.1.4 | pass 7 ms | pass 7 ms |",
 		`pass 7 ms, d\|x |`,
 		"| go-v2 | Go | nacos-sdk-go v2.x | FAIL: client exited early |",
-		"Total wall time: 1m1s",
+		"| pass 900 ms, E never listed (5 polls); client reported: user not found! |\n",
+		"| go-v2 | Go | nacos-sdk-go v2.x | FAIL: ACL set-up: boom |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
 		}
 	}
+	off, on := strings.Index(md, "## auth off"), strings.Index(md, "## auth on")
+	if off < 0 || on < off {
+		t.Error("the auth-off table does not come first")
+	}
 	if strings.Index(md, "| go-v1 |") > strings.Index(md, "| go-v2 |") {
 		t.Error("rows are not in table order")
+	}
+	if strings.Count(md[:on], "refused |") != 0 {
+		t.Error("the auth-off table has a refused column")
 	}
 }
 

@@ -37,8 +37,9 @@ func run() int {
 		parallel   = flag.Int("parallel", 3, "clients run at once")
 		timeout    = flag.Duration("timeout", 150*time.Second, "longest run of one client")
 		logDir     = flag.String("log-dir", "", "directory for client and server logs (default: a new temp dir)")
-		username   = flag.String("username", "", "credentials given to clients (ROSTER_USERNAME) and used by the driver")
-		password   = flag.String("password", "", "password for --username (ROSTER_PASSWORD)")
+		authMode   = flag.String("auth", "both", "which matrices to run: off (servers without --auth), on (--auth, a user per client, the refused cell) or both")
+		refusalCon = flag.Bool("refusal-concurrent", true, "auth matrix: run the program without credentials beside the scenario (it ends before the restart), not after it")
+		refusalWin = flag.Duration("refusal-window", defaultRefusalWindow, "auth matrix: how long the run without credentials may take to report its first step")
 		list       = flag.Bool("list", false, "list the clients and exit")
 		serverArgs stringList
 	)
@@ -56,6 +57,11 @@ func run() int {
 			fmt.Printf("%-22s %-10s %-45s %s/%s  %s\n", c.Name, c.Language, c.Version, c.Namespace, c.Group, strings.Join(c.Argv, " "))
 		}
 		return 0
+	}
+	modes, err := authModes(*authMode)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		return 2
 	}
 	if *parallel < 1 {
 		fmt.Fprintln(os.Stderr, "driver: --parallel must be at least 1")
@@ -108,37 +114,52 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d := &runner{
-		root: root, roster: bin, logDir: *logDir, timeout: *timeout, ports: newPorts(),
-		username: *username, password: *password, extra: serverArgs,
-		runID: strconv.FormatInt(time.Now().UnixMilli()%100000000, 36),
+	runID := strconv.FormatInt(time.Now().UnixMilli()%100000000, 36)
+	pp := newPorts()
+	var runners []*runner
+	for _, auth := range modes {
+		runners = append(runners, &runner{
+			root: root, roster: bin, logDir: *logDir, timeout: *timeout, ports: pp, extra: serverArgs, runID: runID,
+			auth: auth, refusalWindow: *refusalWin, refusalConcurrent: *refusalCon,
+		})
 	}
-	fmt.Printf("compat: %d client(s), %d at once, roster %s, logs in %s\n", len(selected), *parallel, version, *logDir)
+	jobs := schedule(runners, selected)
+	fmt.Printf("compat: %d client(s) × %d matrix(es), %d at once, roster %s, logs in %s\n",
+		len(selected), len(runners), *parallel, version, *logDir)
 	start := time.Now()
-	results := make([]*Result, len(selected))
-	sem := make(chan struct{}, *parallel)
+	results := make([][]*Result, len(runners))
+	for i := range results {
+		results[i] = make([]*Result, len(selected))
+	}
+	queue := make(chan job, len(jobs))
+	for _, j := range jobs {
+		queue <- j
+	}
+	close(queue)
 	var wg sync.WaitGroup
 	var printMu sync.Mutex
-	for i, c := range selected {
+	for range min(*parallel, len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			printMu.Lock()
-			fmt.Printf("compat: %s: start\n", c.Name)
-			printMu.Unlock()
-			r := d.run(ctx, c)
-			results[i] = r
-			printMu.Lock()
-			defer printMu.Unlock()
-			status := "PASS"
-			if !r.Passed() {
-				status = "FAIL"
-			}
-			fmt.Printf("compat: %s: %s in %v\n", c.Name, status, r.Wall.Round(100*time.Millisecond))
-			for _, name := range cells {
-				fmt.Printf("    %-20s %s\n", name, cellText(r.Cells[name], true))
+			for j := range queue {
+				d, c := runners[j.matrix], selected[j.client]
+				label := c.Name + " [" + matrixLabel(d.auth) + "]"
+				printMu.Lock()
+				fmt.Printf("compat: %s: start at %v\n", label, time.Since(start).Round(100*time.Millisecond))
+				printMu.Unlock()
+				r := d.run(ctx, c)
+				results[j.matrix][j.client] = r
+				status := "PASS"
+				if !r.Passed() {
+					status = "FAIL"
+				}
+				printMu.Lock()
+				fmt.Printf("compat: %s: %s in %v\n", label, status, r.Wall.Round(100*time.Millisecond))
+				for _, name := range r.Names {
+					fmt.Printf("    %-20s %s\n", name, cellText(r.Cells[name], true))
+				}
+				printMu.Unlock()
 			}
 		}()
 	}
@@ -149,17 +170,20 @@ func run() int {
 		Date:      time.Now().UTC(),
 		Roster:    version,
 		Machine:   fmt.Sprintf("%s/%s, %d cores", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Results:   results,
 		Wall:      wall,
 		Parallel:  *parallel,
 		Subset:    *only != "",
 		AllCount:  len(clients),
 		TimeoutPC: *timeout,
 	}
-	failed := 0
-	for _, r := range results {
-		if !r.Passed() {
-			failed++
+	failed, total := 0, 0
+	for i, d := range runners {
+		rep.Matrices = append(rep.Matrices, Matrix{Auth: d.auth, Results: results[i]})
+		for _, r := range results[i] {
+			total++
+			if !r.Passed() {
+				failed++
+			}
 		}
 	}
 	if outPath != "" {
@@ -171,12 +195,41 @@ func run() int {
 	} else {
 		fmt.Println("compat: RESULTS.md not rewritten (--only without --out)")
 	}
-	fmt.Printf("compat: %d of %d client(s) passed every cell in %v; logs in %s\n",
-		len(results)-failed, len(results), wall.Round(100*time.Millisecond), *logDir)
+	fmt.Printf("compat: %d of %d run(s) passed every cell in %v; logs in %s\n",
+		total-failed, total, wall.Round(100*time.Millisecond), *logDir)
 	if failed > 0 {
 		return 1
 	}
 	return 0
+}
+
+// authModes parses --auth: the matrices to run, auth off first.
+func authModes(v string) ([]bool, error) {
+	switch strings.TrimSpace(v) {
+	case "off":
+		return []bool{false}, nil
+	case "on":
+		return []bool{true}, nil
+	case "both", "":
+		return []bool{false, true}, nil
+	}
+	return nil, fmt.Errorf("--auth %q: want off, on or both", v)
+}
+
+// job is one client of one matrix.
+type job struct{ matrix, client int }
+
+// schedule orders the runs: client by client in table order, each client's auth run
+// (the longer one) before its plain run, so that the slow clients at the end of the
+// table do not start last in both matrices.
+func schedule(runners []*runner, selected []Client) []job {
+	var jobs []job
+	for ci := range selected {
+		for mi := len(runners) - 1; mi >= 0; mi-- {
+			jobs = append(jobs, job{matrix: mi, client: ci})
+		}
+	}
+	return jobs
 }
 
 // repoRoot finds the repository root from the working directory: the directory with

@@ -11,7 +11,7 @@ type Report struct {
 	Date      time.Time
 	Roster    string
 	Machine   string
-	Results   []*Result
+	Matrices  []Matrix
 	Wall      time.Duration
 	Parallel  int
 	Subset    bool
@@ -19,8 +19,57 @@ type Report struct {
 	TimeoutPC time.Duration
 }
 
+// Matrix is one table: every client with auth off, or with auth on.
+type Matrix struct {
+	Auth    bool
+	Results []*Result
+}
+
+// matrixLabel is a matrix's short name in the driver's output.
+func matrixLabel(auth bool) string {
+	if auth {
+		return "auth on"
+	}
+	return "auth off"
+}
+
+// Title is the matrix's heading in RESULTS.md.
+func (m Matrix) Title() string {
+	if m.Auth {
+		return "auth on (credentials in the client's config)"
+	}
+	return "auth off"
+}
+
+// Passed counts the clients that passed every cell.
+func (m Matrix) Passed() int {
+	n := 0
+	for _, r := range m.Results {
+		if r.Passed() {
+			n++
+		}
+	}
+	return n
+}
+
+// Busy is the sum of the clients' wall times.
+func (m Matrix) Busy() time.Duration {
+	var d time.Duration
+	for _, r := range m.Results {
+		d += r.Wall
+	}
+	return d
+}
+
+func (m Matrix) names() []string {
+	if m.Auth {
+		return authCells
+	}
+	return cells
+}
+
 // detailCells show their detail beside "pass".
-var detailCells = map[string]bool{"subscribe": true, "restart": true, "stop": true}
+var detailCells = map[string]bool{"subscribe": true, "restart": true, "stop": true, "refused": true}
 
 // cellText renders one cell; withDetail shows every pass detail.
 func cellText(c *Cell, withDetail bool) string {
@@ -53,53 +102,65 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "- Date: %s\n", r.Date.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Roster: %s\n", mdEscape(r.Roster))
 	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
-	passed := 0
 	var names []string
-	for _, res := range r.Results {
-		if res.Passed() {
-			passed++
+	if len(r.Matrices) > 0 {
+		for _, res := range r.Matrices[0].Results {
+			names = append(names, res.Client.Name)
 		}
-		names = append(names, res.Client.Name)
 	}
 	if r.Subset {
 		fmt.Fprintf(&b, "- Clients: %s only (`--only`; %d in the full matrix)\n", strings.Join(names, ", "), r.AllCount)
 	}
-	fmt.Fprintf(&b, "- Passed: %d of %d clients\n\n", passed, len(r.Results))
+	for _, m := range r.Matrices {
+		fmt.Fprintf(&b, "- %s: %d of %d clients passed every cell\n", m.Title(), m.Passed(), len(m.Results))
+	}
+	fmt.Fprintf(&b, "- Total wall time: %s (%d client runs at once, at most %s each", r.Wall.Round(time.Second), r.Parallel, r.TimeoutPC)
+	if len(r.Matrices) > 1 {
+		b.WriteString("; the matrices run side by side")
+	}
+	b.WriteString(")\n")
 
-	b.WriteString("| client | language | version |")
-	for _, c := range cells {
-		fmt.Fprintf(&b, " %s |", c)
-	}
-	b.WriteString("\n|---|---|---|")
-	for range cells {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	for _, res := range r.Results {
-		fmt.Fprintf(&b, "| %s | %s | %s |", res.Client.Name, mdEscape(res.Client.Language), mdEscape(oneLine(res.Version, 80)))
-		for _, c := range cells {
-			fmt.Fprintf(&b, " %s |", mdEscape(cellText(res.Cells[c], detailCells[c])))
+	for _, m := range r.Matrices {
+		fmt.Fprintf(&b, "\n## %s\n\n", m.Title())
+		if m.Auth {
+			b.WriteString("Every server runs with `--auth`; the client logs in as a user of its own whose role may read and write " +
+				"its namespace only (`ROSTER_USERNAME`, `ROSTER_PASSWORD` in the client's own configuration). " +
+				"`refused`: the same program again, without credentials, in a service of its own.\n\n")
+		}
+		b.WriteString("| client | language | version |")
+		for _, c := range m.names() {
+			fmt.Fprintf(&b, " %s |", c)
+		}
+		b.WriteString("\n|---|---|---|")
+		for range m.names() {
+			b.WriteString("---|")
 		}
 		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, "\nTotal wall time: %s (%d clients at once, at most %s each).\n\n",
-		r.Wall.Round(time.Second), r.Parallel, r.TimeoutPC)
-
-	b.WriteString("## Details\n\n")
-	for _, res := range r.Results {
-		fmt.Fprintf(&b, "- **%s** (%s, %s/%s, %s):", res.Client.Name, strings.Join(res.Client.Argv, " "),
-			res.Client.Namespace, res.Client.Group, res.Wall.Round(100*time.Millisecond))
-		var parts []string
-		for _, c := range cells {
-			cell := res.Cells[c]
-			if cell.Done && cell.OK && cell.Detail != "" {
-				parts = append(parts, fmt.Sprintf("%s: %s", c, oneLine(cell.Detail, 200)))
+		for _, res := range m.Results {
+			fmt.Fprintf(&b, "| %s | %s | %s |", res.Client.Name, mdEscape(res.Client.Language), mdEscape(oneLine(res.Version, 80)))
+			for _, c := range m.names() {
+				fmt.Fprintf(&b, " %s |", mdEscape(cellText(res.Cells[c], detailCells[c])))
 			}
+			b.WriteString("\n")
 		}
-		if len(parts) == 0 {
-			b.WriteString(" no details.\n")
-		} else {
-			b.WriteString(" " + mdEscape(strings.Join(parts, "; ")) + ".\n")
+		fmt.Fprintf(&b, "\nClient run time, summed: %s.\n\n", m.Busy().Round(time.Second))
+
+		fmt.Fprintf(&b, "### Details (%s)\n\n", m.Title())
+		for _, res := range m.Results {
+			fmt.Fprintf(&b, "- **%s** (%s, %s/%s, %s):", res.Client.Name, strings.Join(res.Client.Argv, " "),
+				res.Client.Namespace, res.Client.Group, res.Wall.Round(100*time.Millisecond))
+			var parts []string
+			for _, c := range m.names() {
+				cell := res.Cells[c]
+				if cell.Done && cell.OK && cell.Detail != "" {
+					parts = append(parts, fmt.Sprintf("%s: %s", c, oneLine(cell.Detail, 200)))
+				}
+			}
+			if len(parts) == 0 {
+				b.WriteString(" no details.\n")
+			} else {
+				b.WriteString(" " + mdEscape(strings.Join(parts, "; ")) + ".\n")
+			}
 		}
 	}
 
@@ -118,6 +179,14 @@ func (r Report) Markdown() string {
 - P is registered in a service of its own, ` + "`ROSTER_PERSISTENT_SERVICE`" + ` (E's service name +
   ` + "`-persistent`" + `): Nacos 2.x fixes a service's kind with its first instance, so a persistent
   instance in E's ephemeral service is refused.
+- auth on: the driver bootstraps an administrator on each fresh server, creates the user
+  ` + "`compat-<client>`" + ` (password generated by the server), a role of the same name bound to it, and a
+  grant ` + "`rw`" + ` on exactly the client's namespace (` + "`public`" + ` for clients in the default one). The
+  driver's own polling carries the administrator's token; the ACL survives the restart (it is in Raft).
+- refused: the same client program, started again against the same server with empty
+  ` + "`ROSTER_USERNAME`" + `/` + "`ROSTER_PASSWORD`" + `, ` + "`ROSTER_EXPECT_REFUSAL=1`" + ` and a service of its own, is killed
+  after its first step line (or 20 s); it passes if the server never listed that run's E, whatever the
+  client printed. N is the time until the step line; the detail says what the client reported.
 `)
 	return b.String()
 }

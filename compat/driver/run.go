@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,15 +28,16 @@ type Cell struct {
 // Result is one client's row.
 type Result struct {
 	Client  Client
-	Version string // reported by the program, else Client.Version
+	Names   []string // the row's cells, in column order
+	Version string   // reported by the program, else Client.Version
 	Cells   map[string]*Cell
 	Wall    time.Duration
 	Note    string // why the run ended early, if it did
 }
 
-func newResult(c Client) *Result {
-	r := &Result{Client: c, Version: c.Version, Cells: map[string]*Cell{}}
-	for _, name := range cells {
+func newResult(c Client, names []string) *Result {
+	r := &Result{Client: c, Names: names, Version: c.Version, Cells: map[string]*Cell{}}
+	for _, name := range names {
 		r.Cells[name] = &Cell{}
 	}
 	return r
@@ -49,7 +49,7 @@ func (r *Result) set(name string, ok bool, ms int64, detail string) {
 
 // failRest fails every cell not yet filled with reason.
 func (r *Result) failRest(reason string) {
-	for _, name := range cells {
+	for _, name := range r.Names {
 		if !r.Cells[name].Done {
 			r.set(name, false, 0, reason)
 		}
@@ -58,7 +58,7 @@ func (r *Result) failRest(reason string) {
 
 // Passed reports whether every cell passed.
 func (r *Result) Passed() bool {
-	for _, name := range cells {
+	for _, name := range r.Names {
 		if c := r.Cells[name]; !c.Done || !c.OK {
 			return false
 		}
@@ -85,23 +85,49 @@ type event struct {
 	exited *os.ProcessState
 }
 
-// runner holds what one client's run needs.
+// runner holds what one client's run needs. One runner runs one matrix: auth off, or
+// auth on.
 type runner struct {
-	root     string
-	roster   string
-	logDir   string
-	timeout  time.Duration
-	ports    *ports
-	username string
-	password string
-	extra    []string
-	runID    string
+	root    string
+	roster  string
+	logDir  string
+	timeout time.Duration
+	ports   *ports
+	extra   []string
+	runID   string
+
+	// auth starts every server with --auth, gives each client a user of its own with
+	// rw on its namespace, and fills the refused cell from a second run of the program
+	// without credentials.
+	auth bool
+	// refusalWindow is how long the run without credentials may take to report its
+	// first step before it is killed.
+	refusalWindow time.Duration
+	// refusalConcurrent starts the run without credentials beside the scenario (it ends
+	// before the server restarts); otherwise it runs after the stop step.
+	refusalConcurrent bool
+}
+
+// cellNames are the columns of the runner's matrix.
+func (d *runner) cellNames() []string {
+	if d.auth {
+		return authCells
+	}
+	return cells
+}
+
+// logName is the prefix of a client's log files in the runner's matrix.
+func (d *runner) logName(c Client) string {
+	if d.auth {
+		return c.Name + ".auth"
+	}
+	return c.Name
 }
 
 // run runs one client against a fresh server and returns its row.
 func (d *runner) run(ctx context.Context, c Client) *Result {
 	start := time.Now()
-	r := newResult(c)
+	r := newResult(c, d.cellNames())
 	defer func() { r.Wall = time.Since(start) }()
 
 	if _, err := os.Stat(progPath(d.root, c.Argv[0])); err != nil {
@@ -110,17 +136,21 @@ func (d *runner) run(ctx context.Context, c Client) *Result {
 		return r
 	}
 
-	dlog, err := os.Create(filepath.Join(d.logDir, c.Name+".driver.log"))
+	dlog, err := os.Create(filepath.Join(d.logDir, d.logName(c)+".driver.log"))
 	if err != nil {
 		r.Note = err.Error()
 		r.failRest(r.Note)
 		return r
 	}
 	defer dlog.Close()
+	var logMu sync.Mutex
 	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
 		fmt.Fprintf(dlog, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
 
+	base := ctx
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 
@@ -129,7 +159,7 @@ func (d *runner) run(ctx context.Context, c Client) *Result {
 		var raftPort int
 		raftPort, err = d.ports.pick(0)
 		if err == nil {
-			err = d.runWith(ctx, c, r, httpPort, raftPort, logf)
+			err = d.runWith(ctx, base, c, r, httpPort, raftPort, logf)
 		}
 	}
 	if err != nil {
@@ -142,20 +172,22 @@ func (d *runner) run(ctx context.Context, c Client) *Result {
 	return r
 }
 
-func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raftPort int, logf func(string, ...any)) error {
-	dataDir, err := os.MkdirTemp("", "roster-compat-"+c.Name+"-")
+// runWith runs the scenario within ctx; the run without credentials of the auth
+// matrix has a deadline of its own under base.
+func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPort, raftPort int, logf func(string, ...any)) error {
+	name := d.logName(c)
+	dataDir, err := os.MkdirTemp("", "roster-compat-"+name+"-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dataDir)
-	cacheDir := filepath.Join(d.logDir, c.Name+".cache")
+	cacheDir := filepath.Join(d.logDir, name+".cache")
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return err
 	}
 	srv := &server{
 		bin: d.roster, port: httpPort, raftPort: raftPort, dataDir: dataDir,
-		logPath: filepath.Join(d.logDir, c.Name+".server.log"), extra: d.extra,
-		username: d.username, password: d.password,
+		logPath: filepath.Join(d.logDir, name+".server.log"), extra: d.extra, auth: d.auth,
 		hc: &http.Client{Timeout: 2 * time.Second},
 	}
 	_ = os.Remove(srv.logPath)
@@ -166,29 +198,50 @@ func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raf
 	}
 	logf("server ready on %s", srv.url())
 
+	var acl aclSetup
+	if d.auth {
+		if acl, err = setupACL(ctx, srv, c); err != nil {
+			return fmt.Errorf("ACL set-up: %v", err)
+		}
+		logf("acl: administrator %s logged in; %s", adminUser, acl)
+	}
+
 	service := "compat-" + c.Name + "-" + d.runID
-	env := append(os.Environ(),
-		"ROSTER_SERVER_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
-		"ROSTER_NAMESPACE="+c.Namespace,
-		"ROSTER_GROUP="+c.Group,
-		"ROSTER_SERVICE="+service,
-		// Nacos 2.x fixes a service's kind with its first instance, so P cannot join
-		// E's service; it goes to a service of its own.
-		"ROSTER_PERSISTENT_SERVICE="+service+"-persistent",
-		"ROSTER_HEARTBEAT_INTERVAL_MS="+strconv.FormatInt(heartbeatInterval.Milliseconds(), 10),
-		"ROSTER_HEARTBEAT_TIMEOUT_MS="+strconv.FormatInt(heartbeatTimeout.Milliseconds(), 10),
-		"ROSTER_DELETE_TIMEOUT_MS="+strconv.FormatInt(ipDeleteTimeout.Milliseconds(), 10),
-		"ROSTER_USERNAME="+d.username,
-		"ROSTER_PASSWORD="+d.password,
-		"ROSTER_CACHE_DIR="+cacheDir,
-	)
+	env := clientEnv(c, httpPort, service, acl.User, acl.Password, cacheDir)
 	cl, events, err := startClient(d.root, c.Argv, env,
-		filepath.Join(d.logDir, c.Name+".stdout.log"), filepath.Join(d.logDir, c.Name+".stderr.log"))
+		filepath.Join(d.logDir, name+".stdout.log"), filepath.Join(d.logDir, name+".stderr.log"))
 	if err != nil {
 		return fmt.Errorf("client did not start: %v", err)
 	}
 	defer cl.kill()
 	logf("client started: %s (pid %d), service %s", strings.Join(c.Argv, " "), cl.pid(), service)
+
+	// The refused cell: the same program without credentials, in a service of its own.
+	var refusal chan *Cell
+	startRefusal := func() {
+		refusal = make(chan *Cell, 1)
+		go func() { refusal <- d.refusal(base, c, srv, httpPort, service+"-refused", logf) }()
+	}
+	waitRefusal := func() {
+		if refusal != nil {
+			cell := <-refusal
+			r.Cells["refused"] = cell
+			refusal = nil
+		}
+	}
+	if d.auth {
+		if d.refusalConcurrent {
+			startRefusal()
+		}
+		defer func() {
+			// Whatever became of the scenario, the server is up until the deferred stop.
+			if refusal == nil && !r.Cells["refused"].Done {
+				cl.kill()
+				startRefusal()
+			}
+			waitRefusal()
+		}()
+	}
 
 	w := &waiter{srv: srv, ns: c.Namespace, group: c.Group, service: service, logf: logf}
 	stopped := false
@@ -281,6 +334,8 @@ func (d *runner) runWith(ctx context.Context, c Client, r *Result, httpPort, raf
 				case "keepalive":
 					ok, ms, detail = w.keepalive(ctx)
 				case "restart":
+					// The run without credentials ends before the server restarts.
+					waitRefusal()
 					ok, ms, detail = w.restart(ctx)
 				case "stop":
 					cl.kill()

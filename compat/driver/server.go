@@ -85,23 +85,24 @@ type server struct {
 	dataDir  string
 	logPath  string
 	extra    []string
-	username string
-	password string
+	auth     bool // --auth; the driver logs in as username after every start
 
 	hc *http.Client
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	state  *os.ProcessState
-	token  string
-	starts int
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	state    *os.ProcessState
+	username string // the administrator, once bootstrapped
+	password string
+	token    string
+	starts   int
 }
 
 func (s *server) url() string { return "http://127.0.0.1:" + strconv.Itoa(s.port) }
 
 func (s *server) args() []string {
-	return append([]string{
+	args := []string{
 		"server",
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(s.port),
 		"--raft-addr", "127.0.0.1:" + strconv.Itoa(s.raftPort),
@@ -110,7 +111,25 @@ func (s *server) args() []string {
 		"--heartbeat-timeout", heartbeatTimeout.String(),
 		"--ip-delete-timeout", ipDeleteTimeout.String(),
 		"--expiry-check-interval", expiryCheck.String(),
-	}, s.extra...)
+	}
+	if s.auth {
+		args = append(args, "--auth")
+	}
+	return append(args, s.extra...)
+}
+
+// setAdmin sets the credentials login uses.
+func (s *server) setAdmin(username, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.username, s.password = username, password
+}
+
+// accessToken is the driver's current token, empty before the first login.
+func (s *server) accessToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
 }
 
 // start launches the process and waits until GET /readyz answers 200.
@@ -181,12 +200,15 @@ func (s *server) waitReady(ctx context.Context, exited <-chan struct{}) error {
 	}
 }
 
-// login gets an access token when the driver was given credentials.
+// login gets an access token once the driver has an administrator (auth mode).
 func (s *server) login(ctx context.Context) error {
-	if s.username == "" {
+	s.mu.Lock()
+	username, password := s.username, s.password
+	s.mu.Unlock()
+	if username == "" {
 		return nil
 	}
-	form := url.Values{"username": {s.username}, "password": {s.password}}
+	form := url.Values{"username": {username}, "password": {password}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url()+"/nacos/v1/auth/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := s.hc.Do(req)
@@ -258,11 +280,9 @@ func (s *server) lookup(ctx context.Context, namespace, group, service, ip strin
 		"namespaceId": {namespace},
 		"healthyOnly": {"false"},
 	}
-	s.mu.Lock()
-	if s.token != "" {
-		q.Set("accessToken", s.token)
+	if tok := s.accessToken(); tok != "" {
+		q.Set("accessToken", tok)
 	}
-	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url()+"/nacos/v1/ns/instance/list?"+q.Encode(), nil)
