@@ -40,15 +40,26 @@ cluster: build
 
 # Load generator against real roster processes on loopback. It is a module of its own
 # (bench/), so that the reference and peer clients it links stay out of the server's go.mod.
+# `make bench` installs the peers first (bench/peers.sh: r-nacos from crates.io, built
+# once into ~/.cache/roster-bench; Debian's etcd-server and zookeeper). BENCH_ARGS adds
+# flags, e.g. BENCH_ARGS="--duration 5s --json bench.json".
+BENCH_ARGS ?=
 bench: build
 	cd bench && $(GO) build -o ../bin/roster-bench ./cmd/roster-bench
-	./bin/roster-bench all --roster $(BIN)
+	bash bench/peers.sh
+	./bin/roster-bench all --roster $(BIN) $(BENCH_ARGS)
 
+# A smoke test (part of make test): every workload briefly, once, peers skipped; it
+# checks only that it runs and that every row of the table is printed.
 bench-quick: build
 	cd bench && $(GO) build -o ../bin/roster-bench ./cmd/roster-bench
-	./bin/roster-bench all --quick --roster $(BIN)
+	./bin/roster-bench all --quick --roster $(BIN) > bin/bench-quick.txt
+	@cat bin/bench-quick.txt
+	@./bin/roster-bench rows | while IFS= read -r row; do \
+	  grep -qF -- "$$row" bin/bench-quick.txt || { echo "bench-quick: row missing: $$row"; exit 1; }; \
+	done
 
-test: lint unit fuzz e2e compat
+test: lint unit fuzz e2e compat bench-quick
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -84,6 +95,7 @@ lint:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	cd compat && $(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
 	cd compat && $(GO) run $(STATICCHECK) ./...

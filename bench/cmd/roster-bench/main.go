@@ -26,13 +26,15 @@ const progressEvery = 10 * time.Second
 const usage = `roster-bench: Roster's load generator (talks only to 127.0.0.1)
 
 Usage:
+  roster-bench all [--quick] [--runs 3] [--duration 10s] [--only w1,w2] [flags]
+                                         every workload, its references and peers: one table
   roster-bench register [flags]          persistent registrations/s beside raw bbolt fsync commits/s
   roster-bench ready [flags]             exec-to-ready time: empty, after --small and after --instances instances
   roster-bench ephemeral-memory [flags]  resident memory and beats/s holding --instances ephemeral instances
   roster-bench kill9 [flags]             register, SIGKILL, restart: are all instances back, field for field?
-  roster-bench all [--quick] [flags]     each of the above in turn (--quick: small sizes, ~2s each)
+  roster-bench rows                      the labels of the table's rows
 
-Common flags: --roster bin/roster, --json FILE, --log-dir DIR, --work-dir DIR,
+Common flags: --roster bin/roster, --json FILE, --log-dir DIR, --work-dir DIR, --profile-dir DIR,
 --server-args "...", --ready-timeout 2m, --keep-data. Run 'roster-bench <command> -h' for the rest.
 `
 
@@ -67,6 +69,14 @@ var subcommands = []subcommand{
 		c := defaultKill9()
 		c.define(fs)
 		return func(ctx context.Context, b *bench) (report, error) { return runKill9(ctx, b, c) }
+	}},
+	{"rows", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
+		return func(context.Context, *bench) (report, error) {
+			for _, r := range rows {
+				fmt.Println(r.label)
+			}
+			return nil, nil
+		}
 	}},
 	{"bare-http", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
 		addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -160,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "roster-bench %s: unexpected argument %q\n", sub.name, fs.Arg(0))
 		return 2
 	}
-	if sub.name == "bare-http" || sub.name == "etcd-embed" {
+	if sub.name == "bare-http" || sub.name == "etcd-embed" || sub.name == "rows" {
 		// Helper processes of `all`: no roster, no work dir; SIGTERM ends them.
 		done := make(chan error, 1)
 		go func() { _, err := exec(ctx, nil); done <- err }()

@@ -337,7 +337,7 @@ func tail(path string, n int) string {
 // expires, or the beat p99 exceeds 100 ms. held is the largest step that passed.
 func runEphemeralRamp(ctx context.Context, b *bench, p params, _ int) (figures, error) {
 	f := figures{"held": 0}
-	steps := []int{50000, 100000, 150000, 200000}
+	steps := []int{50000, 100000, 150000}
 	c := defaultEphemeral()
 	c.duration = 20 * time.Second
 	if p.quick {
