@@ -23,14 +23,18 @@ if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar ja
 fi
 rm -f "$stamp"
 
+# Maven's console library writes colour resets even in batch mode: strip them.
+mvn_q() { mvn -q -B "$@" 2>&1 | sed $'s/\e\\[[0-9;]*m//g'; }
+
 # Offline first (a warm local repository builds in seconds); when something is missing
 # there, the same build online fetches it.
-if mvn -o -q -B package -DskipTests >/tmp/compat-java-offline.$$.log 2>&1; then
-  rm -f /tmp/compat-java-offline.$$.log
+offline_log=$(mktemp)
+if mvn_q -o package -DskipTests >"$offline_log"; then
+  rm -f "$offline_log"
 else
-  rm -f /tmp/compat-java-offline.$$.log
+  rm -f "$offline_log"
   echo "compat/java: mvn package (fetching dependencies from Maven Central)"
-  mvn -q -B package -DskipTests || fail "mvn package failed"
+  mvn_q package -DskipTests || fail "mvn package failed"
 fi
 echo "$want" >"$stamp"
 echo "compat/java/build.sh: built compat/java/{java1,java2,sca}/target"
