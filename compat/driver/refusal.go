@@ -116,7 +116,16 @@ func judgeRefusal(ctx context.Context, events <-chan event, lookup func(context.
 	tick := time.NewTicker(refusalPoll)
 	defer tick.Stop()
 	reported := ""
-	exited := false
+	exited, eof := false, false
+	var exitState *os.ProcessState
+	var drain <-chan time.Time
+	exitText := func() string {
+		s := fmt.Sprintf("client exited (%v) before any step", exitState)
+		if line := lastLine(stderrLog); line != "" {
+			s += "; its last log line: " + truncate(line, 160)
+		}
+		return s
+	}
 wait:
 	for {
 		select {
@@ -126,13 +135,23 @@ wait:
 				reported = "client reported: " + stepText(ev.msg)
 				break wait
 			case ev.exited != nil:
-				exited = true
-				reported = fmt.Sprintf("client exited (%v) before any step", ev.exited)
-				if line := lastLine(stderrLog); line != "" {
-					reported += "; its last log line: " + truncate(line, 160)
+				// The exit can overtake the last lines on stdout: judge at stdout's end.
+				exited, exitState = true, ev.exited
+				if eof {
+					reported = exitText()
+					break wait
 				}
-				break wait
+				drain = time.After(2 * time.Second)
+			case ev.eof:
+				eof = true
+				if exited {
+					reported = exitText()
+					break wait
+				}
 			}
+		case <-drain:
+			reported = exitText()
+			break wait
 		case <-deadline.C:
 			reported = fmt.Sprintf("client reported no step within %v", window)
 			break wait

@@ -218,7 +218,9 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 
 	// The refused cell: the same program without credentials, in a service of its own.
 	var refusal chan *Cell
+	refusalStarted := false
 	startRefusal := func() {
+		refusalStarted = true
 		refusal = make(chan *Cell, 1)
 		go func() { refusal <- d.refusal(base, c, srv, httpPort, service+"-refused", logf) }()
 	}
@@ -235,7 +237,7 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 		}
 		defer func() {
 			// Whatever became of the scenario, the server is up until the deferred stop.
-			if refusal == nil && !r.Cells["refused"].Done {
+			if !refusalStarted {
 				cl.kill()
 				startRefusal()
 			}
