@@ -261,7 +261,7 @@ func TestJudgeRefusal(t *testing.T) {
 	ctx := context.Background()
 	absent := func(context.Context) (instance, error) { return instance{}, nil }
 	stderr := filepath.Join(t.TempDir(), "stderr.log")
-	if err := os.WriteFile(stderr, []byte("starting\nNacosException: 403 user not found!\n\n"), 0o644); err != nil {
+	if err := os.WriteFile(stderr, []byte("starting\nNacosException: 403 user not found!\nshutting down\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -339,7 +339,7 @@ func TestJudgeRefusal(t *testing.T) {
 		ev <- event{eof: true}
 		ev <- event{exited: &os.ProcessState{}}
 		c, exited := judgeRefusal(ctx, ev, absent, func() {}, time.Minute, stderr)
-		if !c.OK || !exited || !strings.Contains(c.Detail, "before any step; its last log line: NacosException: 403 user not found!") {
+		if !c.OK || !exited || !strings.Contains(c.Detail, "before any step; its log: NacosException: 403 user not found!") {
 			t.Errorf("cell %+v (exited %v), want a pass quoting the log", c, exited)
 		}
 	})
@@ -359,7 +359,7 @@ func TestJudgeRefusal(t *testing.T) {
 		ev := make(chan event)
 		start := time.Now()
 		c, _ := judgeRefusal(ctx, ev, absent, func() {}, 300*time.Millisecond, stderr)
-		if !c.OK || !strings.Contains(c.Detail, "client reported no step within 300ms") {
+		if !c.OK || !strings.HasSuffix(c.Detail, "client reported no step within 300ms; its log: NacosException: 403 user not found!") {
 			t.Errorf("cell %+v, want a pass after the window", c)
 		}
 		if el := time.Since(start); el < 300*time.Millisecond || el > 10*time.Second {
@@ -544,5 +544,28 @@ func TestAuthRunRefusedFailsWhenEIsListed(t *testing.T) {
 	got := cellText(r.Cells["refused"], true)
 	if !strings.HasPrefix(got, "FAIL: E was listed") || !strings.Contains(got, "client reported: register_ephemeral ok (200 ok)") {
 		t.Errorf("refused = %q, want a failure: the run without credentials got E listed", got)
+	}
+}
+
+func TestLogHint(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct{ log, want string }{
+		{"a\nb\n", "; its last log line: b"},
+		{"a\nERROR token invalid! x\nb\n", "; its log: ERROR token invalid! x"},
+		{"", ""},
+	} {
+		if got := logHint(write("l", tc.log)); got != tc.want {
+			t.Errorf("logHint(%q) = %q, want %q", tc.log, got, tc.want)
+		}
+	}
+	if got := logHint(filepath.Join(dir, "missing")); got != "" {
+		t.Errorf("logHint of a missing file = %q", got)
 	}
 }

@@ -120,11 +120,7 @@ func judgeRefusal(ctx context.Context, events <-chan event, lookup func(context.
 	var exitState *os.ProcessState
 	var drain <-chan time.Time
 	exitText := func() string {
-		s := fmt.Sprintf("client exited (%v) before any step", exitState)
-		if line := lastLine(stderrLog); line != "" {
-			s += "; its last log line: " + truncate(line, 160)
-		}
-		return s
+		return fmt.Sprintf("client exited (%v) before any step", exitState) + logHint(stderrLog)
 	}
 wait:
 	for {
@@ -153,7 +149,7 @@ wait:
 			reported = exitText()
 			break wait
 		case <-deadline.C:
-			reported = fmt.Sprintf("client reported no step within %v", window)
+			reported = fmt.Sprintf("client reported no step within %v", window) + logHint(stderrLog)
 			break wait
 		case <-tick.C:
 			check()
@@ -207,20 +203,39 @@ func stepText(m *message) string {
 	}
 }
 
-// lastLine is the last non-blank line of a log file.
-func lastLine(path string) string {
+// refusalTexts are Nacos' answers to a request without (valid) credentials, as clients
+// log them.
+var refusalTexts = []string{"user not found!", "token invalid!", "token expired!", "authorization failed!", "403"}
+
+// logHint quotes a client's log for the refused cell: its last line that shows a
+// refusal, else its last line.
+func logHint(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	last := ""
+	last, refusal := "", ""
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			last = l
+		l := strings.TrimSpace(sc.Text())
+		if l == "" {
+			continue
+		}
+		last = l
+		for _, t := range refusalTexts {
+			if strings.Contains(l, t) {
+				refusal = l
+				break
+			}
 		}
 	}
-	return last
+	switch {
+	case refusal != "":
+		return "; its log: " + truncate(refusal, 160)
+	case last != "":
+		return "; its last log line: " + truncate(last, 160)
+	}
+	return ""
 }
