@@ -36,5 +36,13 @@ else
   echo "compat/java: mvn package (fetching dependencies from Maven Central)"
   mvn_q package -DskipTests || fail "mvn package failed"
 fi
+# Class data sharing for the Spring applications (two or three JVMs per run): a training
+# run records the classes they load. Without it they still run, only slower to start.
+rm -f sca/target/sca.jsa
+if ./run.sh sca-train "$PWD/sca/target/sca.jsa.tmp" >sca/target/train.log 2>&1 && [[ -s sca/target/sca.jsa.tmp ]]; then
+  mv sca/target/sca.jsa.tmp sca/target/sca.jsa
+else
+  echo "compat/java/build.sh: warning: no class data sharing archive for sca (see compat/java/sca/target/train.log)" >&2
+fi
 echo "$want" >"$stamp"
 echo "compat/java/build.sh: built compat/java/{java1,java2,sca}/target"

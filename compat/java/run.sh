@@ -9,12 +9,22 @@ case "${1:-}" in
   java1) mod=java1 main=roster.compat.java1.Main ;;
   java2) mod=java2 main=roster.compat.java2.Main ;;
   sca) mod=sca main=roster.compat.sca.Main ;;
+  sca-train) mod=sca main=roster.compat.sca.Main ;; # build.sh: writes the CDS archive ($2)
   *) echo "usage: compat/java/run.sh java1|java2|sca" >&2; exit 2 ;;
 esac
 jar="$here/$mod/target/$mod.jar"
 [[ -f $jar ]] || { echo "compat/java/run.sh: $jar is missing: run compat/java/build.sh" >&2; exit 1; }
 
 # Short-lived programs: C1 only and the serial collector start fastest on a small machine.
-exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -Xss512k \
-  -Djava.net.preferIPv4Stack=true -Dfile.encoding=UTF-8 \
-  -cp "$jar:$here/$mod/target/lib/*" "$main"
+# JVM warnings go to stderr: stdout is the driver's.
+opts=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k -Xlog:disable -Xlog:all=warning:stderr
+  -Djava.net.preferIPv4Stack=true -Dfile.encoding=UTF-8)
+args=()
+if [[ $1 == sca-train ]]; then
+  opts+=(-XX:ArchiveClassesAtExit="$2")
+  args=(train)
+elif [[ -f $here/$mod/target/$mod.jsa ]]; then
+  # Class data sharing archive written by build.sh; a stale one is ignored by the JVM.
+  opts+=(-XX:SharedArchiveFile="$here/$mod/target/$mod.jsa" -Xshare:auto)
+fi
+exec java "${opts[@]}" -cp "$jar:$here/$mod/target/lib/*" "$main" "${args[@]}"

@@ -171,13 +171,25 @@ public final class Contract {
         Runtime.getRuntime().halt(0);
     }
 
-    /** Calls check until it passes or timeoutMs passes; then throws its last failure. */
+    /** Thrown by a {@link Check} to stop {@link #eventually} at once. */
+    public static final class GiveUp extends RuntimeException {
+        public GiveUp(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /**
+     * Calls check until it passes or timeoutMs passes; then throws its last failure. A
+     * {@link GiveUp} ends it at once.
+     */
     public static void eventually(long timeoutMs, Check check) throws Exception {
         long deadline = System.currentTimeMillis() + timeoutMs;
         while (true) {
             try {
                 check.run();
                 return;
+            } catch (GiveUp e) {
+                throw e;
             } catch (Exception e) {
                 if (System.currentTimeMillis() > deadline) {
                     throw new Exception("after " + timeoutMs + " ms: " + describe(e), e);
