@@ -76,8 +76,11 @@ e2e:
 	cd e2e && $(GO) test -race -count=1 -timeout 10m ./...
 
 # The compatibility matrix (compat/README.md): every client program against its own
-# roster process; rewrites compat/RESULTS.md. compat-deps builds the client programs.
-COMPAT_BUILDS := compat/go/build.sh compat/java/build.sh compat/python/build.sh compat/node/build.sh
+# roster process, once with auth off and once with --auth (a user per client, plus the
+# refused cell); rewrites compat/RESULTS.md with both tables. compat-deps builds the
+# client programs.
+COMPAT_BUILDS   := compat/go/build.sh compat/java/build.sh compat/python/build.sh compat/node/build.sh
+COMPAT_PARALLEL ?= 4
 
 compat-deps:
 	@for s in $(COMPAT_BUILDS); do \
@@ -87,7 +90,7 @@ compat-deps:
 
 compat: build compat-deps
 	cd compat && $(GO) test -count=1 ./...
-	cd compat && $(GO) run ./driver --roster ../$(BIN) --out RESULTS.md
+	cd compat && $(GO) run ./driver --roster ../$(BIN) --auth both --parallel $(COMPAT_PARALLEL) --out RESULTS.md
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

@@ -38,7 +38,7 @@ func run() int {
 		timeout    = flag.Duration("timeout", 150*time.Second, "longest run of one client")
 		logDir     = flag.String("log-dir", "", "directory for client and server logs (default: a new temp dir)")
 		authMode   = flag.String("auth", "both", "which matrices to run: off (servers without --auth), on (--auth, a user per client, the refused cell) or both")
-		refusalCon = flag.Bool("refusal-concurrent", true, "auth matrix: run the program without credentials beside the scenario (it ends before the restart), not after it")
+		refusalCon = flag.Bool("refusal-concurrent", false, "auth matrix: run the program without credentials beside the scenario (it ends before the restart) instead of after the stop step")
 		refusalWin = flag.Duration("refusal-window", defaultRefusalWindow, "auth matrix: how long the run without credentials may take to report its first step")
 		list       = flag.Bool("list", false, "list the clients and exit")
 		serverArgs stringList

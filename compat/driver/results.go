@@ -145,7 +145,7 @@ func (r Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "\nClient run time, summed: %s.\n\n", m.Busy().Round(time.Second))
 
-		fmt.Fprintf(&b, "### Details (%s)\n\n", m.Title())
+		fmt.Fprintf(&b, "### Details (%s)\n\n", matrixLabel(m.Auth))
 		for _, res := range m.Results {
 			fmt.Fprintf(&b, "- **%s** (%s, %s/%s, %s):", res.Client.Name, strings.Join(res.Client.Argv, " "),
 				res.Client.Namespace, res.Client.Group, res.Wall.Round(100*time.Millisecond))
