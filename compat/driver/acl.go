@@ -78,7 +78,7 @@ func (s *server) postForm(ctx context.Context, path string, form url.Values, out
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.hc.Do(req)
+	resp, err := s.aclClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", path, err)
 	}

@@ -211,7 +211,7 @@ func (s *server) login(ctx context.Context) error {
 	form := url.Values{"username": {username}, "password": {password}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url()+"/nacos/v1/auth/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.hc.Do(req)
+	resp, err := s.aclClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
@@ -230,6 +230,15 @@ func (s *server) login(ctx context.Context) error {
 	s.token = r.AccessToken
 	s.mu.Unlock()
 	return nil
+}
+
+// aclTimeout bounds a login or ACL change: each costs the server a bcrypt, which can
+// take seconds on a small machine busy starting JVMs.
+const aclTimeout = 20 * time.Second
+
+// aclClient is s.hc with aclTimeout.
+func (s *server) aclClient() *http.Client {
+	return &http.Client{Transport: s.hc.Transport, Timeout: aclTimeout}
 }
 
 func (s *server) exitState() *os.ProcessState {
