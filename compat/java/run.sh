@@ -21,7 +21,8 @@ opts=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k -Xlog:disable -Xlog:all=
   -Djava.net.preferIPv4Stack=true -Dfile.encoding=UTF-8)
 args=()
 if [[ $1 == sca-train ]]; then
-  opts+=(-XX:ArchiveClassesAtExit="$2")
+  opts+=(-XX:ArchiveClassesAtExit="$2" -DJM.LOG.PATH="$here/sca/target/train-logs"
+    -DJM.SNAPSHOT.PATH="$here/sca/target/train-cache")
   args=(train)
 elif [[ -f $here/$mod/target/$mod.jsa ]]; then
   # Class data sharing archive written by build.sh; a stale one is ignored by the JVM.
