@@ -184,6 +184,7 @@ public final class Contract {
      */
     public static void eventually(long timeoutMs, Check check) throws Exception {
         long deadline = System.currentTimeMillis() + timeoutMs;
+        String last = null;
         while (true) {
             try {
                 check.run();
@@ -191,6 +192,11 @@ public final class Contract {
             } catch (GiveUp e) {
                 throw e;
             } catch (Exception e) {
+                String d = describe(e);
+                if (!d.equals(last)) {
+                    log("not yet: " + d);
+                    last = d;
+                }
                 if (System.currentTimeMillis() > deadline) {
                     throw new Exception("after " + timeoutMs + " ms: " + describe(e), e);
                 }

@@ -295,7 +295,7 @@ public final class Main {
         long[] refusedSince = {0};
         Contract.eventually(60_000, () -> {
             if (!provider.isAlive()) {
-                throw new Exception("the provider JVM exited with status " + provider.exitValue() + " (see the log)");
+                throw new Contract.GiveUp("the provider JVM exited with status " + provider.exitValue() + " (see the log)", null);
             }
             List<Instance> list;
             try {
@@ -311,7 +311,7 @@ public final class Main {
                         throw new Contract.GiveUp("refused for 6s: " + Contract.describe(ex), ex);
                     }
                 }
-                throw ex;
+                throw new Exception("code " + ex.getErrCode() + ": " + Contract.describe(ex), ex);
             }
             Instance e = find(list, Contract.EPHEMERAL_IP);
             if (e == null) {
@@ -453,7 +453,7 @@ public final class Main {
         RestClient http = RestClient.create();
         Contract.eventually(60_000, () -> {
             if (!providerX.isAlive()) {
-                throw new Exception("X's provider JVM exited with status " + providerX.exitValue() + " (see the log)");
+                throw new Contract.GiveUp("X's provider JVM exited with status " + providerX.exitValue() + " (see the log)", null);
             }
             http.get().uri(providerXUrl + "/hello").retrieve().body(String.class);
         });
