@@ -53,6 +53,29 @@ func (b *bench) startCluster(ctx context.Context, name string) ([]*server, error
 	return nodes, nil
 }
 
+// warmUp waits until a registration through each node succeeds, retrying for up to
+// timeout; the writes use indexes from first on, apart from the measured ones.
+func warmUp(ctx context.Context, ops []func(context.Context, int) error, first int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for i, op := range ops {
+		for {
+			err := op(ctx, first+i)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("cluster: no write through node %d succeeded within %s: %w", i+1, timeout, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // leaderOf returns the index of the node that says it leads, or -1.
 func leaderOf(ctx context.Context, nodes []*server) int {
 	for i, s := range nodes {
@@ -89,6 +112,11 @@ func runCluster(ctx context.Context, b *bench, p params, runIdx int) (figures, e
 		ops[i] = registerOp(clients[i])
 	}
 	base := runIdx * 10_000_000
+	// A freshly formed cluster may still be settling its leader (more so on a loaded
+	// machine): measure from the first write every node has taken.
+	if err := warmUp(ctx, ops, base+9_000_000, 30*time.Second); err != nil {
+		return f, withLog(nodes[0], err)
+	}
 	r := b.runFor(ctx, "cluster: register", p.duration, p.clients, base, func(ctx context.Context, i int) error {
 		return ops[i%len(ops)](ctx, i)
 	})
