@@ -18,8 +18,8 @@ import (
 func (a *API) aclRoutes(r chi.Router) {
 	r.Post("/roster/v1/acl/bootstrap", a.wrap(a.aclBootstrap))
 	r.Get("/roster/v1/acl/users", a.wrap(a.aclListUsers))
-	r.Post("/roster/v1/acl/users", a.wrap(a.aclCreateUser))
-	r.Put("/roster/v1/acl/users", a.wrap(a.aclSetPassword))
+	r.Post("/roster/v1/acl/users", a.wrap(a.aclSetUser(auth.OpCreateUser)))
+	r.Put("/roster/v1/acl/users", a.wrap(a.aclSetUser(auth.OpSetPassword)))
 	r.Delete("/roster/v1/acl/users", a.wrap(a.aclDeleteUser))
 	r.Get("/roster/v1/acl/roles", a.wrap(a.aclListRoles))
 	r.Post("/roster/v1/acl/roles", a.wrap(a.aclRole(auth.OpBindRole)))
@@ -117,46 +117,29 @@ func (a *API) aclListUsers(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, map[string]any{"users": users})
 }
 
-func (a *API) aclCreateUser(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.authority(); err != nil {
-		return err
+// aclSetUser creates a user (OpCreateUser) or changes its password (OpSetPassword); a
+// blank password is generated and answered once.
+func (a *API) aclSetUser(op auth.Op) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := a.authority(); err != nil {
+			return err
+		}
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		if p.get("username") == "" {
+			return naming.RequiredParam("username")
+		}
+		cred, hash, err := a.newCredential(p, "")
+		if err != nil {
+			return err
+		}
+		if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: op, User: cred.Username, PasswordHash: hash}); err != nil {
+			return err
+		}
+		return writeJSON(w, cred)
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if p.get("username") == "" {
-		return naming.RequiredParam("username")
-	}
-	cred, hash, err := a.newCredential(p, "")
-	if err != nil {
-		return err
-	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpCreateUser, User: cred.Username, PasswordHash: hash}); err != nil {
-		return err
-	}
-	return writeJSON(w, cred)
-}
-
-func (a *API) aclSetPassword(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.authority(); err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if p.get("username") == "" {
-		return naming.RequiredParam("username")
-	}
-	cred, hash, err := a.newCredential(p, "")
-	if err != nil {
-		return err
-	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpSetPassword, User: cred.Username, PasswordHash: hash}); err != nil {
-		return err
-	}
-	return writeJSON(w, cred)
 }
 
 func (a *API) aclDeleteUser(w http.ResponseWriter, r *http.Request) error {

@@ -299,11 +299,6 @@ type Credentials struct {
 	Source      string // remote address, for the password rate limit
 }
 
-// Empty reports whether no credential was given at all.
-func (c Credentials) Empty() bool {
-	return c.Bearer == "" && c.AccessToken == "" && c.Username == "" && c.Password == ""
-}
-
 // Identity is an authenticated caller.
 type Identity struct {
 	Name string
@@ -404,26 +399,6 @@ func (id *Identity) Can(need Action, namespace, group string) bool {
 	for _, role := range id.v.userRoles[id.Name] {
 		for _, g := range id.v.roleGrant[role] {
 			if g.Action.Allows(need) && covers(g.Resource, namespace, group) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// CanAnyGroup reports whether the identity may do need on at least some group of the
-// namespace; list answers are then filtered with Can per group.
-func (id *Identity) CanAnyGroup(need Action, namespace string) bool {
-	if id.Admin() {
-		return true
-	}
-	for _, role := range id.v.userRoles[id.Name] {
-		for _, g := range id.v.roleGrant[role] {
-			if !g.Action.Allows(need) {
-				continue
-			}
-			ns, _, _ := strings.Cut(g.Resource, ":")
-			if g.Resource == "*" || ns == namespace {
 				return true
 			}
 		}

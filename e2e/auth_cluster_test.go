@@ -35,14 +35,14 @@ func TestAuthAcrossCluster(t *testing.T) {
 
 	// The signing key is made once the cluster is up; bootstrap may race it.
 	var admin *client.Credential
-	eventuallyErr(t, 20*time.Second, func() (err error) {
+	eventually(t, 20*time.Second, func() (err error) {
 		admin, err = c(1).ACLBootstrap(ctx, "", "")
 		return err
 	})
 	var tokens [3]string
 	for i := range nodes {
 		cl := c(i)
-		eventuallyErr(t, 20*time.Second, func() error {
+		eventually(t, 20*time.Second, func() error {
 			res, err := cl.Login(ctx, admin.Username, admin.Password)
 			if err == nil {
 				tokens[i] = res.AccessToken
@@ -70,7 +70,7 @@ func TestAuthAcrossCluster(t *testing.T) {
 	inst.Ephemeral = false
 	for i := range nodes {
 		app := c(i)
-		eventuallyErr(t, 10*time.Second, func() error { _, err := app.Login(ctx, "app", "app-password-1"); return err })
+		eventually(t, 10*time.Second, func() error { _, err := app.Login(ctx, "app", "app-password-1"); return err })
 		if err := app.RegisterInstance(ctx, svcA, inst); err != nil {
 			t.Fatalf("app registers in ns-a through n%d: %v", i+1, err)
 		}
@@ -85,7 +85,7 @@ func TestAuthAcrossCluster(t *testing.T) {
 	for i := range nodes {
 		cl := c(i)
 		cl.SetToken(oldAdmin)
-		eventuallyErr(t, 10*time.Second, func() error { _, err := cl.ListUsers(ctx); return err })
+		eventually(t, 10*time.Second, func() error { _, err := cl.ListUsers(ctx); return err })
 		fresh := c(i)
 		if _, err := fresh.Login(ctx, admin.Username, admin.Password); err != nil {
 			t.Fatal(err)
@@ -97,21 +97,5 @@ func TestAuthAcrossCluster(t *testing.T) {
 	anon := c(0)
 	if _, err := anon.ListInstances(ctx, svcA, client.ListOptions{}); !client.IsStatus(err, 403) {
 		t.Fatalf("anonymous read = %v, want 403", err)
-	}
-}
-
-// eventuallyErr retries f until it returns nil or the timeout passes.
-func eventuallyErr(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

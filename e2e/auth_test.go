@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -118,9 +119,12 @@ func TestAuthWithRealClients(t *testing.T) {
 	if ok, err := v2.RegisterInstance(vo2.RegisterInstanceParam{Ip: "10.1.0.3", Port: 80, ServiceName: "orders", Weight: 1, Enable: true, Healthy: true, Ephemeral: true}); err != nil || !ok {
 		t.Fatalf("v2 RegisterInstance with credentials = %v, %v", ok, err)
 	}
-	waitUntil(t, 10*time.Second, "v2 instance listed", func() bool {
+	eventually(t, 10*time.Second, func() error {
 		info, err := adm.ListInstances(ctx, svcA, client.ListOptions{})
-		return err == nil && findHTTP(info.Hosts, "10.1.0.3", 80) != nil
+		if err == nil && findHTTP(info.Hosts, "10.1.0.3", 80) == nil {
+			err = errors.New("v2 instance 10.1.0.3 not listed yet")
+		}
+		return err
 	})
 
 	// v2 in a namespace it has no grant on: refused.
@@ -148,18 +152,6 @@ func TestAuthWithRealClients(t *testing.T) {
 	}
 	if _, err := anon.ListInstances(ctx, svcA, client.ListOptions{}); !client.IsStatus(err, 403) {
 		t.Errorf("anonymous list = %v, want 403", err)
-	}
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -25,25 +25,25 @@ func (s *Server) authOn() bool { return s.cfg.Auth != nil && s.cfg.Auth.Enabled(
 
 // authorize checks a request against its handler's access, with the credentials the
 // client put in Metadata.headers: accessToken, or username and password. It returns the
-// caller's name.
-func (s *Server) authorize(c *conn, h handlerFunc, env Envelope) (string, error) {
+// caller's name and the service the request is about.
+func (s *Server) authorize(c *conn, h handlerFunc, env Envelope) (string, naming.ServiceKey, error) {
 	if h.access == accessUndeclared {
 		s.log.Error("request type has no declared access; refused", "type", env.Type)
-		return "", auth.ErrForbidden
+		return "", naming.ServiceKey{}, auth.ErrForbidden
 	}
 	if h.access == accessPublic || !s.authOn() {
-		return "", nil
+		return "", naming.ServiceKey{}, nil
 	}
 	hd := env.Headers
 	id, err := s.cfg.Auth.Identify(auth.Credentials{
 		AccessToken: hd["accessToken"], Username: hd["username"], Password: hd["password"], Source: c.remoteHost(),
 	})
 	if err != nil {
-		return "", err
+		return "", naming.ServiceKey{}, err
 	}
 	var req namingRequest
 	if err := decodeBody(env.Body, &req); err != nil {
-		return "", err
+		return "", naming.ServiceKey{}, err
 	}
 	k := req.key()
 	need := auth.Read
@@ -51,16 +51,13 @@ func (s *Server) authorize(c *conn, h handlerFunc, env Envelope) (string, error)
 		need = auth.Write
 	}
 	if !id.Can(need, k.Namespace, k.Group) {
-		return id.Name, auth.ErrForbidden
+		return id.Name, k, auth.ErrForbidden
 	}
-	return id.Name, nil
+	return id.Name, k, nil
 }
 
 // audit writes one line per write request. It never logs credentials.
-func (s *Server) audit(c *conn, env Envelope, user string, err error) {
-	var req namingRequest
-	_ = decodeBody(env.Body, &req)
-	k := req.key()
+func (s *Server) audit(c *conn, env Envelope, user string, k naming.ServiceKey, err error) {
 	result := "ok"
 	if err != nil {
 		result = err.Error()

@@ -291,14 +291,14 @@ func (s *Server) handleUnary(ctx context.Context, p *nacospb.Payload) reply {
 	if err := decodeBody(env.Body, &head); err != nil {
 		return errorReply("", codeBadGateway, err.Error())
 	}
-	user, err := s.authorize(c, h, env)
+	user, svc, err := s.authorize(c, h, env)
 	if err != nil {
 		// Nacos' RemoteRequestAuthFilter: the handler's response type, errorCode 403.
 		return mustReply(h.respType, newPlain(failHead(head.RequestID, codeForbidden, err.Error())))
 	}
 	res, err := h.fn(ctx, c, env, head.RequestID)
 	if h.access == accessWrite && s.authOn() {
-		s.audit(c, env, user, err)
+		s.audit(c, env, user, svc, err)
 	}
 	if err != nil {
 		return s.fail(h.respType, head.RequestID, err)
