@@ -37,7 +37,7 @@ const (
 func (t CommandType) Ignorable() bool { return t&IgnorableFlag != 0 }
 
 func (t CommandType) String() string {
-	if e, ok := registry[t]; ok {
+	if e, ok := commands[t]; ok {
 		return e.name
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
@@ -181,41 +181,148 @@ func (DeleteService) Type() CommandType { return DeleteServiceType }
 // Type implements Command.
 func (UpdateMetadataBatch) Type() CommandType { return UpdateMetadataBatchType }
 
+// entry is one command type's row in the command table: everything that knows the
+// type lives here, so a new command touches this table and nothing else (as Consul's
+// FSM registers type → apply).
 type entry struct {
-	name   string
-	typ    reflect.Type
-	decode func(body []byte) (Command, error)
+	name     string
+	typ      reflect.Type
+	decode   func(body []byte) (Command, error)
+	validate func(c Command, l Limits) error
+	apply    func(a *applier, c Command) (any, error)
+	// result decodes the command's answer value as it crosses between nodes (Answer);
+	// nil when the command answers no value.
+	result func(raw json.RawMessage) (any, error)
 }
 
-var registry = map[CommandType]entry{}
+// commands is the command table.
+var commands = map[CommandType]entry{}
 
-// registerCommand adds a type to the registry. A duplicate number is a programming
-// error caught at start-up.
-func registerCommand[T Command](t CommandType, name string) {
-	if _, dup := registry[t]; dup {
+// row is a command's validate and apply, typed; registerCommand erases the type.
+type row[T Command] struct {
+	validate func(c T, l Limits) error
+	apply    func(a *applier, c T) (any, error)
+}
+
+// registerCommand adds a type to the command table. A duplicate number is a
+// programming error caught at start-up.
+func registerCommand[T Command](t CommandType, name string, r row[T]) {
+	if _, dup := commands[t]; dup {
 		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
 	}
 	var zero T
 	if zero.Type() != t {
 		panic(fmt.Sprintf("fsm: %s has type %d, registered as %d", name, zero.Type(), t))
 	}
-	registry[t] = entry{name: name, typ: reflect.TypeOf(zero), decode: func(body []byte) (Command, error) {
-		var c T
-		if err := decodeStrict(body, &c); err != nil {
+	commands[t] = entry{
+		name: name,
+		typ:  reflect.TypeOf(zero),
+		decode: func(body []byte) (Command, error) {
+			var c T
+			if err := decodeStrict(body, &c); err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		validate: func(c Command, l Limits) error { return r.validate(c.(T), l) },
+		apply:    func(a *applier, c Command) (any, error) { return r.apply(a, c.(T)) },
+	}
+}
+
+// withResult declares the type of a command's answer value.
+func withResult[V any](t CommandType) {
+	e := commands[t]
+	e.result = func(raw json.RawMessage) (any, error) {
+		var v V
+		if err := json.Unmarshal(raw, &v); err != nil {
 			return nil, err
 		}
-		return c, nil
-	}}
+		return v, nil
+	}
+	commands[t] = e
 }
 
 func init() {
-	registerCommand[RegisterInstance](RegisterInstanceType, "RegisterInstance")
-	registerCommand[DeregisterInstance](DeregisterInstanceType, "DeregisterInstance")
-	registerCommand[UpdateInstance](UpdateInstanceType, "UpdateInstance")
-	registerCommand[PutService](PutServiceType, "PutService")
-	registerCommand[DeleteService](DeleteServiceType, "DeleteService")
-	registerCommand[UpdateMetadataBatch](UpdateMetadataBatchType, "UpdateMetadataBatch")
-	registerCommand[AuthChange](AuthChangeType, "AuthChange")
+	registerCommand(RegisterInstanceType, "RegisterInstance", row[RegisterInstance]{
+		validate: func(c RegisterInstance, l Limits) error {
+			if err := checkKey(c.Service); err != nil {
+				return err
+			}
+			return checkInstance(&c.Instance, l)
+		},
+		apply: func(a *applier, c RegisterInstance) (any, error) { return a.register(c.Service, c.Instance) },
+	})
+	registerCommand(DeregisterInstanceType, "DeregisterInstance", row[DeregisterInstance]{
+		validate: func(c DeregisterInstance, _ Limits) error {
+			if err := checkKey(c.Service); err != nil {
+				return err
+			}
+			return checkRef(c.IP, c.Port, c.Cluster)
+		},
+		apply: (*applier).deregister,
+	})
+	registerCommand(UpdateInstanceType, "UpdateInstance", row[UpdateInstance]{
+		validate: validateUpdate,
+		apply:    (*applier).update,
+	})
+	registerCommand(PutServiceType, "PutService", row[PutService]{
+		validate: func(c PutService, l Limits) error {
+			if _, ok := putModeNames[c.Mode]; !ok {
+				return naming.BadRequest(fmt.Sprintf("unknown put mode %d", c.Mode))
+			}
+			return checkService(&c.Service, l)
+		},
+		apply: (*applier).putService,
+	})
+	registerCommand(DeleteServiceType, "DeleteService", row[DeleteService]{
+		validate: func(c DeleteService, _ Limits) error { return checkKey(c.Service) },
+		apply:    (*applier).deleteService,
+	})
+	registerCommand(UpdateMetadataBatchType, "UpdateMetadataBatch", row[UpdateMetadataBatch]{
+		validate: func(c UpdateMetadataBatch, l Limits) error {
+			if err := checkKey(c.Service); err != nil {
+				return err
+			}
+			for _, r := range c.Instances {
+				if err := checkRef(r.IP, r.Port, r.Cluster); err != nil {
+					return err
+				}
+			}
+			return naming.CheckMetadata(c.Metadata, l.MaxMetadata)
+		},
+		apply: (*applier).updateMetadata,
+	})
+	withResult[[]string](UpdateMetadataBatchType)
+	registerCommand(AuthChangeType, "AuthChange", row[AuthChange]{
+		validate: func(c AuthChange, _ Limits) error { return c.Change.Validate() },
+		apply:    (*applier).authChange,
+	})
+}
+
+func validateUpdate(c UpdateInstance, l Limits) error {
+	if err := checkKey(c.Service); err != nil {
+		return err
+	}
+	if err := checkRef(c.IP, c.Port, c.Cluster); err != nil {
+		return err
+	}
+	if c.Weight != nil {
+		if err := checkWeight(*c.Weight); err != nil {
+			return err
+		}
+	}
+	if err := naming.CheckMetadata(c.Metadata, l.MaxMetadata); err != nil {
+		return err
+	}
+	if c.Upsert != nil {
+		if err := checkInstance(c.Upsert, l); err != nil {
+			return err
+		}
+		if c.Upsert.Key() != naming.InstanceKey(c.IP, c.Port, c.Cluster) {
+			return naming.BadRequest("upsert instance " + c.Upsert.Key() + " is not " + naming.InstanceKey(c.IP, c.Port, c.Cluster))
+		}
+	}
+	return nil
 }
 
 // decodeStrict refuses unknown fields and trailing data: a body that does not match
@@ -235,8 +342,9 @@ func decodeStrict(body []byte, v any) error {
 // ErrUnknownCommand is wrapped by Decode for a type this build does not know.
 var ErrUnknownCommand = errors.New("fsm: unknown command type")
 
-// Limits are the validation limits Encode applies. They are the leader's settings: the
-// FSM never re-checks them, so followers configured differently still apply the same.
+// Limits are the validation limits of Validate and Encode: the settings of the node
+// that takes the write from a client. The FSM never re-checks them, so members
+// configured differently still apply the same entries.
 type Limits struct {
 	// MaxMetadata bounds the summed length of a metadata map's keys and values
 	// (naming.CheckMetadata). Zero means naming.DefaultMaxMetadata.
@@ -269,11 +377,18 @@ func Encode(c Command) ([]byte, error) { return EncodeWith(c, DefaultLimits()) }
 // apply for want of validity. A pointer to a command is accepted as the command.
 // Rule violations come back as *naming.Error (wrapped), ready for the client.
 func EncodeWith(c Command, limits Limits) ([]byte, error) {
-	c, err := deref(c)
-	if err != nil {
+	if err := Validate(c, limits); err != nil {
 		return nil, err
 	}
-	if err := Validate(c, limits); err != nil {
+	return Marshal(c)
+}
+
+// Marshal encodes a command that its caller has already validated (Validate), as
+// [type][CommandVersion] + JSON body. The registry validates each write once, where it
+// enters, and then marshals it; nothing else may skip Validate.
+func Marshal(c Command) ([]byte, error) {
+	c, err := deref(c)
+	if err != nil {
 		return nil, err
 	}
 	body, err := json.Marshal(c)
@@ -295,7 +410,7 @@ func deref(c Command) (Command, error) {
 		}
 		c = v.Elem().Interface().(Command)
 	}
-	e, ok := registry[c.Type()]
+	e, ok := commands[c.Type()]
 	if !ok {
 		return nil, fmt.Errorf("%w %d (%T)", ErrUnknownCommand, uint8(c.Type()), c)
 	}
@@ -314,7 +429,7 @@ func Decode(b []byte) (Command, error) {
 		return nil, fmt.Errorf("fsm: command of %d bytes is too short", len(b))
 	}
 	t := CommandType(b[0])
-	e, ok := registry[t]
+	e, ok := commands[t]
 	if !ok {
 		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, uint8(t))
 	}
@@ -337,70 +452,10 @@ func Validate(c Command, limits Limits) error {
 	if err != nil {
 		return err
 	}
-	l := limits.withDefaults()
-	if err := validate(c, l); err != nil {
+	if err := commands[c.Type()].validate(c, limits.withDefaults()); err != nil {
 		return fmt.Errorf("fsm: invalid %s: %w", c.Type(), err)
 	}
 	return nil
-}
-
-func validate(c Command, l Limits) error {
-	switch c := c.(type) {
-	case RegisterInstance:
-		if err := checkKey(c.Service); err != nil {
-			return err
-		}
-		return checkInstance(&c.Instance, l)
-	case DeregisterInstance:
-		if err := checkKey(c.Service); err != nil {
-			return err
-		}
-		return checkRef(c.IP, c.Port, c.Cluster)
-	case UpdateInstance:
-		if err := checkKey(c.Service); err != nil {
-			return err
-		}
-		if err := checkRef(c.IP, c.Port, c.Cluster); err != nil {
-			return err
-		}
-		if c.Weight != nil {
-			if err := checkWeight(*c.Weight); err != nil {
-				return err
-			}
-		}
-		if err := naming.CheckMetadata(c.Metadata, l.MaxMetadata); err != nil {
-			return err
-		}
-		if c.Upsert != nil {
-			if err := checkInstance(c.Upsert, l); err != nil {
-				return err
-			}
-			if c.Upsert.Key() != naming.InstanceKey(c.IP, c.Port, c.Cluster) {
-				return naming.BadRequest("upsert instance " + c.Upsert.Key() + " is not " + naming.InstanceKey(c.IP, c.Port, c.Cluster))
-			}
-		}
-		return nil
-	case PutService:
-		if _, ok := putModeNames[c.Mode]; !ok {
-			return naming.BadRequest(fmt.Sprintf("unknown put mode %d", c.Mode))
-		}
-		return checkService(&c.Service, l)
-	case DeleteService:
-		return checkKey(c.Service)
-	case UpdateMetadataBatch:
-		if err := checkKey(c.Service); err != nil {
-			return err
-		}
-		for _, r := range c.Instances {
-			if err := checkRef(r.IP, r.Port, r.Cluster); err != nil {
-				return err
-			}
-		}
-		return naming.CheckMetadata(c.Metadata, l.MaxMetadata)
-	case AuthChange:
-		return c.Change.Validate()
-	}
-	return fmt.Errorf("no rules for %T", c)
 }
 
 func checkKey(k naming.ServiceKey) error {
@@ -488,4 +543,50 @@ func checkService(s *naming.Service, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// Answer is the FSM's response to one command as it crosses from the leader to the
+// member that forwarded the write: a rejection, or the value of the command's result
+// type (the command table's result row). It carries typed errors, never free text.
+type Answer struct {
+	Error *naming.Error   `json:"error,omitempty"`
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// NewAnswer encodes an ApplyBatch response. A response that is an error but not a
+// *naming.Error is a bug in an apply row; it crosses as an internal error.
+func NewAnswer(res any) (Answer, error) {
+	switch v := res.(type) {
+	case nil:
+		return Answer{}, nil
+	case *naming.Error:
+		return Answer{Error: v}, nil
+	case error:
+		return Answer{Error: naming.Internal(v.Error())}, nil
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return Answer{}, fmt.Errorf("fsm: encode answer %T: %w", res, err)
+	}
+	return Answer{Value: b}, nil
+}
+
+// Result decodes the answer to a command of type t back into what ApplyBatch returned:
+// (nil, *naming.Error) for a rejection, else the value typed as the command's row says.
+func (a Answer) Result(t CommandType) (any, error) {
+	if a.Error != nil {
+		return nil, a.Error
+	}
+	e, ok := commands[t]
+	if !ok {
+		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, uint8(t))
+	}
+	if len(a.Value) == 0 || e.result == nil {
+		return nil, nil
+	}
+	v, err := e.result(a.Value)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: decode %s answer: %w", t, err)
+	}
+	return v, nil
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -253,7 +254,7 @@ func TestCommandTypeNames(t *testing.T) {
 	if !CommandType(0x85).Ignorable() || RegisterInstanceType.Ignorable() {
 		t.Error("Ignorable is wrong")
 	}
-	for t0 := range registry {
+	for t0 := range commands {
 		if t0.Ignorable() {
 			t.Errorf("registered type %s is ignorable", t0)
 		}
@@ -283,4 +284,52 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("Decode of type %d returned %s", b[0], c.Type())
 		}
 	})
+}
+
+// TestAnswerCrossesTyped: every kind of ApplyBatch response comes back from its Answer as
+// the same Go value, so a member that forwarded a write sees what the leader saw.
+func TestAnswerCrossesTyped(t *testing.T) {
+	tests := []struct {
+		name string
+		typ  CommandType
+		res  any
+		want any
+		err  *naming.Error
+	}{
+		{"no value", RegisterInstanceType, nil, nil, nil},
+		{"rejection", PutServiceType, naming.ErrServiceExists(svcKey), nil, naming.ErrServiceExists(svcKey)},
+		{"updated list", UpdateMetadataBatchType, []string{"1.1.1.1:1:unknown:DEFAULT:persistent"}, []string{"1.1.1.1:1:unknown:DEFAULT:persistent"}, nil},
+		{"empty updated list", UpdateMetadataBatchType, []string{}, []string{}, nil},
+		{"untyped error", DeleteServiceType, errors.New("disk"), nil, naming.Internal("disk")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := NewAnswer(tt.res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Answer
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			got, err := back.Result(tt.typ)
+			if tt.err != nil {
+				var ne *naming.Error
+				if !errors.As(err, &ne) || *ne != *tt.err {
+					t.Fatalf("Result error = %v, want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Result = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
 }

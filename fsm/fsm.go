@@ -161,7 +161,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 func decodeLog(l *raft.Log) Command {
 	if len(l.Data) > 0 {
 		t := CommandType(l.Data[0])
-		if _, known := registry[t]; !known && t.Ignorable() {
+		if _, known := commands[t]; !known && t.Ignorable() {
 			return nil
 		}
 	}
@@ -189,26 +189,9 @@ func (a *applier) touch(k naming.ServiceKey) {
 	}
 }
 
-func (a *applier) apply(c Command) (any, error) {
-	switch c := c.(type) {
-	case RegisterInstance:
-		return a.register(c.Service, c.Instance)
-	case DeregisterInstance:
-		return a.deregister(c)
-	case UpdateInstance:
-		return a.update(c)
-	case PutService:
-		return a.putService(c)
-	case DeleteService:
-		return a.deleteService(c)
-	case UpdateMetadataBatch:
-		return a.updateMetadata(c)
-	case AuthChange:
-		return a.authChange(c)
-	}
-	// Decode only returns registered types, and each is handled above.
-	panic(fmt.Sprintf("fsm: no apply for %T", c))
-}
+// apply runs the command's row of the command table. Decode only returns commands of
+// the table, so every command has one.
+func (a *applier) apply(c Command) (any, error) { return commands[c.Type()].apply(a, c) }
 
 func (a *applier) register(k naming.ServiceKey, in naming.Instance) (any, error) {
 	svc, err := a.tx.Service(k)

@@ -5,11 +5,14 @@ import (
 	"net/http"
 )
 
-// Error is a failure that reaches a client: an HTTP status and Nacos' exact text.
+// Error is a failure that reaches a client: Nacos' status and exact text. It is the one
+// error model of the registry: every front translates it in one table of its own (the
+// HTTP front answers Status with Message as text, the gRPC front answers errorCode
+// Status), and it crosses between members as it is (JSON), never as free text.
 // Anything that is not an *Error is internal and is answered with generic text.
 type Error struct {
-	Status  int
-	Message string
+	Status  int    `json:"status"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -36,6 +39,11 @@ func RequiredParam(name string) *Error {
 // MissingParameter is Spring's @RequestParam text, used by the service endpoints.
 func MissingParameter(name string) *Error {
 	return BadRequest("Parameter '" + name + "' is missing")
+}
+
+// Internal is a 500 in Nacos' text for a server-side failure ("caused: ...;").
+func Internal(msg string) *Error {
+	return &Error{Status: http.StatusInternalServerError, Message: "caused: " + msg + ";"}
 }
 
 // Unavailable is a 503: the outcome of a write is unknown or no leader could take it.
