@@ -19,11 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roster-registry/roster/auth"
-	"github.com/roster-registry/roster/cluster"
-	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/naming"
-	"github.com/roster-registry/roster/nodeauth"
-	"github.com/roster-registry/roster/raftnode"
 	"github.com/roster-registry/roster/registry"
 )
 
@@ -41,12 +37,6 @@ type Config struct {
 	// ExtraCollectors are registered in the node's Prometheus registry beside the
 	// HTTP front's own (the gRPC front's connection and push metrics).
 	ExtraCollectors []prometheus.Collector
-	// Cluster forwards writes and operator calls to the leader and serves the
-	// cluster-internal endpoints; nil on a node that runs alone in tests.
-	Cluster *cluster.Cluster
-	// Distro forwards 1.x ephemeral writes and beats to the member responsible for the
-	// client and serves replication between members; nil on a node alone in tests.
-	Distro *distro.Replicator
 	// MaxSnapshot bounds an uploaded snapshot (PUT /roster/v1/snapshot); larger ones get
 	// 413. Default DefaultMaxSnapshot.
 	MaxSnapshot int64
@@ -57,9 +47,6 @@ type Config struct {
 	Auth *auth.Authority
 	// AuditLogger receives one line per write and admin action; default Logger.
 	AuditLogger *slog.Logger
-	// NodeCredential is what node-to-node routes (/roster/v1/cluster/*, distro/*)
-	// require; without it they are refused.
-	NodeCredential *nodeauth.Credential
 }
 
 // API is the HTTP front of one node.
@@ -67,7 +54,6 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	reg     *registry.Registry
-	node    *raftnode.Node
 	metrics *metrics
 	// auditLog gets the audit lines (auth.go).
 	auditLog *slog.Logger
@@ -75,8 +61,9 @@ type API struct {
 	restoring sync.Mutex // one snapshot restore at a time (snapshot.go)
 }
 
-// New builds the handler tree.
-func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
+// New builds the handler tree. Every route calls reg: the registry decides where a
+// write goes and forwards it; this package only translates HTTP.
+func New(cfg Config, reg *registry.Registry) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -92,7 +79,7 @@ func New(cfg Config, reg *registry.Registry, node *raftnode.Node) http.Handler {
 	if cfg.AuditLogger == nil {
 		cfg.AuditLogger = cfg.Logger
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, node: node, auditLog: cfg.AuditLogger.With("component", "audit")}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "api"), reg: reg, auditLog: cfg.AuditLogger.With("component", "audit")}
 	a.metrics = newMetrics(a)
 	return a.routes()
 }
@@ -218,7 +205,9 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeText(w, http.StatusServiceUnavailable, "not ready: waiting for a Raft leader and the log replay")
 }
 
-// writeError is the one place where errors become answers.
+// writeError is the v1 front's one table from errors to answers: a *naming.Error is its
+// status and Nacos text (the registry translates every cluster and Raft failure into
+// one), an oversized body is 413, anything else a logged 500.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ne *naming.Error
 	var tooBig *http.MaxBytesError
@@ -227,8 +216,6 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeText(w, ne.Status, ne.Message)
 	case errors.As(err, &tooBig):
 		writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit))
-	case errors.Is(err, raftnode.ErrUnknownOutcome), errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, raftnode.ErrNoLeader):
-		writeText(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		id := middleware.GetReqID(r.Context())
 		a.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)

@@ -165,7 +165,7 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			case accessNode:
 				// Checked here as well as on the routes themselves: a member's MAC or
 				// certificate, before the body is read.
-				if cred := a.cfg.NodeCredential; cred == nil || cred.Check(r) != nil {
+				if a.reg.CheckNode(r) != nil {
 					w.Header().Set("Connection", "close")
 					writeText(w, http.StatusUnauthorized, nodeauth.ErrUnauthorized.Error())
 					return

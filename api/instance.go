@@ -91,16 +91,13 @@ func addrParams(p params) (naming.ServiceKey, string, int, string, error) {
 }
 
 func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
-	p, body, err := readParamsBody(r)
+	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
 	svc, inst, err := instanceParams(p)
 	if err != nil {
 		return err
-	}
-	if inst.Ephemeral && a.toResponsible(w, r, body, inst.IP, inst.Port) {
-		return nil
 	}
 	if err := a.reg.Register(r.Context(), svc, inst); err != nil {
 		return err
@@ -110,16 +107,13 @@ func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
-	p, body, err := readParamsBody(r)
+	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
 	svc, ip, port, cluster, err := addrParams(p)
 	if err != nil {
 		return err
-	}
-	if p.boolean(true, "ephemeral") && a.toResponsible(w, r, body, ip, port) {
-		return nil
 	}
 	if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
 		return err
@@ -129,16 +123,13 @@ func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
-	p, body, err := readParamsBody(r)
+	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
 	svc, inst, err := instanceParams(p)
 	if err != nil {
 		return err
-	}
-	if inst.Ephemeral && a.toResponsible(w, r, body, inst.IP, inst.Port) {
-		return nil
 	}
 	// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
 	inst.Healthy = true
@@ -150,16 +141,13 @@ func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
-	p, body, err := readParamsBody(r)
+	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
 	svc, ip, port, cluster, err := addrParams(p)
 	if err != nil {
 		return err
-	}
-	if a.toResponsible(w, r, body, ip, port) {
-		return nil
 	}
 	var patch registry.Patch
 	if p.has("metadata") {
@@ -242,7 +230,7 @@ type beatAnswer struct {
 }
 
 func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
-	p, body, err := readParamsBody(r)
+	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
@@ -289,9 +277,6 @@ func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		req.IP, req.Port, req.Cluster = ip, port, cluster
-	}
-	if a.toResponsible(w, r, body, req.IP, req.Port) {
-		return nil
 	}
 	res, err := a.reg.Beat(r.Context(), req)
 	if err != nil {

@@ -66,14 +66,14 @@ func newMetrics(a *API) *metrics {
 		services("persistent", func(c countsView) float64 { return float64(c.persistentServices) }),
 		services("ephemeral", func(c countsView) float64 { return float64(c.ephemeralServices) }),
 		raftGauge("roster_raft_is_leader", "1 when this node is the Raft leader.", func() float64 {
-			if a.node.IsLeader() {
+			if a.reg.IsLeader() {
 				return 1
 			}
 			return 0
 		}),
-		raftGauge("roster_raft_term", "Current Raft term.", func() float64 { return float64(a.node.Stats().Term) }),
-		raftGauge("roster_raft_commit_index", "Raft commit index.", func() float64 { return float64(a.node.Stats().CommitIndex) }),
-		raftGauge("roster_raft_applied_index", "Raft applied index.", func() float64 { return float64(a.node.Stats().AppliedIndex) }),
+		raftGauge("roster_raft_term", "Current Raft term.", func() float64 { return float64(a.reg.RaftStats().Term) }),
+		raftGauge("roster_raft_commit_index", "Raft commit index.", func() float64 { return float64(a.reg.RaftStats().CommitIndex) }),
+		raftGauge("roster_raft_applied_index", "Raft applied index.", func() float64 { return float64(a.reg.RaftStats().AppliedIndex) }),
 		raftGauge("roster_ready", "1 when the node serves traffic.", func() float64 {
 			if a.cfg.Ready() {
 				return 1

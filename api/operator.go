@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,9 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/naming"
-	"github.com/roster-registry/roster/raftnode"
+	"github.com/roster-registry/roster/registry"
 )
 
 // operatorRoutes are Roster's own membership operations and the cluster-internal
@@ -21,12 +19,7 @@ func (a *API) operatorRoutes(r chi.Router) {
 	r.Get("/roster/v1/operator/raft", a.wrap(a.raftState))
 	r.Delete("/roster/v1/operator/raft/peer", a.wrap(a.leaderOnly(a.removePeer)))
 	r.Post("/roster/v1/operator/raft/transfer-leader", a.wrap(a.leaderOnly(a.transferLeader)))
-	if a.cfg.Cluster != nil {
-		a.cfg.Cluster.Mount(r)
-	}
-	if a.cfg.Distro != nil {
-		a.cfg.Distro.Mount(r)
-	}
+	a.reg.MountInternal(r)
 }
 
 // raftServer is one entry of GET /roster/v1/operator/raft.
@@ -47,9 +40,9 @@ type raftState struct {
 }
 
 func (a *API) raftState(w http.ResponseWriter, r *http.Request) error {
-	leader, _ := a.node.Leader()
-	st := a.node.Stats()
-	servers, err := a.node.Servers()
+	leader := a.reg.Leader()
+	st := a.reg.RaftStats()
+	servers, err := a.reg.RaftServers()
 	if err != nil {
 		return err
 	}
@@ -67,25 +60,22 @@ func (a *API) httpAddrOf(id string) string {
 	if id == a.cfg.NodeID {
 		return a.cfg.HTTPAddr
 	}
-	if a.cfg.Cluster != nil {
-		if m, ok := a.cfg.Cluster.Member(id); ok {
-			return m.HTTPAddr
-		}
-	}
-	return ""
+	return a.reg.MemberHTTPAddr(id)
 }
 
 // leaderOnly runs h on the leader and sends the request on to the leader from any
 // other node (once: a forwarded request that meets a follower is refused).
 func (a *API) leaderOnly(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if a.node.IsLeader() {
+		here, err := a.reg.OnLeader(w, r)
+		switch {
+		case errors.Is(err, registry.ErrNotLeader):
+			return naming.Unavailable("not the leader; retry against the leader")
+		case err != nil:
+			return err
+		case here:
 			return h(w, r)
 		}
-		if a.cfg.Cluster == nil || r.Header.Get(cluster.ForwardedHeader) != "" {
-			return naming.Unavailable("not the leader; retry against the leader")
-		}
-		a.cfg.Cluster.ProxyToLeader(w, r, nil)
 		return nil
 	}
 }
@@ -99,23 +89,7 @@ func (a *API) removePeer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	servers, err := a.node.Servers()
-	if err != nil {
-		return err
-	}
-	known := false
-	for _, s := range servers {
-		known = known || s.ID == id
-	}
-	if !known {
-		return naming.Errorf(http.StatusNotFound, "no server with id %s in the configuration", id)
-	}
-	if a.cfg.Cluster != nil {
-		err = a.cfg.Cluster.RemovePeer(id)
-	} else {
-		err = a.node.RemoveServer(id)
-	}
-	if err != nil {
+	if err := a.reg.RemovePeer(id); err != nil {
 		return err
 	}
 	writeText(w, http.StatusOK, "ok")
@@ -123,7 +97,7 @@ func (a *API) removePeer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) transferLeader(w http.ResponseWriter, r *http.Request) error {
-	if err := a.node.TransferLeadership(); err != nil {
+	if err := a.reg.TransferLeadership(); err != nil {
 		return err
 	}
 	writeText(w, http.StatusOK, "ok")
@@ -133,11 +107,11 @@ func (a *API) transferLeader(w http.ResponseWriter, r *http.Request) error {
 // raftLeader is Nacos 1.x's GET /nacos/v1/ns/raft/leader: the leader as a RaftPeer,
 // serialised into a string.
 func (a *API) raftLeader(w http.ResponseWriter, r *http.Request) error {
-	leader, _ := a.node.Leader()
+	leader := a.reg.Leader()
 	if leader == "" {
 		return writeJSON(w, map[string]any{"leader": nil})
 	}
-	peer := map[string]any{"ip": a.httpAddrOf(leader), "voteFor": leader, "term": a.node.Stats().Term, "state": "LEADER"}
+	peer := map[string]any{"ip": a.httpAddrOf(leader), "voteFor": leader, "term": a.reg.RaftStats().Term, "state": "LEADER"}
 	b, err := naming.Marshal(peer)
 	if err != nil {
 		return err
@@ -147,8 +121,8 @@ func (a *API) raftLeader(w http.ResponseWriter, r *http.Request) error {
 
 // members lists the Raft configuration's servers as Nacos members.
 func (a *API) members() ([]member, error) {
-	leaderID, _ := a.node.Leader()
-	servers, err := a.node.Servers()
+	leaderID := a.reg.Leader()
+	servers, err := a.reg.RaftServers()
 	if err != nil {
 		return nil, err
 	}
@@ -183,19 +157,19 @@ func (a *API) consistentReads(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if a.node.IsLeader() {
-			if err := a.node.ConsistentRead(r.Context()); err != nil {
-				a.writeError(w, r, consistentErr(err))
+		here, err := a.reg.OnLeader(w, r)
+		switch {
+		case errors.Is(err, registry.ErrNotLeader):
+			writeText(w, http.StatusServiceUnavailable, "consistent read refused: this node is not the leader")
+		case err != nil:
+			a.writeError(w, r, err)
+		case here:
+			if err := a.reg.ConsistentRead(r.Context()); err != nil {
+				a.writeError(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)
-			return
 		}
-		if a.cfg.Cluster == nil || r.Header.Get(cluster.ForwardedHeader) != "" {
-			writeText(w, http.StatusServiceUnavailable, "consistent read refused: this node is not the leader")
-			return
-		}
-		a.cfg.Cluster.ProxyToLeader(w, r, nil)
 	})
 }
 
@@ -204,11 +178,4 @@ func wantsConsistent(r *http.Request) bool {
 		return true
 	}
 	return strings.EqualFold(r.URL.Query().Get("consistent"), "true")
-}
-
-func consistentErr(err error) error {
-	if errors.Is(err, raftnode.ErrNotLeader) || errors.Is(err, raftnode.ErrNoLeader) {
-		return naming.Unavailable("consistent read refused: leadership could not be confirmed")
-	}
-	return naming.Unavailable(fmt.Sprintf("consistent read refused: %v", err))
 }

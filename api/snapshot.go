@@ -14,8 +14,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/roster-registry/roster/naming"
-	"github.com/roster-registry/roster/persistence"
-	"github.com/roster-registry/roster/raftnode"
+	"github.com/roster-registry/roster/registry"
 )
 
 // SnapshotPath is where the whole persistent state is read (GET) and replaced (PUT) as
@@ -63,7 +62,7 @@ func (a *API) bodyLimit(r *http.Request) int64 {
 // transaction, so writes that go on meanwhile are either wholly in it or not at all,
 // and its header's index is exactly the last entry it reflects.
 func (a *API) saveSnapshot(w http.ResponseWriter, r *http.Request) error {
-	if err := a.node.Barrier(r.Context()); err != nil {
+	if err := a.reg.Barrier(r.Context()); err != nil {
 		return err
 	}
 	sn, err := a.reg.OpenSnapshot()
@@ -95,14 +94,14 @@ func (a *API) saveSnapshot(w http.ResponseWriter, r *http.Request) error {
 // RestoreResult is the answer to a restore: the snapshot that is now the state, and
 // the Raft index at which it was installed.
 type RestoreResult struct {
-	persistence.FileInfo
+	registry.SnapshotInfo
 	RaftIndex uint64 `json:"raftIndex"`
 }
 
 // restoreSnapshot replaces all persistent state with the uploaded snapshot. The upload
 // is spooled to a file and verified in full (magic, version, every record, counts,
 // SHA-256) before anything changes; only then is it handed to Raft, which installs it
-// on every member (raftnode.Node.Restore). The answer comes once the restore is durable
+// on every member (registry.RestoreSnapshot). The answer comes once the restore is durable
 // on a quorum. A bad upload is answered 400 (413 over the size limit) and changes
 // nothing. Ephemeral instances are not in snapshots and are left as they are.
 func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
@@ -123,7 +122,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 		_ = os.Remove(spool.Name())
 	}()
 	start := time.Now()
-	info, err := persistence.VerifyStream(io.TeeReader(r.Body, spool))
+	info, err := a.reg.VerifySnapshot(io.TeeReader(r.Body, spool))
 	if err != nil {
 		// Read what is left (bounded by the limit): an upload over the limit is told so
 		// even when its first bytes already failed to verify.
@@ -137,7 +136,7 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 				"snapshot refused: the upload exceeds the limit of %d bytes (server flag --max-snapshot-size); nothing was changed", tooBig.Limit)
 		case info.Size == 0:
 			return naming.BadRequest("snapshot refused: the upload is empty; nothing was changed")
-		case isSnapshotError(err):
+		case registry.IsSnapshotError(err):
 			return naming.BadRequest(fmt.Sprintf("snapshot refused: %v; nothing was changed", err))
 		}
 		return fmt.Errorf("read snapshot upload: %w", err)
@@ -149,31 +148,20 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 	// The body is read; the restore may take minutes without a byte moving. Keep the
 	// server's read of the idle connection from timing out meanwhile (the answer's write
 	// deadline is extended when it is written).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(raftnode.DefaultRestoreTimeout + snapshotIdle))
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(registry.SnapshotRestoreTimeout + snapshotIdle))
 
 	// The restore is not abandoned when the client goes away: once raft has taken it,
 	// it completes either way, and raftnode waits for raft's answer before the spool
 	// file is closed.
-	if err := a.node.Restore(context.WithoutCancel(r.Context()), spool, info.Size, info.Index); err != nil {
+	raftIndex, err := a.reg.RestoreSnapshot(context.WithoutCancel(r.Context()), spool, info.Size, info.Index)
+	if err != nil {
 		return err
 	}
-	res := RestoreResult{FileInfo: info, RaftIndex: a.node.Stats().LastSnapshotIndex}
+	res := RestoreResult{SnapshotInfo: info, RaftIndex: raftIndex}
 	a.log.Info("snapshot restored", "request_id", middleware.GetReqID(r.Context()), "index", info.Index, "raft_index", res.RaftIndex,
 		"services", info.Services, "instances", info.Instances, "bytes", info.Size,
 		"upload_and_verify", verified, "duration", time.Since(start))
 	return writeJSON(w, res)
-}
-
-func isSnapshotError(err error) bool {
-	for _, e := range []error{
-		persistence.ErrSnapshotTruncated, persistence.ErrSnapshotChecksum, persistence.ErrSnapshotMagic,
-		persistence.ErrSnapshotVersion, persistence.ErrSnapshotCorrupt,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // snapshotTransfer replaces the server's whole-request timeouts by idle timeouts for

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/auth"
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
@@ -91,7 +92,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	clock.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	d := distro.New(distro.Config{Timing: timing, CheckInterval: time.Hour, Clock: clock, Logger: log})
 	reg, err := registry.New(registry.Config{Timing: timing, Logger: log,
-		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, node, machine, d)
+		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, soloParts(t, dir, node, machine, d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
-		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority}, reg, node)
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority}, reg)
 	srv := httptest.NewServer(h)
 	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}
 	t.Cleanup(func() {
@@ -113,6 +114,17 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		_ = store.Close()
 	})
 	return s
+}
+
+// soloParts completes the parts of a node that is a cluster of one.
+func soloParts(t *testing.T, dir string, node *raftnode.Node, machine *fsm.FSM, d *distro.Store) registry.Parts {
+	t.Helper()
+	c, err := cluster.New(cluster.Config{NodeID: node.ID(), RaftAddr: node.Addr(), DataDir: dir}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := distro.NewReplicator(d, distro.ReplicatorConfig{Self: node.ID(), Peers: func() []distro.Peer { return []distro.Peer{{ID: node.ID()}} }})
+	return registry.Parts{Node: node, FSM: machine, Ephemeral: d, Replicator: rep, Cluster: c}
 }
 
 // answer is a status and body.

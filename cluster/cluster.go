@@ -44,6 +44,9 @@ type Config struct {
 	// Credential is proved on every request to another node and required on the
 	// internal routes. Nil gives the node a random key of its own (it runs alone).
 	Credential *nodeauth.Credential
+	// CallTimeout bounds one typed call to another member (Call). Default
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
 	// Applied reports the highest log index this node's FSM has applied. With it, a
 	// write forwarded to the leader is answered only once this node has applied it too,
 	// so a client reads its own writes (and its own grants) through the node it wrote
@@ -69,6 +72,8 @@ type Cluster struct {
 	members     map[string]Member
 	lastRefusal time.Time // when a refused credential was last logged
 
+	calls handlers // methods of typed calls this member serves (call.go)
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -82,6 +87,9 @@ var ErrRemoved = errors.New("cluster: this node has data but is not a member of 
 func New(cfg Config, node *raftnode.Node) (*Cluster, error) {
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = DefaultHoldTimeout
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
@@ -439,3 +447,7 @@ func normalize(addr string) string {
 	}
 	return "http://" + addr
 }
+
+// CheckNode verifies that a request carries the cluster's node credential (a member's
+// MAC or certificate).
+func (c *Cluster) CheckNode(r *http.Request) error { return c.cfg.Credential.Check(r) }

@@ -57,14 +57,9 @@ type joinResponse struct {
 	Members []Member `json:"members"`
 }
 
-type applyError struct {
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-}
-
 type applyResponse struct {
-	Error *applyError `json:"error,omitempty"`
-	Value []string    `json:"value,omitempty"`
+	// Answer is the FSM's typed response to the command.
+	Answer fsm.Answer `json:"answer"`
 	// Index is the leader's applied index after the command: the forwarding node waits
 	// until it has applied as far (Config.Applied).
 	Index uint64 `json:"index,omitempty"`
@@ -74,8 +69,9 @@ type applyResponse struct {
 // write is committed either way, so running out only gives up read-your-writes.
 const catchUpWait = 2 * time.Second
 
-// errNotSent marks a forward that never reached the leader: safe to retry.
-var errNotSent = errors.New("cluster: request not sent")
+// ErrNotSent marks a request that never reached the member (the dial failed): safe to
+// retry, or to do here.
+var ErrNotSent = errors.New("cluster: request not sent")
 
 // ErrCredentialRefused means a member refused this node's credential: the nodes were
 // not given the same --cluster-key-file or certificates of the same CA.
@@ -167,7 +163,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 		} else {
 			err = raftnode.ErrNoLeader
 		}
-		retry := errors.Is(err, raftnode.ErrNotLeader) || errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, errNotSent)
+		retry := errors.Is(err, raftnode.ErrNotLeader) || errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, ErrNotSent)
 		if !retry {
 			return res, err
 		}
@@ -191,7 +187,7 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, fmt.Errorf("%w: %v", errNotSent, err)
+			return nil, fmt.Errorf("%w: %v", ErrNotSent, err)
 		}
 		// The request may have reached the leader and been applied.
 		return nil, fmt.Errorf("%w: forward to %s: %v", raftnode.ErrUnknownOutcome, addr, err)
@@ -211,21 +207,25 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 		return nil, fmt.Errorf("%w: %s", raftnode.ErrUnknownOutcome, bytes.TrimSpace(b))
 	case resp.StatusCode == http.StatusServiceUnavailable:
 		return nil, raftnode.ErrNoLeader
+	case resp.StatusCode == http.StatusBadRequest:
+		// The leader refused the command before proposing it (it did not decode there):
+		// nothing entered the log, and the refusal is typed.
+		var ar applyResponse
+		if err := json.Unmarshal(b, &ar); err != nil || ar.Answer.Error == nil {
+			return nil, fmt.Errorf("cluster: the leader refused the command: %s", bytes.TrimSpace(b))
+		}
+		return nil, ar.Answer.Error
 	case resp.StatusCode != http.StatusOK:
-		return nil, &naming.Error{Status: resp.StatusCode, Message: string(bytes.TrimSpace(b))}
+		return nil, fmt.Errorf("%w: %s answered %d", raftnode.ErrUnknownOutcome, addr, resp.StatusCode)
 	}
 	var ar applyResponse
 	if err := json.Unmarshal(b, &ar); err != nil {
 		return nil, fmt.Errorf("%w: bad answer from %s: %v", raftnode.ErrUnknownOutcome, addr, err)
 	}
 	c.catchUp(ctx, ar.Index)
-	if ar.Error != nil {
-		return nil, &naming.Error{Status: ar.Error.Status, Message: ar.Error.Message}
-	}
-	if ar.Value != nil {
-		return ar.Value, nil
-	}
-	return nil, nil
+	// The outcome is the leader's FSM response, typed by the command's row, so an FSM
+	// rejection arrives as the same *naming.Error the leader's client would have had.
+	return ar.Answer.Result(fsm.CommandType(cmd[0]))
 }
 
 // catchUp waits, briefly, until this node has applied up to index.
@@ -261,6 +261,7 @@ func (c *Cluster) Mount(r Router) {
 	r.Get(PathInfo, guard(c.serveInfo))
 	r.Post(PathJoin, guard(c.serveJoin))
 	r.Post(PathApply, guard(c.serveApply))
+	r.Post(PathCall, guard(c.serveCall))
 }
 
 // Transport carries this node's requests to other members with its credential.
@@ -322,7 +323,7 @@ func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
 	// Only Roster's own versioned commands enter the log: one that does not decode would
 	// stop every member's FSM.
 	if _, err := fsm.Decode(cmd); err != nil {
-		writeText(w, http.StatusBadRequest, "cluster: "+err.Error())
+		writeJSON(w, http.StatusBadRequest, applyResponse{Answer: fsm.Answer{Error: naming.BadRequest("cluster: " + err.Error())}})
 		return
 	}
 	if !c.node.IsLeader() {
@@ -346,16 +347,12 @@ func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
 	if c.cfg.Applied != nil {
 		ar.Index = c.cfg.Applied()
 	}
-	switch v := res.(type) {
-	case *naming.Error:
-		ar.Error = &applyError{Status: v.Status, Message: v.Message}
-	case error:
-		ar.Error = &applyError{Status: http.StatusInternalServerError, Message: v.Error()}
-	case []string:
-		ar.Value = v
-		if ar.Value == nil {
-			ar.Value = []string{}
-		}
+	if ar.Answer, err = fsm.NewAnswer(res); err != nil {
+		// Committed and applied, but the answer cannot be told: an unknown outcome.
+		c.log.Error("encode apply answer", "err", err)
+		w.Header().Set(outcomeHeader, "unknown")
+		writeText(w, http.StatusServiceUnavailable, "cluster: the answer could not be encoded")
+		return
 	}
 	writeJSON(w, http.StatusOK, ar)
 }

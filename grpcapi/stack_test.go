@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	nacospb "github.com/roster-registry/roster/grpcapi/proto"
@@ -67,7 +68,7 @@ func newStack(t *testing.T, cfg Config) *stack {
 	timing := naming.DefaultTiming()
 	d := distro.New(distro.Config{Timing: timing, CheckInterval: time.Hour, Logger: log})
 	reg, err := registry.New(registry.Config{Timing: timing, Logger: log,
-		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, node, machine, d)
+		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, soloParts(t, dir, node, machine, d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,4 +270,15 @@ func counter(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// soloParts completes the parts of a node that is a cluster of one.
+func soloParts(t *testing.T, dir string, node *raftnode.Node, machine *fsm.FSM, d *distro.Store) registry.Parts {
+	t.Helper()
+	c, err := cluster.New(cluster.Config{NodeID: node.ID(), RaftAddr: node.Addr(), DataDir: dir}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := distro.NewReplicator(d, distro.ReplicatorConfig{Self: node.ID(), Peers: func() []distro.Peer { return []distro.Peer{{ID: node.ID()}} }})
+	return registry.Parts{Node: node, FSM: machine, Ephemeral: d, Replicator: rep, Cluster: c}
 }

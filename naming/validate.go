@@ -3,6 +3,7 @@ package naming
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -199,7 +200,9 @@ func CheckInstance(inst *Instance, maxMetadata int, t Timing) error {
 	if inst.ClusterName != "" && !instanceClusterPattern.MatchString(inst.ClusterName) {
 		return BadRequest(fmt.Sprintf("Instance 'clusterName' should be characters with only 0-9a-zA-Z-. (current: %s)", inst.ClusterName))
 	}
-	if inst.Weight < 0 || inst.Weight > MaxWeight {
+	// NaN compares false with everything, so it is refused by name: accepted once, it
+	// made every list and every replication batch of its service fail to encode.
+	if math.IsNaN(inst.Weight) || inst.Weight < 0 || inst.Weight > MaxWeight {
 		return BadRequest("instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	return nil

@@ -77,6 +77,3 @@ func (r *Registry) DropConn(conn string) int {
 	}
 	return n
 }
-
-// ConnOwners counts the connections that hold instances.
-func (r *Registry) ConnOwners() int { return r.distro.Owners() }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
@@ -42,7 +43,7 @@ func newRegistry(t *testing.T) (*Registry, *distro.Store, *persistence.Store) {
 		t.Fatal(err)
 	}
 	d := distro.New(distro.Config{Timing: naming.DefaultTiming(), Logger: log})
-	r, err := New(Config{Timing: naming.DefaultTiming(), Logger: log, Push: udppush.Config{ListenAddr: "127.0.0.1:0"}}, node, machine, d)
+	r, err := New(Config{Timing: naming.DefaultTiming(), Logger: log, Push: udppush.Config{ListenAddr: "127.0.0.1:0"}}, soloParts(t, dir, node, machine, d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +55,17 @@ func newRegistry(t *testing.T) (*Registry, *distro.Store, *persistence.Store) {
 		_ = store.Close()
 	})
 	return r, d, store
+}
+
+// soloParts completes the parts of a node that is a cluster of one.
+func soloParts(t *testing.T, dir string, node *raftnode.Node, machine *fsm.FSM, d *distro.Store) Parts {
+	t.Helper()
+	c, err := cluster.New(cluster.Config{NodeID: node.ID(), RaftAddr: node.Addr(), DataDir: dir}, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := distro.NewReplicator(d, distro.ReplicatorConfig{Self: node.ID(), Peers: func() []distro.Peer { return []distro.Peer{{ID: node.ID()}} }})
+	return Parts{Node: node, FSM: machine, Ephemeral: d, Replicator: rep, Cluster: c}
 }
 
 func key(name string) naming.ServiceKey {

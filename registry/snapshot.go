@@ -8,8 +8,7 @@ import "github.com/roster-registry/roster/persistence"
 // view is local: a caller that wants every committed write in it runs a Raft barrier
 // on the leader first.
 //
-// Restoring goes through Raft (raftnode.Node.Restore), not through the registry: the
-// FSM swaps the store and then reports every service as changed (fsm.OnChange with
+// Restoring goes through Raft (RestoreSnapshot): the FSM swaps the store and then reports every service as changed (fsm.OnChange with
 // all=true), which drops the cached views and pushes to subscribers (persistentChanged).
 func (r *Registry) OpenSnapshot() (*persistence.Snapshot, error) {
 	return r.store.OpenSnapshot()

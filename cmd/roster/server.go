@@ -436,8 +436,8 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 
 	reg, err := registry.New(registry.Config{
 		Timing: timing, MaxMetadata: cfg.MaxMetadata, Logger: log,
-		Push: udppush.Config{Logger: log}, Applier: members,
-	}, node, machine, ephemeral)
+		Push: udppush.Config{Logger: log}, NodeID: id, HTTPAddr: cfg.HTTPAddr,
+	}, registry.Parts{Node: node, FSM: machine, Ephemeral: ephemeral, Replicator: replicator, Cluster: members})
 	if err != nil {
 		return err
 	}
@@ -452,11 +452,11 @@ func serve(ctx context.Context, cfg *serverConfig, log *slog.Logger) error {
 	defer grpcSrv.Stop()
 	handler := api.New(api.Config{
 		MaxBody: int64(cfg.MaxBody), NodeID: id, HTTPAddr: cfg.HTTPAddr, Version: version,
-		Logger: log, Ready: ready.Load, Cluster: members, Distro: replicator,
+		Logger: log, Ready: ready.Load,
 		ExtraCollectors: grpcSrv.Collectors(),
 		MaxSnapshot:     int64(cfg.MaxSnapshotSize), SpoolDir: cfg.DataDir,
-		Auth: authority, NodeCredential: cred,
-	}, reg, node)
+		Auth: authority,
+	}, reg)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", cfg.HTTPAddr, err)
