@@ -92,9 +92,15 @@ compat: build compat-deps
 	cd compat && $(GO) test -count=1 ./...
 	cd compat && $(GO) run ./driver --roster ../$(BIN) --auth both --parallel $(COMPAT_PARALLEL) --out RESULTS.md
 
+# go.mod must say what the code imports (mod tidy -diff), and packages import only what
+# DESIGN.md's "Packages and who may import whom" allows (internal/archtest).
 lint:
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
+	cd e2e && $(GO) mod tidy -diff
+	cd compat && $(GO) mod tidy -diff
+	cd bench && $(GO) mod tidy -diff
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	cd compat && $(GO) vet ./...
@@ -102,6 +108,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
 	cd compat && $(GO) run $(STATICCHECK) ./...
+	$(GO) test -count=1 ./internal/archtest
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

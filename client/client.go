@@ -1,10 +1,11 @@
-// Package client is a small Go client of Roster's Nacos v1 naming HTTP API
-// (/nacos/v1/ns, PROTOCOL.md §2). The roster CLI and the tests use it; Nacos SDKs need
-// nothing from it.
+// Package client is a small Go client of Roster's HTTP API: the Nacos v1 naming
+// endpoints (/nacos/v1/ns, PROTOCOL.md §2) and login, and Roster's own routes under
+// /roster/v1 (access control, the Raft operator, snapshots). The roster CLI and the tests
+// use it; Nacos SDKs need nothing from it.
 //
 // Parameters go as Nacos' own clients send them: a form-encoded body for POST, PUT and
-// DELETE, the query string for GET. Any answer other than HTTP 200 is an *Error carrying
-// the status and the server's text.
+// DELETE, the query string for GET (a snapshot travels as the raw stream instead). Any
+// answer other than HTTP 200 is an *Error carrying the status and the server's text.
 package client
 
 import (

@@ -1,7 +1,6 @@
 package naming
 
 import (
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -201,11 +200,6 @@ func cloneMap(m map[string]string) map[string]string {
 		c[k] = v
 	}
 	return c
-}
-
-// SortInstances orders instances by key so that every answer is deterministic.
-func SortInstances(list []*Instance) {
-	sort.Slice(list, func(a, b int) bool { return list[a].Key() < list[b].Key() })
 }
 
 // SplitGroupedName splits G@@S. Names without the separator get the given group.

@@ -6,8 +6,9 @@ import (
 	"strconv"
 )
 
-// The Nacos JSON shapes that more than one front speaks (HTTP v1, UDP push, and later
-// gRPC). Field order follows Nacos' Jackson output so that answers read the same.
+// The Nacos JSON shapes that more than one front speaks (the HTTP API, UDP push, and the
+// gRPC front in package grpcapi). Field order follows Nacos' Jackson output so that
+// answers read the same.
 
 // JavaDouble encodes a float64 as Java's Jackson does for a double: 1 as 1.0.
 type JavaDouble float64

@@ -1,6 +1,7 @@
 // Package persistence is the durable state behind the Raft FSM: persistent services and
-// instances and the Raft index and term they reflect, in one bbolt file, plus the
-// snapshot stream format shared by Raft snapshots and `roster snapshot` files.
+// instances, the access-control document of package auth, and the Raft index and term
+// they reflect, in one bbolt file, plus the snapshot stream format shared by Raft
+// snapshots and `roster snapshot` files.
 //
 // # Design notes
 //
@@ -17,13 +18,15 @@
 // and commit; Tx methods only read and write inside the transaction they are given and
 // never commit. Values handed out are decoded copies, never bbolt's memory.
 //
-// Layout. Bucket "meta" holds the format version, the applied position and the service
+// Layout. Bucket "meta" holds the format version, the applied position, the service
 // and instance counters (kept in the same transactions as the records, so Counts is
-// O(1)). Bucket "services" maps an escaped (namespace, group, name) tuple to the JSON of
-// naming.Service; bucket "instances" holds one nested bucket per service, under the same
-// tuple, mapping Instance.Key() to the JSON of naming.Instance. The tuple encoding
-// cannot collide whatever bytes a name holds and sorts like the tuple, so listings come
-// out ordered and a namespace is one key prefix. A newer format version is refused.
+// O(1)) and the access-control document, whose content belongs to package auth: this
+// package only stores it and carries it through snapshots. Bucket "services" maps an
+// escaped (namespace, group, name) tuple to the JSON of naming.Service; bucket
+// "instances" holds one nested bucket per service, under the same tuple, mapping
+// Instance.Key() to the JSON of naming.Instance. The tuple encoding cannot collide
+// whatever bytes a name holds and sorts like the tuple, so listings come out ordered and
+// a namespace is one key prefix. A newer format version is refused.
 //
 // Corrupt files. Open first maps an existing file read-only and refuses one shorter than
 // the pages its meta page claims, before bbolt would fault reading past its end. bbolt
