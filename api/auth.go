@@ -13,7 +13,7 @@ import (
 
 	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
-	"github.com/roster-registry/roster/nodeauth"
+	"github.com/roster-registry/roster/registry"
 )
 
 // access is what a route requires. Every route must declare one in routeAccess: the
@@ -167,7 +167,7 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 				// certificate, before the body is read.
 				if a.reg.CheckNode(r) != nil {
 					w.Header().Set("Connection", "close")
-					writeText(w, http.StatusUnauthorized, nodeauth.ErrUnauthorized.Error())
+					writeText(w, http.StatusUnauthorized, registry.ErrNodeUnauthorized.Error())
 					return
 				}
 				next.ServeHTTP(w, r)

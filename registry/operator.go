@@ -9,6 +9,7 @@ import (
 
 	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/nodeauth"
 	"github.com/roster-registry/roster/persistence"
 	"github.com/roster-registry/roster/raftnode"
 )
@@ -172,6 +173,10 @@ func (r *Registry) MountInternal(rt InternalRouter) {
 	r.cluster.Mount(rt)
 	r.replicator.Mount(rt)
 }
+
+// ErrNodeUnauthorized is the answer to a member-to-member request without the node
+// credential.
+var ErrNodeUnauthorized = nodeauth.ErrUnauthorized
 
 // CheckNode verifies that a request carries the cluster's node credential.
 func (r *Registry) CheckNode(req *http.Request) error { return r.cluster.CheckNode(req) }
