@@ -1,6 +1,9 @@
 // Package api serves Roster's HTTP front on chi: the Nacos v1 naming endpoints that
-// unchanged Nacos clients call, the cluster and console views they probe, and Roster's
-// own /healthz, /readyz and /metrics.
+// unchanged Nacos clients call, Nacos login, the cluster and console views they probe,
+// Roster's own access-control (/roster/v1/acl), Raft operator (/roster/v1/operator) and
+// snapshot (/roster/v1/snapshot) routes, and /healthz, /readyz and /metrics. It only
+// translates: every handler calls the registry, which decides where a write goes and
+// forwards it; the member-to-member routes are mounted from the registry too.
 //
 // Handlers return an error; one writer turns it into Nacos' status and text
 // (naming.Error), a 413 for an oversized body, or a generic 500 whose detail is logged

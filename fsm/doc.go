@@ -1,15 +1,20 @@
 // Package fsm is Roster's Raft state machine: the versioned commands that carry
-// persistent-instance and service changes through the Raft log, and a raft.BatchingFSM
-// that applies them to a persistence.Store.
+// persistent-instance, service and access-control changes (users, roles, grants, token
+// signing keys) through the Raft log, and a raft.BatchingFSM that applies them to a
+// persistence.Store.
 //
 // # Design notes
 //
 // Commands. An entry is a type byte, a version byte and a JSON body. Type numbers are
 // append-only; the 0x80 bit marks a type older servers may skip, any other unknown type
-// stops the server. Encode validates with Nacos' naming rules before anything enters
-// the log, so every committed entry is applicable; the limits (metadata size, beat
-// timing) are the leader's, checked once in Encode and never again in Apply, where a
-// follower's different settings would make servers disagree.
+// stops the server. Each type is one row of the command table (command.go): its
+// decode, its validation with Nacos' naming rules, its apply and the type of its
+// answer, so a new command touches one place. Validation runs once, where a write
+// enters the registry (Validate, or Encode = Validate + Marshal), so every committed
+// entry is applicable; the limits (metadata size, beat timing) are those of the node
+// that took the write, and Apply never re-checks them, where members' different
+// settings would make them disagree. Apply trusts an entry as far as "decodes and is a
+// known version".
 //
 // One transaction per batch. ApplyBatch applies all the entries Raft hands it in one
 // persistence.Update: one bbolt commit, one fsync, however many entries. Each command
