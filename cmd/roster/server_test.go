@@ -49,7 +49,7 @@ func TestServerRefusesBadFlags(t *testing.T) {
 func TestEnvFillsUnsetFlags(t *testing.T) {
 	t.Setenv("ROSTER_HEARTBEAT_TIMEOUT", "20s")
 	t.Setenv("ROSTER_HTTP_ADDR", "127.0.0.1:9999")
-	var cfg serverConfig
+	var cfg serverFlagValues
 	var stderr bytes.Buffer
 	fs := serverFlags(&cfg, &stderr)
 	if err := fs.Parse([]string{"--http-addr", "127.0.0.1:1234"}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/roster-registry/roster/persistence"
 	"github.com/roster-registry/roster/raftnode"
+	"github.com/roster-registry/roster/server"
 )
 
 // offlineResult is what an offline restore prints with -o json.
@@ -76,7 +77,7 @@ func offlineRestore(file string, info persistence.FileInfo, dataDir, wantID, raf
 		return nil, err
 	}
 
-	id, err := nodeID(&serverConfig{DataDir: staging, NodeID: wantID})
+	id, err := server.LoadNodeID(staging, wantID)
 	if err != nil {
 		return nil, err
 	}

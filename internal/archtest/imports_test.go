@@ -47,6 +47,7 @@ var allowed = map[string][]string{
 	"grpcapi/proto":      nil,
 	"console":            {"registry", "naming", "auth"}, // not written yet
 	"server":             {anythingButCmd},
+	"server/servertest":  {"server", "naming", "client"},
 	"client":             {"naming"},
 	// Offline snapshot restore and the ACL commands need the stores; the wiring of a
 	// running node is server's.

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"strings"
@@ -11,19 +11,19 @@ func TestAuthExposureRules(t *testing.T) {
 	openGRPC := []clientAddr{{"http-addr", "127.0.0.1:8848"}, {"grpc-addr", ":9848"}}
 	tests := []struct {
 		name    string
-		cfg     authConfig
+		cfg     AuthConfig
 		addrs   []clientAddr
 		want    bool
 		wantErr string
 	}{
-		{"loopback, nothing said", authConfig{}, loop, false, ""},
-		{"loopback, --auth", authConfig{Enabled: true, set: true}, loop, true, ""},
-		{"0.0.0.0, nothing said", authConfig{}, open, true, ""},
-		{"gRPC on every interface, nothing said", authConfig{}, openGRPC, true, ""},
-		{"0.0.0.0, --auth=false", authConfig{Enabled: false, set: true}, open, false, "--auth=false: give --insecure"},
-		{"0.0.0.0, --insecure", authConfig{Insecure: true}, open, false, ""},
-		{"0.0.0.0, --auth=false --insecure", authConfig{set: true, Insecure: true}, open, false, ""},
-		{"0.0.0.0, --auth --insecure", authConfig{Enabled: true, set: true, Insecure: true}, open, true, ""},
+		{"loopback, nothing said", AuthConfig{}, loop, false, ""},
+		{"loopback, --auth", AuthConfig{Mode: AuthOn}, loop, true, ""},
+		{"0.0.0.0, nothing said", AuthConfig{}, open, true, ""},
+		{"gRPC on every interface, nothing said", AuthConfig{}, openGRPC, true, ""},
+		{"0.0.0.0, --auth=false", AuthConfig{Mode: AuthOff}, open, false, "--auth=false: give --insecure"},
+		{"0.0.0.0, --insecure", AuthConfig{Insecure: true}, open, false, ""},
+		{"0.0.0.0, --auth=false --insecure", AuthConfig{Mode: AuthOff, Insecure: true}, open, false, ""},
+		{"0.0.0.0, --auth --insecure", AuthConfig{Mode: AuthOn, Insecure: true}, open, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

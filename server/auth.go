@@ -1,8 +1,7 @@
-package main
+package server
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,21 +11,31 @@ import (
 	"github.com/roster-registry/roster/auth"
 )
 
-// authConfig is the server's access-control settings.
-type authConfig struct {
-	Enabled  bool
-	set      bool // --auth was given (or ROSTER_AUTH), so its value is the operator's choice
+// AuthMode says whether client requests need credentials.
+type AuthMode int
+
+const (
+	// AuthAuto turns auth on when a client port binds beyond loopback, unless Insecure.
+	AuthAuto AuthMode = iota
+	// AuthOn checks every client request (--auth).
+	AuthOn
+	// AuthOff checks none (--auth=false); beyond loopback it also needs Insecure.
+	AuthOff
+)
+
+// AuthConfig is access control of the client ports.
+type AuthConfig struct {
+	Mode AuthMode
+	// Insecure allows client ports beyond loopback without auth; the node then says so
+	// at start and every hour.
 	Insecure bool
+	// TokenTTL is the lifetime of access tokens issued by login (at most auth.MaxTokenTTL).
 	TokenTTL time.Duration
 }
 
-func authFlags(fs *flag.FlagSet, c *authConfig) {
-	fs.BoolVar(&c.Enabled, "auth", false, "check every client request's credentials and permissions (default: on when a client port binds beyond loopback)")
-	fs.BoolVar(&c.Insecure, "insecure", false, "allow client ports beyond loopback without auth (logged at start and every hour, and shown as roster_auth_enabled 0)")
-	fs.DurationVar(&c.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of access tokens issued by login (at most 24h)")
-}
+func defaultAuthConfig() AuthConfig { return AuthConfig{TokenTTL: auth.DefaultTokenTTL} }
 
-func (c *authConfig) validate() error {
+func (c *AuthConfig) validate() error {
 	if c.TokenTTL <= 0 || c.TokenTTL > auth.MaxTokenTTL {
 		return fmt.Errorf("invalid value for --token-ttl: must be in (0, %s]", auth.MaxTokenTTL)
 	}
@@ -36,16 +45,18 @@ func (c *authConfig) validate() error {
 // resolve decides whether auth is on. A client port reachable beyond this host gets
 // auth unless the operator says --insecure; turning it off there explicitly without
 // --insecure is refused, so that nobody exposes an open registry by accident.
-func (c *authConfig) resolve(clientAddrs []clientAddr) (enabled bool, exposed string, err error) {
+func (c *AuthConfig) resolve(clientAddrs []clientAddr) (enabled bool, exposed string, err error) {
 	for _, a := range clientAddrs {
 		if !isLoopback(a.addr) {
 			exposed = "--" + a.flag + " " + a.addr
 			break
 		}
 	}
-	switch {
-	case c.set:
-		enabled = c.Enabled
+	switch c.Mode {
+	case AuthOn:
+		enabled = true
+	case AuthOff:
+		enabled = false
 	default:
 		enabled = exposed != "" && !c.Insecure
 	}
@@ -72,12 +83,13 @@ func isLoopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// warnInsecure logs, at start and every hour, that client ports are open to anyone.
-func warnInsecure(ctx context.Context, log *slog.Logger, exposed string) {
-	warn := func() {
-		log.Warn("auth is OFF on a client port reachable beyond this host (--insecure): anyone who reaches it can read and change the registry", "port", exposed)
-	}
-	warn()
+// warnInsecure logs that client ports are open to anyone.
+func warnInsecure(log *slog.Logger, exposed string) {
+	log.Warn("auth is OFF on a client port reachable beyond this host (--insecure): anyone who reaches it can read and change the registry", "port", exposed)
+}
+
+// warnInsecureHourly repeats warnInsecure every hour until ctx ends.
+func warnInsecureHourly(ctx context.Context, log *slog.Logger, exposed string) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -85,7 +97,7 @@ func warnInsecure(ctx context.Context, log *slog.Logger, exposed string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			warn()
+			warnInsecure(log, exposed)
 		}
 	}
 }

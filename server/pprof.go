@@ -1,7 +1,6 @@
-package main
+package server
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,13 +9,8 @@ import (
 	"time"
 )
 
-// pprofFlags defines --pprof-addr: Go's profiling endpoints on their own listener, off
-// unless given, and only on a loopback address (they expose the process's internals).
-func pprofFlags(fs *flag.FlagSet, addr *string) {
-	fs.StringVar(addr, "pprof-addr", "", "serve /debug/pprof/ on this loopback address (e.g. 127.0.0.1:6060); off when empty")
-}
-
-// checkPprofAddr refuses a pprof address that is not loopback.
+// checkPprofAddr refuses a pprof address that is not loopback: the endpoints expose
+// the process's internals.
 func checkPprofAddr(addr string) error {
 	if addr == "" {
 		return nil
@@ -34,14 +28,14 @@ func checkPprofAddr(addr string) error {
 	return nil
 }
 
-// startPprof serves the profiling endpoints on addr until the returned stop is called.
-func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
+// listenPprof binds the profiling endpoints' own port; nil, nil when addr is empty.
+func listenPprof(addr string, log *slog.Logger) (*http.Server, net.Listener, error) {
 	if addr == "" {
-		return func() {}, nil
+		return nil, nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on --pprof-addr %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("listen on --pprof-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -49,8 +43,6 @@ func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
 	log.Info("pprof endpoints on", "addr", ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln, nil
 }
