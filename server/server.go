@@ -535,3 +535,7 @@ func (b *busyConns) count() int {
 	defer b.mu.Unlock()
 	return len(b.conns)
 }
+
+// Registry is the node's router, for embedders that call it in-process (and for tests
+// that compare what the fronts answer with what it returns).
+func (s *Server) Registry() *registry.Registry { return s.reg }
