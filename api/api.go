@@ -162,6 +162,9 @@ func (a *API) namingRoutes(r chi.Router) {
 
 	r.Put("/health/instance", a.wrap(a.setHealth))
 	r.Put("/health", a.wrap(a.setHealth))
+	r.Get("/health/checkers", a.wrap(a.healthCheckers))
+	r.Put("/cluster", a.wrap(a.updateCluster))
+	r.Get("/catalog/service", a.wrap(a.catalogService))
 
 	r.Get("/raft/leader", a.wrap(a.raftLeader))
 	for _, prefix := range []string{"/operator", "/ops"} {

@@ -79,6 +79,9 @@ var routeAccess = map[string]access{
 	"GET /nacos/v1/ns/service/subscribers":        accessRead,
 	"PUT /nacos/v1/ns/health/instance":            accessWrite,
 	"PUT /nacos/v1/ns/health":                     accessWrite,
+	"GET /nacos/v1/ns/health/checkers":            accessAuthenticated, // Nacos secures it not at all; the list is static
+	"PUT /nacos/v1/ns/cluster":                    accessWrite,
+	"GET /nacos/v1/ns/catalog/service":            accessRead,
 	"GET /nacos/v1/ns/raft/leader":                accessAuthenticated,
 	"GET /nacos/v1/ns/operator/metrics":           accessAuthenticated,
 	"GET /nacos/v1/ns/operator/servers":           accessAuthenticated,

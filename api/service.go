@@ -160,11 +160,7 @@ func (a *API) getService(w http.ResponseWriter, r *http.Request) error {
 		out.Selector.Type = "none"
 	}
 	for _, c := range d.Clusters {
-		hc := c.HealthChecker
-		if hc.Type == "" {
-			hc.Type = "TCP"
-		}
-		out.Clusters = append(out.Clusters, clusterJSON{Name: c.Name, HealthChecker: hc, Metadata: emptyIfNil(c.Metadata)})
+		out.Clusters = append(out.Clusters, clusterJSON{Name: c.Name, HealthChecker: c.HealthChecker.Effective(), Metadata: emptyIfNil(c.Metadata)})
 	}
 	return writeJSON(w, out)
 }

@@ -358,6 +358,50 @@ func (c *Client) GetService(ctx context.Context, svc ServiceRef) (*ServiceDetail
 	return &d, nil
 }
 
+// UpdateCluster sets one cluster's health check, check port and metadata: PUT /cluster.
+func (c *Client) UpdateCluster(ctx context.Context, svc ServiceRef, cl ClusterConfig) error {
+	v := serviceParams(svc)
+	v.Set("clusterName", cl.Name)
+	v.Set("checkPort", strconv.Itoa(cl.CheckPort))
+	v.Set("useInstancePort4Check", strconv.FormatBool(cl.UseInstancePort))
+	b, err := json.Marshal(cl.HealthChecker)
+	if err != nil {
+		return fmt.Errorf("client: encode health checker: %w", err)
+	}
+	v.Set("healthChecker", string(b))
+	md, err := metadataJSON(cl.Metadata)
+	if err != nil {
+		return err
+	}
+	v.Set("metadata", md)
+	_, err = c.do(ctx, http.MethodPut, "/cluster", v)
+	return err
+}
+
+// HealthCheckers answers the checker types the server supports, each with its default
+// settings: GET /health/checkers.
+func (c *Client) HealthCheckers(ctx context.Context) (map[string]HealthChecker, error) {
+	out := map[string]HealthChecker{}
+	if err := c.getJSON(ctx, "/health/checkers", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetHealth sets a persistent instance's health by hand: PUT /health/instance. The
+// server allows it only in a cluster whose checker is NONE.
+func (c *Client) SetHealth(ctx context.Context, svc ServiceRef, ip string, port int, cluster string, healthy bool) error {
+	v := serviceParams(svc)
+	v.Set("ip", ip)
+	v.Set("port", strconv.Itoa(port))
+	if cluster != "" {
+		v.Set("clusterName", cluster)
+	}
+	v.Set("healthy", strconv.FormatBool(healthy))
+	_, err := c.do(ctx, http.MethodPut, "/health/instance", v)
+	return err
+}
+
 // DeleteService deletes an empty service: DELETE /service.
 func (c *Client) DeleteService(ctx context.Context, svc ServiceRef) error {
 	_, err := c.do(ctx, http.MethodDelete, "/service", serviceParams(svc))

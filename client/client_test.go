@@ -490,3 +490,40 @@ func TestPathPrefix(t *testing.T) {
 		t.Errorf("path = %q", got)
 	}
 }
+
+func TestHealthRequests(t *testing.T) {
+	ctx := context.Background()
+	svc := ServiceRef{Name: "orders"}
+	ns := newNacosServer(t, http.StatusOK, "ok")
+	c := newClient(t, ns.URL)
+	err := c.UpdateCluster(ctx, svc, ClusterConfig{Name: "api", CheckPort: 8081, Metadata: map[string]string{"k": "v"},
+		HealthChecker: HealthChecker{Type: "HTTP", Path: "/health", ExpectedResponseCode: 204}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRequest(t, ns.only(t), http.MethodPut, "/nacos/v1/ns/cluster", map[string]string{
+		"namespaceId": "public", "groupName": "DEFAULT_GROUP", "serviceName": "orders", "clusterName": "api", "checkPort": "8081",
+		"useInstancePort4Check": "false", "healthChecker": `{"type":"HTTP","path":"/health","expectedResponseCode":204}`, "metadata": `{"k":"v"}`,
+	})
+
+	ns = newNacosServer(t, http.StatusOK, "ok")
+	c = newClient(t, ns.URL)
+	if err := c.SetHealth(ctx, svc, "10.0.0.5", 8080, "api", false); err != nil {
+		t.Fatal(err)
+	}
+	checkRequest(t, ns.only(t), http.MethodPut, "/nacos/v1/ns/health/instance", map[string]string{
+		"namespaceId": "public", "groupName": "DEFAULT_GROUP", "serviceName": "orders", "ip": "10.0.0.5", "port": "8080", "clusterName": "api", "healthy": "false",
+	})
+
+	ns = newNacosServer(t, http.StatusOK, `{"TCP":{"type":"TCP"},"HTTP":{"type":"HTTP","path":"","headers":"","expectedResponseCode":200},"NONE":{"type":"NONE"},"GRPC":{"type":"GRPC","service":""}}`)
+	c = newClient(t, ns.URL)
+	got, err := c.HealthCheckers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]HealthChecker{"TCP": {Type: "TCP"}, "HTTP": {Type: "HTTP", ExpectedResponseCode: 200}, "NONE": {Type: "NONE"}, "GRPC": {Type: "GRPC"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("HealthCheckers = %v", got)
+	}
+	checkRequest(t, ns.only(t), http.MethodGet, "/nacos/v1/ns/health/checkers", map[string]string{})
+}

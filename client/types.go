@@ -83,12 +83,26 @@ type Selector struct {
 	Expression string `json:"expression,omitempty"`
 }
 
-// HealthChecker is a cluster's active health check.
+// HealthChecker is a cluster's active health check of its persistent instances: Type
+// TCP (the default), HTTP (Path, Headers as "k:v|k:v", ExpectedResponseCode), GRPC
+// (Service, checked with grpc.health.v1; blank is the server's overall health) or NONE
+// (health is set by hand, SetHealth).
 type HealthChecker struct {
 	Type                 string `json:"type"`
 	Path                 string `json:"path,omitempty"`
 	Headers              string `json:"headers,omitempty"`
 	ExpectedResponseCode int    `json:"expectedResponseCode,omitempty"`
+	Service              string `json:"service,omitempty"`
+}
+
+// ClusterConfig is what UpdateCluster sets on one cluster of a service.
+type ClusterConfig struct {
+	Name          string
+	HealthChecker HealthChecker
+	// CheckPort is probed instead of each instance's port when UseInstancePort is off.
+	CheckPort       int
+	UseInstancePort bool
+	Metadata        map[string]string
 }
 
 // Cluster is one cluster of a ServiceDetail.

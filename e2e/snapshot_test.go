@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/client"
+	"github.com/roster-registry/roster/persistence"
 )
 
 // snapNamespaces and snapGroups are where the snapshot tests put services; listing
@@ -169,7 +170,7 @@ func TestSnapshotSaveInspectRestore(t *testing.T) {
 	index := save(t, s1, file)
 	in := inspect(t, file)
 	fi, _ := os.Stat(file)
-	if in.FormatVersion != 2 || in.Index != index || in.Term == 0 || in.NodeID != "n1" || in.Namespaces != 2 ||
+	if in.FormatVersion != persistence.SnapshotVersion || in.Index != index || in.Term == 0 || in.NodeID != "n1" || in.Namespaces != 2 ||
 		in.Services != 4 || in.Instances != 5 || in.Size != fi.Size() || len(in.SHA256) != 64 || time.Since(in.Created) > time.Minute {
 		t.Errorf("inspect = %+v", in)
 	}
@@ -227,9 +228,9 @@ var corruptions = []struct {
 	{"wrong magic", func(g []byte) []byte { return append([]byte("ETCDSNAP"), g[8:]...) }, "bad magic"},
 	{"unknown format version", func(g []byte) []byte {
 		b := bytes.Clone(g)
-		binary.BigEndian.PutUint32(b[8:12], 3)
+		binary.BigEndian.PutUint32(b[8:12], persistence.SnapshotVersion+1)
 		return b
-	}, "unsupported format version 3"},
+	}, fmt.Sprintf("unsupported format version %d", persistence.SnapshotVersion+1)},
 	{"empty", func([]byte) []byte { return nil }, "truncated"},
 }
 

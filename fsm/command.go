@@ -31,6 +31,8 @@ const (
 	DeleteServiceType       CommandType = 5
 	UpdateMetadataBatchType CommandType = 6
 	AuthChangeType          CommandType = 7 // users, roles, grants, signing keys (package auth)
+	FlipHealthType          CommandType = 8 // a prober's health result, refused when stale (health.go)
+	PutClusterType          CommandType = 9 // one cluster's health check and metadata (health.go)
 )
 
 // Ignorable reports whether servers that do not know t may skip it.
@@ -297,6 +299,20 @@ func init() {
 		validate: func(c AuthChange, _ Limits) error { return c.Change.Validate() },
 		apply:    (*applier).authChange,
 	})
+	registerCommand(FlipHealthType, "FlipHealth", row[FlipHealth]{
+		validate: validateFlip,
+		apply:    (*applier).flipHealth,
+	})
+	withResult[FlipResult](FlipHealthType)
+	registerCommand(PutClusterType, "PutCluster", row[PutCluster]{
+		validate: func(c PutCluster, l Limits) error {
+			if err := checkKey(c.Service); err != nil {
+				return err
+			}
+			return checkCluster(&c.Cluster, l)
+		},
+		apply: (*applier).putCluster,
+	})
 }
 
 func validateUpdate(c UpdateInstance, l Limits) error {
@@ -535,11 +551,8 @@ func checkService(s *naming.Service, l Limits) error {
 		if cl.Name != name {
 			return naming.BadRequest("cluster " + name + " is named " + cl.Name)
 		}
-		if err := naming.CheckMetadata(cl.Metadata, l.MaxMetadata); err != nil {
+		if err := checkCluster(cl, l); err != nil {
 			return err
-		}
-		if cl.CheckPort < 0 || cl.CheckPort > 65535 {
-			return naming.ErrPortRange
 		}
 	}
 	return nil

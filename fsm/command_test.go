@@ -44,6 +44,12 @@ func sampleCommands() map[string]Command {
 		"delete service":         DeleteService{Service: svcKey},
 		"metadata merge":         UpdateMetadataBatch{Service: svcKey, Instances: []InstanceRef{{IP: "10.0.0.5", Port: 8080, Cluster: "DEFAULT"}}, Metadata: map[string]string{"v": "2"}},
 		"metadata remove all":    UpdateMetadataBatch{Service: svcKey, Metadata: map[string]string{"v": ""}, Remove: true},
+		"flip health": FlipHealth{Service: svcKey, Instance: InstanceRef{IP: "10.0.0.5", Port: 8080, Cluster: "DEFAULT"}, Healthy: false, SeenRevision: 41,
+			View: ProbeView{Prober: "n2", Members: []string{"n1", "n2"}, Epoch: 3}},
+		"put cluster": PutCluster{Service: svcKey, Cluster: naming.Cluster{Name: "blue", Metadata: map[string]string{"k": "v"}, CheckPort: 8081,
+			HealthChecker: naming.HealthChecker{Type: "HTTP", Path: "/health", Headers: "A:b", ExpectedResponseCode: 204}}},
+		"put grpc cluster": PutCluster{Service: svcKey, Cluster: naming.Cluster{Name: "g", Metadata: map[string]string{}, UseInstancePort: true,
+			HealthChecker: naming.HealthChecker{Type: "GRPC", Service: "pkg.Svc"}}, Ephemeral: true},
 	}
 }
 
@@ -301,6 +307,8 @@ func TestAnswerCrossesTyped(t *testing.T) {
 		{"updated list", UpdateMetadataBatchType, []string{"1.1.1.1:1:unknown:DEFAULT:persistent"}, []string{"1.1.1.1:1:unknown:DEFAULT:persistent"}, nil},
 		{"empty updated list", UpdateMetadataBatchType, []string{}, []string{}, nil},
 		{"untyped error", DeleteServiceType, errors.New("disk"), nil, naming.Internal("disk")},
+		{"flip applied", FlipHealthType, FlipResult{FlipApplied, 7}, FlipResult{FlipApplied, 7}, nil},
+		{"flip refused", FlipHealthType, FlipResult{FlipStaleRevision, 9}, FlipResult{FlipStaleRevision, 9}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package fsm is Roster's Raft state machine: the versioned commands that carry
-// persistent-instance, service and access-control changes (users, roles, grants, token
-// signing keys) through the Raft log, and a raft.BatchingFSM that applies them to a
-// persistence.Store.
+// persistent-instance, service, cluster health-check and access-control changes (users,
+// roles, grants, token signing keys) and the probers' health flips through the Raft
+// log, and a raft.BatchingFSM that applies them to a persistence.Store.
 //
 // # Design notes
 //
@@ -29,6 +29,14 @@
 // replaying the Raft log on restart never applies an entry twice (a deregister replayed
 // after a later register would otherwise delete a live instance). This is also why a
 // restart need not restore a Raft snapshot: bbolt already holds the state.
+//
+// Revisions and health flips. Every write to a persistent instance stamps it with the
+// Raft index of the entry that wrote it (persistence.Stamp). The prober, which probes
+// what ProbeTargetsOf lists, writes only FlipHealth, a compare-and-set on that revision
+// that the FSM refuses with a typed FlipResult when the instance changed since the
+// prober looked, when a flip under a newer membership epoch was applied, or when the
+// cluster's checker is NONE: health.go says why a stale prober can never undo a newer
+// result. PutCluster sets one cluster's checker in the service record.
 //
 // Determinism. Apply reads no clock, draws no random number, and depends on no map
 // order: services and instances come from bbolt in key order and JSON encodes maps

@@ -97,7 +97,8 @@ func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 //     index), for an unknown ignorable command, and for most successful commands;
 //   - a *naming.Error when a command is rejected by the state it meets (the rejected
 //     command writes nothing; the others in the batch still apply);
-//   - []string for UpdateMetadataBatch.
+//   - []string for UpdateMetadataBatch;
+//   - a FlipResult for FlipHealth, whose refusals are outcomes, not errors.
 //
 // An entry that does not decode, or of an unknown mandatory type, panics before the
 // transaction opens: crashing beats diverging from the other servers. A storage failure
@@ -136,6 +137,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	err := f.store.Update(last.Index, last.Term, func(tx *persistence.Tx) error {
 		a.tx = tx
 		for _, p := range work {
+			a.index = logs[p.at].Index
 			r, err := a.apply(p.cmd)
 			if err != nil {
 				return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
@@ -176,7 +178,10 @@ func decodeLog(l *raft.Log) Command {
 // meets before writing anything, so a rejection leaves no partial write behind. A
 // returned error is a storage failure and aborts the batch.
 type applier struct {
-	tx      *persistence.Tx
+	tx *persistence.Tx
+	// index is the Raft index of the command being applied: the revision it stamps on
+	// the instances it writes.
+	index   uint64
 	changed []naming.ServiceKey
 	seen    map[naming.ServiceKey]bool
 	authDoc []byte // the access-control document after the batch, when it changed
@@ -207,11 +212,23 @@ func (a *applier) register(k naming.ServiceKey, in naming.Instance) (any, error)
 		}
 	}
 	in.Ephemeral = false // this store holds persistent instances only
-	if err := a.tx.PutInstance(k, &in); err != nil {
+	_, prev, err := a.tx.InstanceStamped(k, in.Key())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.putInstance(k, &in, prev); err != nil {
 		return nil, err
 	}
 	a.touch(k)
 	return nil, nil
+}
+
+// putInstance writes a persistent instance whose stored stamp was prev, stamped with
+// this command's index as its revision. The epoch of the last flip is kept: only a flip
+// raises it (health.go).
+func (a *applier) putInstance(k naming.ServiceKey, in *naming.Instance, prev persistence.Stamp) error {
+	prev.Revision = a.index
+	return a.tx.PutInstanceStamped(k, in, prev)
 }
 
 func (a *applier) deregister(c DeregisterInstance) (any, error) {
@@ -226,7 +243,7 @@ func (a *applier) deregister(c DeregisterInstance) (any, error) {
 }
 
 func (a *applier) update(c UpdateInstance) (any, error) {
-	in, err := a.tx.Instance(c.Service, naming.InstanceKey(c.IP, c.Port, c.Cluster))
+	in, stamp, err := a.tx.InstanceStamped(c.Service, naming.InstanceKey(c.IP, c.Port, c.Cluster))
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +268,7 @@ func (a *applier) update(c UpdateInstance) (any, error) {
 			in.Metadata[k] = v
 		}
 	}
-	if err := a.tx.PutInstance(c.Service, in); err != nil {
+	if err := a.putInstance(c.Service, in, stamp); err != nil {
 		return nil, err
 	}
 	a.touch(c.Service)
@@ -334,7 +351,7 @@ func (a *applier) updateMetadata(c UpdateMetadataBatch) (any, error) {
 	}
 	updated := []string{}
 	for _, ik := range keys {
-		in, err := a.tx.Instance(c.Service, ik)
+		in, stamp, err := a.tx.InstanceStamped(c.Service, ik)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +370,7 @@ func (a *applier) updateMetadata(c UpdateMetadataBatch) (any, error) {
 				in.Metadata[k] = v
 			}
 		}
-		if err := a.tx.PutInstance(c.Service, in); err != nil {
+		if err := a.putInstance(c.Service, in, stamp); err != nil {
 			return nil, err
 		}
 		updated = append(updated, in.IP+":"+strconv.Itoa(in.Port)+":unknown:"+in.ClusterName+":persistent")

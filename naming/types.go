@@ -143,21 +143,50 @@ type Selector struct {
 	Expression string `json:"expression,omitempty"`
 }
 
-// HealthChecker is a cluster's active health check for persistent instances.
-type HealthChecker struct {
-	Type                 string `json:"type"`
-	Path                 string `json:"path,omitempty"`
-	Headers              string `json:"headers,omitempty"`
-	ExpectedResponseCode int    `json:"expectedResponseCode,omitempty"`
+// Cluster is the configuration of one cluster of a service: the health check of its
+// persistent instances (Nacos ClusterMetadata) and its metadata. A cluster that has
+// instances but no stored record has NewCluster's configuration, as in Nacos.
+type Cluster struct {
+	Name          string            `json:"name"`
+	HealthChecker HealthChecker     `json:"healthChecker"`
+	Metadata      map[string]string `json:"metadata"`
+	// CheckPort is the port probed when UseInstancePort is off. Zero (a record written
+	// before checks were configurable) means the instance's own port.
+	CheckPort       int  `json:"checkPort,omitempty"`
+	UseInstancePort bool `json:"useInstancePort4Check"`
 }
 
-// Cluster is the configuration of one cluster of a service.
-type Cluster struct {
-	Name            string            `json:"name"`
-	HealthChecker   HealthChecker     `json:"healthChecker"`
-	Metadata        map[string]string `json:"metadata"`
-	CheckPort       int               `json:"checkPort,omitempty"`
-	UseInstancePort bool              `json:"useInstancePort4Check"`
+// NewCluster is Nacos' default cluster configuration: a TCP check of each instance's own
+// port (check port 80 should useInstancePort4Check be turned off), no metadata.
+func NewCluster(name string) *Cluster {
+	return &Cluster{
+		Name: name, HealthChecker: HealthChecker{Type: CheckerTCP}, Metadata: map[string]string{},
+		CheckPort: DefaultCheckPort, UseInstancePort: true,
+	}
+}
+
+// ProbePort is the port a probe of an instance listening on instancePort dials.
+func (c *Cluster) ProbePort(instancePort int) int {
+	if c.UseInstancePort || c.CheckPort <= 0 {
+		return instancePort
+	}
+	return c.CheckPort
+}
+
+// ClusterOf returns the configuration of the named cluster: a copy of the stored record
+// with its checker made effective (HealthChecker.Effective), else NewCluster.
+func (s *Service) ClusterOf(name string) *Cluster {
+	c, ok := s.Clusters[name]
+	if !ok || c == nil {
+		return NewCluster(name)
+	}
+	cc := *c
+	cc.Metadata = cloneMap(c.Metadata)
+	if cc.Metadata == nil {
+		cc.Metadata = map[string]string{}
+	}
+	cc.HealthChecker = c.HealthChecker.Effective()
+	return &cc
 }
 
 // Service is the stored metadata of a service. A service is ephemeral or persistent,

@@ -24,7 +24,10 @@
 // package only stores it and carries it through snapshots. Bucket "services" maps an
 // escaped (namespace, group, name) tuple to the JSON of naming.Service; bucket
 // "instances" holds one nested bucket per service, under the same tuple, mapping
-// Instance.Key() to the JSON of naming.Instance. The tuple encoding cannot collide
+// Instance.Key() to the JSON of naming.Instance with the fields of its Stamp (the FSM's
+// revision and flip epoch) beside the instance's own; a record without them has the
+// zero stamp, and a reader that wants only the instance ignores them, so records of
+// either kind read both ways and the file format did not change for them. The tuple encoding cannot collide
 // whatever bytes a name holds and sorts like the tuple, so listings come out ordered and
 // a namespace is one key prefix. A newer format version is refused.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,12 +13,16 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/roster-registry/roster/naming"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/snapshot/v1.snap")
+var updateGolden = flag.Bool("update", false, "rewrite the current version's golden snapshot, testdata/snapshot/v3.snap")
 
 // goldenSnapshot is a version-1 snapshot file kept in the repository: every later build
-// must read it (formats are only ever added, never changed in place).
+// must read it (formats are only ever added, never changed in place). v2.snap and
+// v3.snap are the files of the later versions; only the current version's file is ever
+// rewritten (-update), the older ones are frozen as their builds wrote them.
 var goldenSnapshot = filepath.Join("..", "testdata", "snapshot", "v1.snap")
 
 func TestVerifyStreamDescribesTheStream(t *testing.T) {
@@ -92,25 +97,15 @@ func TestVerifyFileNamesTheFileAndTheProblem(t *testing.T) {
 	}
 }
 
-// TestGoldenV1Snapshot reads the version-1 file kept in testdata (written by populate;
-// regenerate with go test ./persistence -run TestGoldenV1Snapshot -update) and restores
-// it to exactly populate's state.
+// TestGoldenV1Snapshot reads the version-1 file kept in testdata (written by populate
+// with a version-1 build) and restores it to exactly populate's state.
 func TestGoldenV1Snapshot(t *testing.T) {
 	want := openStore(t, "")
 	want.SetNodeID("golden")
 	populate(t, want, 7, 3)
-	if *updateGolden {
-		b, _ := snapshotBytes(t, want)
-		if err := os.MkdirAll(filepath.Dir(goldenSnapshot), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenSnapshot, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	info, err := VerifyFile(goldenSnapshot)
 	if err != nil {
-		t.Fatalf("%v (run go test ./persistence -run %s -update to create it)", err, t.Name())
+		t.Fatal(err)
 	}
 	if info.FormatVersion != 1 || info.Index != 7 || info.Term != 3 || info.NodeID != "golden" ||
 		info.Namespaces != 3 || info.Services != 3 || info.Instances != 7 {
@@ -183,4 +178,159 @@ func TestCheckFindsDamageOpenMisses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goldenAuthDoc is the access-control document of the version-2 and version-3 golden
+// files.
+var goldenAuthDoc = []byte(`{"users":{"admin":{"hash":"x"}}}`)
+
+// TestGoldenV2Snapshot reads the version-2 file kept in testdata (written by a version-2
+// build: populate at index 7, then an auth document at 8) and restores it to exactly
+// that state, every instance with the zero stamp.
+func TestGoldenV2Snapshot(t *testing.T) {
+	path := filepath.Join("..", "testdata", "snapshot", "v2.snap")
+	want := openStore(t, "")
+	populate(t, want, 7, 3)
+	update(t, want, 8, func(tx *Tx) error { return tx.PutAuthState(goldenAuthDoc) })
+	info, err := VerifyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.FormatVersion != 2 || info.Index != 8 || info.Term != 1 || info.NodeID != "golden" ||
+		info.Namespaces != 3 || info.Services != 3 || info.Instances != 7 {
+		t.Errorf("golden header = %+v", info)
+	}
+	got := restoreFile(t, path)
+	if g, w := dump(t, got), dump(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("golden restores to\n %+v\nwant\n %+v", g, w)
+	}
+	if doc := authOf(t, got); !bytes.Equal(doc, goldenAuthDoc) {
+		t.Errorf("auth state = %s, want %s", doc, goldenAuthDoc)
+	}
+	for k, st := range stampsOf(t, got) {
+		if st != (Stamp{}) {
+			t.Errorf("%s restored from a version-2 file with stamp %+v", k, st)
+		}
+	}
+	// A store restored from an old file keeps working and stamps what it writes.
+	update(t, got, 9, func(tx *Tx) error {
+		return tx.PutInstanceStamped(key("public", "DEFAULT_GROUP", "orders"), inst("10.0.0.1", 8080, "DEFAULT"), Stamp{Revision: 9})
+	})
+	if st := stampsOf(t, got)["public##DEFAULT_GROUP@@orders/10.0.0.1#8080#DEFAULT"]; st.Revision != 9 {
+		t.Errorf("stamp after a write = %+v", st)
+	}
+}
+
+// TestGoldenV3Snapshot reads the current version's file (populateStamped; regenerate
+// with go test ./persistence -run TestGoldenV3Snapshot -update) and restores it with
+// its stamps and health checkers.
+func TestGoldenV3Snapshot(t *testing.T) {
+	path := filepath.Join("..", "testdata", "snapshot", "v3.snap")
+	want := openStore(t, "")
+	want.SetNodeID("golden")
+	populateStamped(t, want, 7, 3)
+	if *updateGolden {
+		b, _ := snapshotBytes(t, want)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := VerifyFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./persistence -run %s -update to create it)", err, t.Name())
+	}
+	if info.FormatVersion != 3 || info.Index != 8 || info.Term != 3 || info.NodeID != "golden" ||
+		info.Namespaces != 3 || info.Services != 4 || info.Instances != 9 {
+		t.Errorf("golden header = %+v", info)
+	}
+	got := restoreFile(t, path)
+	if g, w := dump(t, got), dump(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("golden restores to\n %+v\nwant\n %+v", g, w)
+	}
+	if g, w := stampsOf(t, got), stampsOf(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("stamps restored as %v, want %v", g, w)
+	}
+	if doc := authOf(t, got); !bytes.Equal(doc, goldenAuthDoc) {
+		t.Errorf("auth state = %s, want %s", doc, goldenAuthDoc)
+	}
+}
+
+// populateStamped is populate at (index, term) and then, at index+1, what version 3
+// added: a service whose clusters have every kind of checker, and instances stamped as
+// the FSM stamps them.
+func populateStamped(t *testing.T, s *Store, index, term uint64) {
+	t.Helper()
+	populate(t, s, index, term)
+	err := s.Update(index+1, term, func(tx *Tx) error {
+		checks := naming.NewService(key("public", "G", "checks"), false)
+		checks.Clusters = map[string]*naming.Cluster{
+			"grpc": {Name: "grpc", HealthChecker: naming.HealthChecker{Type: naming.CheckerGRPC, Service: "pkg.Orders"},
+				Metadata: map[string]string{}, CheckPort: 9090, UseInstancePort: false},
+			"http": {Name: "http", HealthChecker: naming.HealthChecker{Type: naming.CheckerHTTP, Path: "/health", Headers: "A:b|C:d", ExpectedResponseCode: 200},
+				Metadata: map[string]string{"m": "1"}, CheckPort: 80, UseInstancePort: true},
+			"manual": {Name: "manual", HealthChecker: naming.HealthChecker{Type: naming.CheckerNone}, Metadata: map[string]string{}, CheckPort: 80, UseInstancePort: true},
+		}
+		if err := tx.PutService(checks); err != nil {
+			return err
+		}
+		if err := tx.PutInstanceStamped(checks.Key, inst("10.2.0.1", 9090, "grpc"), Stamp{Revision: index + 1, FlipEpoch: 4}); err != nil {
+			return err
+		}
+		if err := tx.PutInstanceStamped(checks.Key, inst("10.2.0.2", 80, "http"), Stamp{Revision: 5}); err != nil {
+			return err
+		}
+		return tx.PutAuthState(goldenAuthDoc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func restoreFile(t *testing.T, path string) *Store {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := openStore(t, "")
+	if err := s.Restore(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func authOf(t *testing.T, s *Store) []byte {
+	t.Helper()
+	var doc []byte
+	if err := s.View(func(tx *Tx) error { doc = tx.AuthState(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// stampsOf maps "namespace##G@@S/instance key" to each instance's stamp.
+func stampsOf(t *testing.T, s *Store) map[string]Stamp {
+	t.Helper()
+	out := map[string]Stamp{}
+	err := s.View(func(tx *Tx) error {
+		return tx.ForEachInstance(func(k naming.ServiceKey, in *naming.Instance) error {
+			got, st, err := tx.InstanceStamped(k, in.Key())
+			if err != nil || got == nil {
+				return fmt.Errorf("InstanceStamped(%s, %s) = %v, %v", k, in.Key(), got, err)
+			}
+			if !reflect.DeepEqual(got, in) {
+				return fmt.Errorf("InstanceStamped(%s) = %+v, Instance = %+v", in.Key(), got, in)
+			}
+			out[k.String()+"/"+in.Key()] = st
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -30,13 +30,17 @@ import (
 //	uint32 n, n bytes               Header as JSON
 //	records, each (services, then instances, each in key order, then at most one auth record):
 //	  byte type                     1 = service, 2 = instance, 3 = auth (version 2 on)
-//	  uint32 n, n bytes             JSON: naming.Service, or {"service": key, "instance": naming.Instance},
-//	                                or the access-control document (package auth)
+//	  uint32 n, n bytes             JSON: naming.Service, or {"service": key, "instance": naming.Instance
+//	                                with its Stamp's fields}, or the access-control document (package auth)
 //	byte 0xFF                       end marker
 //	32 bytes                        SHA-256 of everything before it
 //
-// Version 2 added the auth record; version 1 streams (which have none) are still read.
-const SnapshotVersion uint32 = 2
+// Version 2 added the auth record. Version 3 added each instance's stamp (revision,
+// flipEpoch) and the clusters' configurable health checkers (the GRPC checker's service
+// among them) to the records: a build that knows only version 2 would read such a stream
+// and silently drop them, so it must refuse it, and the version says so. Versions 1 and
+// 2 are still read; their instances restore with the zero stamp.
+const SnapshotVersion uint32 = 3
 
 // minSnapshotVersion is the oldest stream version Restore and Verify accept.
 const minSnapshotVersion uint32 = 1
@@ -81,7 +85,7 @@ type Header struct {
 
 type instanceRecord struct {
 	Service  naming.ServiceKey `json:"service"`
-	Instance *naming.Instance  `json:"instance"`
+	Instance *storedInstance   `json:"instance"`
 }
 
 // Snapshot is a consistent read view of the store, held by one read transaction until
@@ -593,7 +597,7 @@ func fillFile(path string, opts Options, r io.Reader) (err error) {
 			if err != nil {
 				return err
 			}
-			if err := tx.PutInstance(rec.Service, rec.Instance); err != nil {
+			if err := tx.PutInstanceStamped(rec.Service, &rec.Instance.Instance, rec.Instance.Stamp); err != nil {
 				return err
 			}
 		case recordAuth:

@@ -377,7 +377,7 @@ func TestReadHeader(t *testing.T) {
 		t.Errorf("ReadHeader = %+v, want %+v", got, hdr)
 	}
 	bad := append([]byte(nil), good...)
-	binary.BigEndian.PutUint32(bad[8:12], 3)
+	binary.BigEndian.PutUint32(bad[8:12], SnapshotVersion+1)
 	for _, tt := range []struct {
 		name string
 		data []byte
@@ -386,7 +386,7 @@ func TestReadHeader(t *testing.T) {
 		{"empty", nil, ErrSnapshotTruncated},
 		{"short", good[:10], ErrSnapshotTruncated},
 		{"bad magic", []byte("NOTASNAPSHOT...."), ErrSnapshotMagic},
-		{"version 3", bad, ErrSnapshotVersion},
+		{"a version from the future", bad, ErrSnapshotVersion},
 		{"huge header", append([]byte(snapshotMagic+"\x00\x00\x00\x01"), u32(maxHeaderLen+1)...), ErrSnapshotCorrupt},
 	} {
 		if _, err := ReadHeader(bytes.NewReader(tt.data)); !errors.Is(err, tt.want) {

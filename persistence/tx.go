@@ -171,13 +171,41 @@ func (tx *Tx) Namespaces() ([]string, error) {
 	return out, nil
 }
 
-// Instance returns one instance by its Key() (ip#port#cluster), or nil, nil.
-func (tx *Tx) Instance(k naming.ServiceKey, instKey string) (*naming.Instance, error) {
+// Stamp is what the FSM records about the writes to a persistent instance, kept in the
+// instance's record beside it (and carried by snapshots from version 3 on). Records
+// written before stamps existed have the zero Stamp.
+type Stamp struct {
+	// Revision is the Raft index of the last write to the instance.
+	Revision uint64 `json:"revision,omitempty"`
+	// FlipEpoch is the membership epoch of the last health flip applied to it.
+	FlipEpoch uint64 `json:"flipEpoch,omitempty"`
+}
+
+// storedInstance is an instance record as the store keeps it: the instance's fields and
+// its stamp in one JSON object. Readers that want only the instance decode it as a
+// naming.Instance, which ignores the stamp.
+type storedInstance struct {
+	naming.Instance
+	Stamp
+}
+
+// StampedInstance is an instance with its stamp.
+type StampedInstance struct {
+	Instance *naming.Instance
+	Stamp    Stamp
+}
+
+func (tx *Tx) instanceRecord(k naming.ServiceKey, instKey string) []byte {
 	nb := tx.instances().Bucket(encodeServiceKey(k))
 	if nb == nil {
-		return nil, nil
+		return nil
 	}
-	v := nb.Get([]byte(instKey))
+	return nb.Get([]byte(instKey))
+}
+
+// Instance returns one instance by its Key() (ip#port#cluster), or nil, nil.
+func (tx *Tx) Instance(k naming.ServiceKey, instKey string) (*naming.Instance, error) {
+	v := tx.instanceRecord(k, instKey)
 	if v == nil {
 		return nil, nil
 	}
@@ -188,14 +216,23 @@ func (tx *Tx) Instance(k naming.ServiceKey, instKey string) (*naming.Instance, e
 	return &inst, nil
 }
 
+// InstanceStamped returns one instance with its stamp, or nil when there is none.
+func (tx *Tx) InstanceStamped(k naming.ServiceKey, instKey string) (*naming.Instance, Stamp, error) {
+	v := tx.instanceRecord(k, instKey)
+	if v == nil {
+		return nil, Stamp{}, nil
+	}
+	var rec storedInstance
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, Stamp{}, tx.corrupt("instance "+instKey+" of "+k.String(), err)
+	}
+	return &rec.Instance, rec.Stamp, nil
+}
+
 // Instances lists the instances of a service, sorted by Key().
 func (tx *Tx) Instances(k naming.ServiceKey) ([]*naming.Instance, error) {
 	out := []*naming.Instance{}
-	nb := tx.instances().Bucket(encodeServiceKey(k))
-	if nb == nil {
-		return out, nil
-	}
-	err := nb.ForEach(func(ik, v []byte) error {
+	err := tx.forEachRecord(k, func(ik, v []byte) error {
 		var inst naming.Instance
 		if err := json.Unmarshal(v, &inst); err != nil {
 			return tx.corrupt("instance "+string(ik)+" of "+k.String(), err)
@@ -204,6 +241,28 @@ func (tx *Tx) Instances(k naming.ServiceKey) ([]*naming.Instance, error) {
 		return nil
 	})
 	return out, err
+}
+
+// InstancesStamped lists the instances of a service with their stamps, sorted by Key().
+func (tx *Tx) InstancesStamped(k naming.ServiceKey) ([]StampedInstance, error) {
+	out := []StampedInstance{}
+	err := tx.forEachRecord(k, func(ik, v []byte) error {
+		var rec storedInstance
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return tx.corrupt("instance "+string(ik)+" of "+k.String(), err)
+		}
+		out = append(out, StampedInstance{Instance: &rec.Instance, Stamp: rec.Stamp})
+		return nil
+	})
+	return out, err
+}
+
+func (tx *Tx) forEachRecord(k naming.ServiceKey, fn func(ik, v []byte) error) error {
+	nb := tx.instances().Bucket(encodeServiceKey(k))
+	if nb == nil {
+		return nil
+	}
+	return nb.ForEach(fn)
 }
 
 // ForEachInstance calls fn for every instance of every service, in key order. An error
@@ -233,13 +292,18 @@ func (tx *Tx) ForEachInstance(fn func(svc naming.ServiceKey, inst *naming.Instan
 	return nil
 }
 
-// PutInstance creates or overwrites inst (by its Key()) in service k. The service
-// record is not required; the caller decides whether one must exist.
+// PutInstance creates or overwrites inst (by its Key()) in service k with the zero
+// stamp. The service record is not required; the caller decides whether one must exist.
 func (tx *Tx) PutInstance(k naming.ServiceKey, inst *naming.Instance) error {
+	return tx.PutInstanceStamped(k, inst, Stamp{})
+}
+
+// PutInstanceStamped is PutInstance recording the instance's stamp with it.
+func (tx *Tx) PutInstanceStamped(k naming.ServiceKey, inst *naming.Instance, stamp Stamp) error {
 	if inst == nil {
 		return errors.New("persistence: put instance: nil instance")
 	}
-	data, err := json.Marshal(inst)
+	data, err := json.Marshal(storedInstance{Instance: *inst, Stamp: stamp})
 	if err != nil {
 		return fmt.Errorf("persistence: encode instance %s of %s: %w", inst.Key(), k, err)
 	}

@@ -20,4 +20,9 @@
 // to subscribers. Operator actions that must run on the leader, the Raft state the
 // fronts show and snapshots go through this package too (operator.go), so the HTTP and
 // gRPC fronts import nothing of the cluster.
+//
+// The health of persistent instances (health.go): clusters' checkers are set through
+// UpdateCluster; a prober reads ProbeTargets (kept between calls, re-read per changed
+// service) and commits only flips, through FlipHealth, which the FSM refuses when they
+// are stale; manual health (SetHealth) is for clusters whose checker is NONE.
 package registry

@@ -68,6 +68,9 @@ type Registry struct {
 
 	// watchers are called with every changed service (watch.go).
 	watchers watchers
+
+	// probes keeps what ProbeTargets answers between calls (health.go).
+	probes *probeCache
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.
@@ -107,6 +110,7 @@ func New(cfg Config, p Parts) (*Registry, error) {
 		views:      map[naming.ServiceKey]*view{},
 		revs:       map[naming.ServiceKey]int64{},
 		now:        time.Now,
+		probes:     newProbeCache(),
 	}
 	if cfg.Push.Logger == nil {
 		cfg.Push.Logger = cfg.Logger
@@ -135,6 +139,7 @@ func (r *Registry) Pusher() *udppush.Pusher { return r.pusher }
 func (r *Registry) Timing() naming.Timing { return r.cfg.Timing }
 
 func (r *Registry) persistentChanged(changed []naming.ServiceKey, all bool) {
+	r.probes.invalidate(changed, all)
 	if all {
 		r.mu.Lock()
 		keys := make([]naming.ServiceKey, 0, len(r.revs))

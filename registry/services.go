@@ -56,6 +56,9 @@ func (r *Registry) UpdateService(ctx context.Context, key naming.ServiceKey, u S
 	if u.Selector != nil {
 		s.Selector = *u.Selector
 	}
+	// The clusters are not this update's: sent as read, they would overwrite a
+	// PutCluster committed since. Without them the FSM keeps the stored ones.
+	s.Clusters = nil
 	// A service known only to distro gets its first stored record here, marked ephemeral.
 	_, err = r.apply(ctx, &fsm.PutService{Service: *s, Mode: fsm.PutUpsert})
 	return err
@@ -100,6 +103,21 @@ type ServiceDetail struct {
 
 // GetService returns a service's metadata and clusters, or Nacos' 400.
 func (r *Registry) GetService(ctx context.Context, key naming.ServiceKey) (*ServiceDetail, error) {
+	d, err := r.serviceDetail(key)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, naming.BadRequest("service not found, namespace: " + key.Namespace + ", serviceName: " + key.Grouped())
+	}
+	return d, nil
+}
+
+// serviceDetail is a service with its clusters: those with a stored configuration and
+// those its instances are in, each with its effective configuration (a cluster without a
+// record has Nacos' default, a TCP check), sorted by name. It is nil for a service
+// neither store knows.
+func (r *Registry) serviceDetail(key naming.ServiceKey) (*ServiceDetail, error) {
 	if err := naming.CheckServiceKey(key); err != nil {
 		return nil, err
 	}
@@ -108,20 +126,18 @@ func (r *Registry) GetService(ctx context.Context, key naming.ServiceKey) (*Serv
 		return nil, err
 	}
 	if !v.exists {
-		return nil, naming.BadRequest("service not found, namespace: " + key.Namespace + ", serviceName: " + key.Grouped())
+		return nil, nil
 	}
-	clusters := map[string]*naming.Cluster{}
-	for name, c := range v.meta.Clusters {
-		clusters[name] = c
+	names := map[string]bool{}
+	for name := range v.meta.Clusters {
+		names[name] = true
 	}
 	for _, inst := range v.instances {
-		if _, ok := clusters[inst.ClusterName]; !ok {
-			clusters[inst.ClusterName] = &naming.Cluster{Name: inst.ClusterName, HealthChecker: naming.HealthChecker{Type: "TCP"}}
-		}
+		names[inst.ClusterName] = true
 	}
 	d := &ServiceDetail{Service: v.meta.Clone()}
-	for _, c := range clusters {
-		d.Clusters = append(d.Clusters, c)
+	for name := range names {
+		d.Clusters = append(d.Clusters, v.meta.ClusterOf(name))
 	}
 	sort.Slice(d.Clusters, func(i, j int) bool { return d.Clusters[i].Name < d.Clusters[j].Name })
 	return d, nil

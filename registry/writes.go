@@ -6,6 +6,7 @@ import (
 
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/persistence"
 )
 
 // The instance write paths of HTTP clients. Each one validates its input once, here
@@ -198,20 +199,31 @@ func (r *Registry) patchLocal(svc naming.ServiceKey, ip string, port int, cluste
 	return nil
 }
 
-// SetHealth is Nacos' PUT /health/instance, for persistent instances (ephemeral ones
-// are owned by their beats).
+// SetHealth is Nacos' PUT /health/instance: a manual health change, for persistent
+// instances of a cluster whose checker is NONE only. Elsewhere health belongs to the
+// servers' checks (or, for ephemeral instances, to beats) and the answer is Nacos' 400.
+// The write bumps the instance's revision, so a probe result still in flight for it is
+// refused.
 func (r *Registry) SetHealth(ctx context.Context, svc naming.ServiceKey, ip string, port int, cluster string, healthy bool) error {
 	if err := naming.CheckServiceKey(svc); err != nil {
 		return err
 	}
-	_, persistent, err := r.serviceKind(svc)
-	if err != nil {
+	cmd := &fsm.UpdateInstance{Service: svc, IP: ip, Port: port, Cluster: cluster, Healthy: &healthy}
+	if err := r.validate(cmd); err != nil {
 		return err
 	}
-	if !persistent {
-		return naming.BadRequest(fmt.Sprintf("health check is still working, service: %s, cluster: %s", svc.Grouped(), cluster))
+	var meta *naming.Service
+	if err := r.store.View(func(tx *persistence.Tx) error {
+		var err error
+		meta, err = tx.Service(svc)
+		return err
+	}); err != nil {
+		return err
 	}
-	_, err = r.apply(ctx, &fsm.UpdateInstance{Service: svc, IP: ip, Port: port, Cluster: cluster, Healthy: &healthy})
+	if meta == nil || meta.Ephemeral || meta.ClusterOf(cluster).HealthChecker.Probed() {
+		return errHealthCheckWorking(svc, cluster)
+	}
+	_, err := r.propose(ctx, cmd)
 	return err
 }
 

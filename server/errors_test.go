@@ -176,6 +176,37 @@ func TestEveryRegistryErrorReachesEachFrontWithTheSameCode(t *testing.T) {
 			v1: v1Request{"PUT", "/nacos/v1/ns/health/instance", url.Values{"serviceName": {"eph"}, "ip": {"127.0.0.1"}, "port": {"2"}, "healthy": {"false"}}},
 		},
 		{
+			name: "health of a persistent instance its cluster checks",
+			registry: func(ctx context.Context, r *registry.Registry) error {
+				return r.SetHealth(ctx, key("public", "persist"), "127.0.0.1", 1, naming.DefaultCluster, false)
+			},
+			v1: v1Request{"PUT", "/nacos/v1/ns/health/instance", url.Values{"serviceName": {"persist"}, "ip": {"127.0.0.1"}, "port": {"1"}, "healthy": {"false"}}},
+		},
+		{
+			name: "cluster of a service that does not exist",
+			registry: func(ctx context.Context, r *registry.Registry) error {
+				return r.UpdateCluster(ctx, key("public", "nosuch"), naming.Cluster{Name: naming.DefaultCluster, HealthChecker: naming.HealthChecker{Type: naming.CheckerNone}})
+			},
+			v1: v1Request{"PUT", "/nacos/v1/ns/cluster", url.Values{"serviceName": {"nosuch"}, "clusterName": {"DEFAULT"}, "checkPort": {"0"},
+				"useInstancePort4Check": {"false"}, "healthChecker": {`{"type":"NONE"}`}}},
+		},
+		{
+			name: "cluster with a checker of a type Roster does not probe",
+			registry: func(ctx context.Context, r *registry.Registry) error {
+				return r.UpdateCluster(ctx, key("public", "persist"), naming.Cluster{Name: naming.DefaultCluster, HealthChecker: naming.HealthChecker{Type: "MYSQL"}})
+			},
+			v1: v1Request{"PUT", "/nacos/v1/ns/cluster", url.Values{"serviceName": {"persist"}, "clusterName": {"DEFAULT"}, "checkPort": {"0"},
+				"useInstancePort4Check": {"false"}, "healthChecker": {`{"type":"MYSQL"}`}}},
+		},
+		{
+			name: "catalog of a service that does not exist",
+			registry: func(ctx context.Context, r *registry.Registry) error {
+				_, err := r.CatalogService(ctx, key("public", "nosuch"))
+				return err
+			},
+			v1: v1Request{"GET", "/nacos/v1/ns/catalog/service", url.Values{"serviceName": {"nosuch"}}},
+		},
+		{
 			name: "persistent metadata batch over the limit",
 			registry: func(ctx context.Context, r *registry.Registry) error {
 				_, err := r.UpdateMetadataBatch(ctx, key("public", "persist"), true, nil, map[string]string{"k": strings.Repeat("v", naming.DefaultMaxMetadata+10)}, false)

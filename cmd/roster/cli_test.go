@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/roster-registry/roster/client"
 )
 
 // fakeNacos is a real HTTP server at the edge: it answers canned Nacos v1 texts per
@@ -432,5 +434,40 @@ func TestParseMetadata(t *testing.T) {
 		if _, err := parseMetadata(in); err == nil {
 			t.Errorf("parseMetadata(%q) succeeded, want an error", in)
 		}
+	}
+}
+
+// TestServiceGetCheckers: each cluster's health check is on the CLUSTERS line, with what
+// an HTTP or gRPC check asks for, and in full with -o json.
+func TestServiceGetCheckers(t *testing.T) {
+	const answer = `{"namespaceId":"public","groupName":"DEFAULT_GROUP","name":"orders","protectThreshold":0.0,"metadata":{},"selector":{"type":"none"},` +
+		`"clusters":[{"name":"DEFAULT","healthChecker":{"type":"TCP"},"metadata":{}},` +
+		`{"name":"api","healthChecker":{"type":"HTTP","path":"/health","headers":"X-A:1","expectedResponseCode":204},"metadata":{}},` +
+		`{"name":"root","healthChecker":{"type":"HTTP","path":"","headers":"","expectedResponseCode":200},"metadata":{}},` +
+		`{"name":"rpc","healthChecker":{"type":"GRPC","service":"pkg.Orders"},"metadata":{}},` +
+		`{"name":"all","healthChecker":{"type":"GRPC","service":""},"metadata":{}},` +
+		`{"name":"manual","healthChecker":{"type":"NONE"},"metadata":{}}]}`
+	f := newFakeNacos(t)
+	f.answer("GET", "/nacos/v1/ns/service", 200, answer)
+	code, out, errs := cli(t, "service", "get", "--addr", f.URL, "--service", "orders")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	want := "CLUSTERS:           DEFAULT (TCP), api (HTTP /health headers X-A:1 expect 204), root (HTTP / expect 200), " +
+		"rpc (GRPC pkg.Orders), all (GRPC), manual (NONE)\n"
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("table =\n%s\nwant it to end in\n%s", out, want)
+	}
+	code, out, _ = cli(t, "service", "get", "--addr", f.URL, "--service", "orders", "-o", "json")
+	var d struct {
+		Clusters []struct {
+			Name          string               `json:"name"`
+			HealthChecker client.HealthChecker `json:"healthChecker"`
+		} `json:"clusters"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &d) != nil || len(d.Clusters) != 6 ||
+		d.Clusters[1].HealthChecker != (client.HealthChecker{Type: "HTTP", Path: "/health", Headers: "X-A:1", ExpectedResponseCode: 204}) ||
+		d.Clusters[3].HealthChecker != (client.HealthChecker{Type: "GRPC", Service: "pkg.Orders"}) {
+		t.Errorf("json: exit %d, stdout %s", code, out)
 	}
 }

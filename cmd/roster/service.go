@@ -115,8 +115,8 @@ func serviceGet(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var clusters []string
 	for _, cl := range d.Clusters {
 		s := cl.Name
-		if cl.HealthChecker.Type != "" {
-			s += " (" + cl.HealthChecker.Type + ")"
+		if c := describeChecker(cl.HealthChecker); c != "" {
+			s += " (" + c + ")"
 		}
 		clusters = append(clusters, s)
 	}
@@ -137,4 +137,29 @@ func serviceGet(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(stderr, err)
 	}
 	return exitOK
+}
+
+// describeChecker is a cluster's health check on one line: its type and, for HTTP and
+// GRPC, what is asked for ("HTTP /health expect 200", "GRPC pkg.Orders").
+func describeChecker(h client.HealthChecker) string {
+	parts := []string{h.Type}
+	switch h.Type {
+	case naming.CheckerHTTP:
+		path := h.Path
+		if path == "" {
+			path = "/"
+		}
+		parts = append(parts, path)
+		if h.Headers != "" {
+			parts = append(parts, "headers "+h.Headers)
+		}
+		if h.ExpectedResponseCode != 0 {
+			parts = append(parts, "expect "+strconv.Itoa(h.ExpectedResponseCode))
+		}
+	case naming.CheckerGRPC:
+		if h.Service != "" {
+			parts = append(parts, h.Service)
+		}
+	}
+	return strings.TrimSpace(strings.Join(parts, " "))
 }

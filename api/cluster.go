@@ -1,0 +1,175 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// The cluster and health-check endpoints: PUT /cluster (Nacos ClusterController), GET
+// /health/checkers (HealthController) and the console's GET /catalog/service
+// (CatalogController).
+
+// updateCluster is PUT /cluster. Nacos' parameter checker runs first (namespace, service
+// and group, cluster, the check port under the name 'port', metadata), then the
+// controller requires clusterName, serviceName, checkPort, useInstancePort4Check and
+// healthChecker, in that order. Nothing is stored unless all of it is good.
+func (a *API) updateCluster(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	ns := p.namespace()
+	if err := naming.CheckNamespace(ns); err != nil {
+		return err
+	}
+	var key naming.ServiceKey
+	if raw := p.get("serviceName"); raw != "" {
+		group, name, err := naming.SplitGroupedName(raw, p.get("groupName"))
+		if err != nil {
+			return err
+		}
+		key = naming.ServiceKey{Namespace: ns, Group: group, Name: name}
+		if err := naming.CheckServiceKey(key); err != nil {
+			return err
+		}
+	}
+	if err := naming.CheckCluster(p.get("clusterName", "cluster")); err != nil {
+		return err
+	}
+	checkPortStr := p.get("checkPort")
+	var checkPort int
+	if checkPortStr != "" {
+		if checkPort, err = naming.ParsePort(checkPortStr); err != nil {
+			return err
+		}
+	}
+	md, err := naming.ParseMetadata(p.get("metadata"))
+	if err != nil {
+		return err
+	}
+	clusterName, err := p.required("clusterName")
+	if err != nil {
+		return err
+	}
+	if key.Name == "" {
+		return naming.RequiredParam("serviceName")
+	}
+	if checkPortStr == "" {
+		return naming.RequiredParam("checkPort")
+	}
+	useInstancePort, err := p.required("useInstancePort4Check")
+	if err != nil {
+		return err
+	}
+	rawChecker, err := p.required("healthChecker")
+	if err != nil {
+		return err
+	}
+	checker, err := naming.ParseHealthChecker(rawChecker)
+	if err != nil {
+		return err
+	}
+	c := naming.Cluster{
+		Name: clusterName, HealthChecker: checker, Metadata: md,
+		CheckPort: checkPort, UseInstancePort: naming.ParseBool(useInstancePort, false),
+	}
+	if err := a.reg.UpdateCluster(r.Context(), key, c); err != nil {
+		return err
+	}
+	writeText(w, http.StatusOK, "ok")
+	return nil
+}
+
+// healthCheckers is GET /health/checkers: each supported type with its default
+// settings, keyed by type, as Nacos lists its loaded checker classes.
+func (a *API) healthCheckers(w http.ResponseWriter, _ *http.Request) error {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, typ := range naming.CheckerTypes() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := naming.Marshal(typ)
+		if err != nil {
+			return err
+		}
+		v, err := naming.Marshal(naming.DefaultChecker(typ))
+		if err != nil {
+			return err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b.Bytes())
+	return nil
+}
+
+// catalogServiceJSON is GET /catalog/service's answer (Nacos
+// CatalogServiceV2Impl.getServiceDetail): the service and one entry per cluster in the
+// shape of Nacos' Cluster class.
+type catalogServiceJSON struct {
+	Service  catalogServiceInfo   `json:"service"`
+	Clusters []catalogClusterJSON `json:"clusters"`
+}
+
+type catalogServiceInfo struct {
+	Name             string            `json:"name"`
+	GroupName        string            `json:"groupName"`
+	ProtectThreshold naming.JavaDouble `json:"protectThreshold"`
+	Selector         naming.Selector   `json:"selector"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+// catalogDefaultPort is the defaultPort every cluster of Nacos' catalog answer has.
+const catalogDefaultPort = 80
+
+type catalogClusterJSON struct {
+	ServiceName      string               `json:"serviceName"`
+	Name             string               `json:"name"`
+	HealthChecker    naming.HealthChecker `json:"healthChecker"`
+	DefaultPort      int                  `json:"defaultPort"`
+	DefaultCheckPort int                  `json:"defaultCheckPort"`
+	UseIPPort4Check  bool                 `json:"useIPPort4Check"`
+	Metadata         map[string]string    `json:"metadata"`
+}
+
+func (a *API) catalogService(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	key, err := p.service(naming.MissingParameter)
+	if err != nil {
+		return err
+	}
+	d, err := a.reg.CatalogService(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	out := catalogServiceJSON{
+		Service: catalogServiceInfo{
+			Name: key.Name, GroupName: key.Group,
+			ProtectThreshold: naming.JavaDouble(d.Service.ProtectThreshold),
+			Selector:         d.Service.Selector,
+			Metadata:         emptyIfNil(d.Service.Metadata),
+		},
+		Clusters: []catalogClusterJSON{},
+	}
+	if out.Service.Selector.Type == "" {
+		out.Service.Selector.Type = "none"
+	}
+	for _, c := range d.Clusters {
+		out.Clusters = append(out.Clusters, catalogClusterJSON{
+			ServiceName: key.Grouped(), Name: c.Name, HealthChecker: c.HealthChecker,
+			DefaultPort: catalogDefaultPort, DefaultCheckPort: c.CheckPort, UseIPPort4Check: c.UseInstancePort,
+			Metadata: emptyIfNil(c.Metadata),
+		})
+	}
+	return writeJSON(w, out)
+}

@@ -1,0 +1,215 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/roster-registry/roster/fsm"
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/persistence"
+)
+
+// Health of persistent instances: the cluster configuration a user sets (PUT /cluster),
+// manual health where the checker is NONE (SetHealth, writes.go), and the two calls of
+// the prober, which probes what ProbeTargets lists and commits only flips (FlipHealth).
+
+// UpdateCluster is Nacos' PUT /cluster: it sets one cluster's health checker, check port,
+// useInstancePort4Check and metadata. The service must exist in either store.
+func (r *Registry) UpdateCluster(ctx context.Context, key naming.ServiceKey, c naming.Cluster) error {
+	if err := naming.CheckServiceKey(key); err != nil {
+		return err
+	}
+	cmd := &fsm.PutCluster{Service: key, Cluster: c}
+	if err := r.validate(cmd); err != nil {
+		return err
+	}
+	v, err := r.load(key)
+	if err != nil {
+		return err
+	}
+	if !v.exists {
+		return fsm.ErrServiceNotFoundForCluster(key)
+	}
+	cmd.Ephemeral = v.meta.Ephemeral
+	_, err = r.propose(ctx, cmd)
+	return err
+}
+
+// errHealthCheckWorking is Nacos' refusal of a manual health change where the servers
+// check health themselves (HealthOperatorV2Impl).
+func errHealthCheckWorking(svc naming.ServiceKey, cluster string) *naming.Error {
+	return naming.BadRequest(fmt.Sprintf("health check is still working, service: %s, cluster: %s", svc.Grouped(), cluster))
+}
+
+// ProbeView is the membership a prober acts under (fsm.ProbeView).
+type ProbeView = fsm.ProbeView
+
+// ProbeTarget is one persistent instance to probe (fsm.ProbeTarget).
+type ProbeTarget = fsm.ProbeTarget
+
+// FlipHealth commits a prober's result: the instance ref of service svc should now be
+// healthy, as the prober saw it at seenRevision (the ProbeTarget's Revision) under
+// view. A refusal because the result is stale, the instance is gone or its cluster is
+// no longer probed is a *fsm.FlipRejection carrying the instance's current revision (see
+// fsm.FlipHealth for why a stale prober can never undo a newer result); a flip that
+// finds the instance already so is a success. Any other error is a failure to commit
+// (a *naming.Error, such as 503 when no leader takes it). An applied flip changes the
+// service like any write: its lists, lastRefTime and pushes follow from the FSM's
+// change notification.
+func (r *Registry) FlipHealth(ctx context.Context, svc naming.ServiceKey, ref InstanceRef, healthy bool, seenRevision uint64, view ProbeView) error {
+	res, err := r.apply(ctx, &fsm.FlipHealth{Service: svc, Instance: ref, Healthy: healthy, SeenRevision: seenRevision, View: view})
+	if err != nil {
+		return err
+	}
+	fr, ok := res.(fsm.FlipResult)
+	if !ok {
+		return fmt.Errorf("registry: health flip answered %T", res)
+	}
+	return fr.Err()
+}
+
+// ProbeTargets lists every persistent instance the cluster probes (all but those of
+// clusters whose checker is NONE), with its cluster's effective checker, the port to
+// dial and its revision, ordered by service and instance key, as this member's store
+// holds them. It is meant to be called every check interval: the list is kept between
+// calls and only the services that changed since are read again, so at steady state a
+// call reads nothing. The slice is shared between callers and must not be modified.
+func (r *Registry) ProbeTargets() ([]ProbeTarget, error) { return r.probes.targets(r.store) }
+
+// probeCache keeps ProbeTargets' answer, per service, between calls. The FSM's change
+// notification marks services dirty (it runs on the Raft apply goroutine, so it only
+// takes mu for a moment); a call re-reads the dirty ones outside mu.
+type probeCache struct {
+	loadMu sync.Mutex // one rebuild at a time
+
+	mu        sync.Mutex
+	all       bool // every service must be read again (start, restore)
+	dirty     map[naming.ServiceKey]bool
+	byService map[naming.ServiceKey][]ProbeTarget
+	flat      []ProbeTarget // the assembled answer; nil when a service changed since
+}
+
+func newProbeCache() *probeCache {
+	return &probeCache{all: true, dirty: map[naming.ServiceKey]bool{}, byService: map[naming.ServiceKey][]ProbeTarget{}}
+}
+
+// invalidate records a change of the persistent store.
+func (c *probeCache) invalidate(changed []naming.ServiceKey, all bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if all {
+		c.all = true
+	}
+	for _, k := range changed {
+		c.dirty[k] = true
+	}
+	c.flat = nil
+}
+
+func (c *probeCache) targets(store *persistence.Store) ([]ProbeTarget, error) {
+	c.loadMu.Lock()
+	defer c.loadMu.Unlock()
+
+	c.mu.Lock()
+	if c.flat != nil {
+		out := c.flat
+		c.mu.Unlock()
+		return out, nil
+	}
+	all, dirty := c.all, c.dirty
+	c.all, c.dirty = false, map[naming.ServiceKey]bool{}
+	c.mu.Unlock()
+
+	// A change that lands while the store is read marks its service dirty again, so the
+	// next call reads it; this call's answer is at worst as old as the read.
+	fresh := map[naming.ServiceKey][]ProbeTarget{}
+	err := store.View(func(tx *persistence.Tx) error {
+		if all {
+			list, err := tx.Services("")
+			if err != nil {
+				return err
+			}
+			for _, svc := range list {
+				if err := readTargets(tx, svc, fresh); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for k := range dirty {
+			svc, err := tx.Service(k)
+			if err != nil {
+				return err
+			}
+			fresh[k] = nil // gone unless read below
+			if err := readTargets(tx, svc, fresh); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		// Read again next time.
+		c.all = c.all || all
+		for k := range dirty {
+			c.dirty[k] = true
+		}
+		return nil, err
+	}
+	if all {
+		c.byService = map[naming.ServiceKey][]ProbeTarget{}
+	}
+	for k, list := range fresh {
+		if len(list) == 0 {
+			delete(c.byService, k)
+		} else {
+			c.byService[k] = list
+		}
+	}
+	keys := make([]naming.ServiceKey, 0, len(c.byService))
+	n := 0
+	for k, list := range c.byService {
+		keys = append(keys, k)
+		n += len(list)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	out := make([]ProbeTarget, 0, n)
+	for _, k := range keys {
+		out = append(out, c.byService[k]...)
+	}
+	if !c.all && len(c.dirty) == 0 {
+		c.flat = out
+	}
+	return out, nil
+}
+
+func readTargets(tx *persistence.Tx, svc *naming.Service, into map[naming.ServiceKey][]ProbeTarget) error {
+	if svc == nil {
+		return nil
+	}
+	list, err := fsm.ProbeTargetsOf(tx, svc)
+	if err != nil {
+		return err
+	}
+	into[svc.Key] = list
+	return nil
+}
+
+// CatalogService is Nacos' console view of one service (GET /catalog/service): the
+// service and its clusters, or Nacos' 404.
+func (r *Registry) CatalogService(ctx context.Context, key naming.ServiceKey) (*ServiceDetail, error) {
+	d, err := r.serviceDetail(key)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, naming.Errorf(http.StatusNotFound, "service %s is not found!", key.Grouped())
+	}
+	return d, nil
+}
