@@ -70,7 +70,8 @@ type Cluster struct {
 
 	mu          sync.Mutex
 	members     map[string]Member
-	lastRefusal time.Time // when a refused credential was last logged
+	lastRefusal time.Time  // when a refused credential was last logged
+	saveMu      sync.Mutex // one save of members.json at a time (save)
 
 	calls handlers // methods of typed calls this member serves (call.go)
 
@@ -161,8 +162,16 @@ func (c *Cluster) load() error {
 }
 
 // save writes the table through a temp file and a rename; a failure only costs a
-// slower rediscovery after a restart, so it is logged, not returned.
-func (c *Cluster) save(list []Member) {
+// slower rediscovery after a restart, so it is logged, not returned. Saves run one at
+// a time, each writing the table as it is when its turn comes: joins are served
+// concurrently, and saves sharing the temp file would leave members.json holding an
+// older table or a mix of two (which the next start refuses).
+func (c *Cluster) save() {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	c.mu.Lock()
+	list := c.tableLocked()
+	c.mu.Unlock()
 	b, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
 		return
@@ -230,19 +239,17 @@ func (c *Cluster) record(ms ...Member) {
 			changed = true
 		}
 	}
-	list := c.tableLocked()
 	c.mu.Unlock()
 	if changed {
-		c.save(list)
+		c.save()
 	}
 }
 
 func (c *Cluster) forget(id string) {
 	c.mu.Lock()
 	delete(c.members, id)
-	list := c.tableLocked()
 	c.mu.Unlock()
-	c.save(list)
+	c.save()
 }
 
 func (c *Cluster) tableLocked() []Member {
@@ -282,6 +289,7 @@ func (c *Cluster) run() {
 	t := time.NewTicker(c.cfg.SyncInterval)
 	defer t.Stop()
 	for {
+		c.prune()
 		c.sync()
 		select {
 		case <-c.stop:
@@ -346,6 +354,34 @@ func (c *Cluster) form() {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// prune drops from the table the nodes that are not in the Raft configuration: members
+// removed from it. RemovePeer forgets a member only on the leader it ran on; else every
+// other member would keep it in its table and members.json for good, and hand it back
+// to everyone once it became leader. Before this node knows a configuration the table
+// is what formation and joins found, and is kept.
+func (c *Cluster) prune() {
+	servers, err := c.node.Servers()
+	if err != nil || len(servers) == 0 {
+		return
+	}
+	in := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		in[s.ID] = true
+	}
+	c.mu.Lock()
+	changed := false
+	for id := range c.members {
+		if id != c.cfg.NodeID && !in[id] {
+			delete(c.members, id)
+			changed = true
+		}
+	}
+	c.mu.Unlock()
+	if changed {
+		c.save()
 	}
 }
 
