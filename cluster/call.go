@@ -105,7 +105,7 @@ func (c *Cluster) Call(ctx context.Context, addr, method string, req, resp any) 
 		return fmt.Errorf("%w: %s answer of %s: %v", ErrCallOutcome, method, addr, err)
 	}
 	if hresp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("%w: %v", ErrNotSent, c.refused(addr))
+		return fmt.Errorf("%w: %w", ErrNotSent, c.refused(addr))
 	}
 	var ans callAnswer
 	if err := json.Unmarshal(b, &ans); err != nil {

@@ -202,7 +202,7 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 		return nil, raftnode.ErrNotLeader
 	case resp.StatusCode == http.StatusUnauthorized:
 		// Refused before the command was read: as good as no leader for this node.
-		return nil, fmt.Errorf("%w: %v", raftnode.ErrNoLeader, c.refused(addr))
+		return nil, fmt.Errorf("%w: %w", raftnode.ErrNoLeader, c.refused(addr))
 	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(outcomeHeader) == "unknown":
 		return nil, fmt.Errorf("%w: %s", raftnode.ErrUnknownOutcome, bytes.TrimSpace(b))
 	case resp.StatusCode == http.StatusServiceUnavailable:
