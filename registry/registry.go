@@ -68,6 +68,9 @@ type Registry struct {
 
 	// watchers are called with every changed service (watch.go).
 	watchers watchers
+
+	// conns is the gRPC front's connection directory (clients.go).
+	conns connDirectory
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.
@@ -133,6 +136,9 @@ func (r *Registry) Pusher() *udppush.Pusher { return r.pusher }
 
 // Timing is the server's default timing.
 func (r *Registry) Timing() naming.Timing { return r.cfg.Timing }
+
+// CacheMillis is the client poll period advertised in ServiceInfo.
+func (r *Registry) CacheMillis() int64 { return r.cfg.CacheMillis }
 
 func (r *Registry) persistentChanged(changed []naming.ServiceKey, all bool) {
 	if all {
