@@ -1,13 +1,18 @@
 // Package api serves Roster's HTTP front on chi: the Nacos v1 naming endpoints that
-// unchanged Nacos clients call, Nacos login, the cluster and console views they probe,
-// Roster's own access-control (/roster/v1/acl), Raft operator (/roster/v1/operator) and
-// snapshot (/roster/v1/snapshot) routes, and /healthz, /readyz and /metrics. It only
-// translates: every handler calls the registry, which decides where a write goes and
-// forwards it; the member-to-member routes are mounted from the registry too.
+// unchanged Nacos clients call and the Open API v2 (/nacos/v2: naming, clients, core
+// cluster, console namespace and health), Nacos login, the cluster and console views
+// they probe, Roster's own access-control (/roster/v1/acl), Raft operator
+// (/roster/v1/operator) and snapshot (/roster/v1/snapshot) routes, and /healthz, /readyz
+// and /metrics. It only translates: every handler calls the registry, which decides
+// where a write goes and forwards it; the member-to-member routes are mounted from the
+// registry too.
 //
-// Handlers return an error; one writer turns it into Nacos' status and text
-// (naming.Error), a 413 for an oversized body, or a generic 500 whose detail is logged
-// once with the request id.
+// An endpoint that both versions have is one handler: it parses and calls the registry
+// once, and its version (version.go) writes the answer, bare in v1, in Nacos' Result
+// envelope in v2. Handlers return an error; one table per version turns it into the
+// answer: v1 Nacos' status and text (naming.Error), v2 the status with the error's v2
+// code in the envelope; both answer 413 for an oversized body and a generic 500 whose
+// detail is logged once with the request id.
 package api
 
 import (
@@ -121,6 +126,12 @@ func (a *API) routes() http.Handler {
 			r.MethodNotAllowed(a.noSuchAPI)
 			a.namingRoutes(r)
 		})
+		r.Route("/v2/ns", func(r chi.Router) {
+			r.Use(a.requireReady)
+			r.Use(a.consistentReads)
+			a.namingRoutesV2(r)
+		})
+		a.coreAndConsoleRoutesV2(r)
 		r.Post("/v1/auth/login", a.wrap(a.login))
 		r.Post("/v1/auth/users/login", a.wrap(a.login))
 		r.Route("/v1/core/cluster", func(r chi.Router) {
@@ -140,35 +151,44 @@ func (a *API) routes() http.Handler {
 	return r
 }
 
-func (a *API) namingRoutes(r chi.Router) {
-	r.Post("/instance", a.wrap(a.registerInstance))
-	r.Delete("/instance", a.wrap(a.deregisterInstance))
-	r.Put("/instance", a.wrap(a.updateInstance))
-	r.Patch("/instance", a.wrap(a.patchInstance))
-	r.Get("/instance", a.wrap(a.getInstance))
-	r.Put("/instance/beat", a.wrap(a.beat))
-	r.Get("/instance/list", a.wrap(a.listInstances))
-	r.HandleFunc("/instance/statuses", a.wrap(a.instanceStatuses))
-	r.Put("/instance/metadata/batch", a.wrap(a.metadataBatch(false)))
-	r.Delete("/instance/metadata/batch", a.wrap(a.metadataBatch(true)))
+// sharedNamingRoutes are the naming endpoints both versions serve with one handler
+// each: the handler parses and calls the registry, the version answers.
+func (a *API) sharedNamingRoutes(r chi.Router, v *version) {
+	r.Post("/instance", a.serve(v, a.registerInstance(v)))
+	r.Delete("/instance", a.serve(v, a.deregisterInstance(v)))
+	r.Put("/instance", a.serve(v, a.updateInstance(v)))
+	r.Get("/instance", a.serve(v, a.getInstance(v)))
+	r.Put("/instance/beat", a.serve(v, a.beat(v)))
+	r.Get("/instance/list", a.serve(v, a.listInstances(v)))
+	r.Put("/instance/metadata/batch", a.serve(v, a.metadataBatch(v, false)))
+	r.Delete("/instance/metadata/batch", a.serve(v, a.metadataBatch(v, true)))
 
-	r.Post("/service", a.wrap(a.createService))
-	r.Delete("/service", a.wrap(a.deleteService))
-	r.Put("/service", a.wrap(a.updateService))
-	r.Get("/service", a.wrap(a.getService))
-	r.Get("/service/list", a.wrap(a.listServices))
+	r.Post("/service", a.serve(v, a.createService(v)))
+	r.Delete("/service", a.serve(v, a.deleteService(v)))
+	r.Put("/service", a.serve(v, a.updateService(v)))
+	r.Get("/service", a.serve(v, a.getService(v)))
+	r.Get("/service/list", a.serve(v, a.listServices(v)))
+
+	r.Put("/health/instance", a.serve(v, a.setHealth(v)))
+	r.Put("/health", a.serve(v, a.setHealth(v)))
+
+	for _, prefix := range []string{"/operator", "/ops"} {
+		r.Get(prefix+"/metrics", a.serve(v, a.operatorMetrics(v)))
+	}
+}
+
+// namingRoutes are /nacos/v1/ns.
+func (a *API) namingRoutes(r chi.Router) {
+	a.sharedNamingRoutes(r, apiV1)
+	r.Patch("/instance", a.wrap(a.patchInstance))
+	r.HandleFunc("/instance/statuses", a.wrap(a.instanceStatuses))
 	r.HandleFunc("/service/names", a.wrap(a.serviceNames))
 	r.Get("/service/subscribers", a.wrap(a.serviceSubscribers))
-
-	r.Put("/health/instance", a.wrap(a.setHealth))
-	r.Put("/health", a.wrap(a.setHealth))
 	r.Get("/health/checkers", a.wrap(a.healthCheckers))
 	r.Put("/cluster", a.wrap(a.updateCluster))
 	r.Get("/catalog/service", a.wrap(a.catalogService))
-
 	r.Get("/raft/leader", a.wrap(a.raftLeader))
 	for _, prefix := range []string{"/operator", "/ops"} {
-		r.Get(prefix+"/metrics", a.wrap(a.operatorMetrics))
 		r.Get(prefix+"/servers", a.wrap(a.operatorServers))
 	}
 }
@@ -178,7 +198,7 @@ func (a *API) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := a.bodyLimit(r)
 		if r.ContentLength > limit {
-			writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+			a.fail(versionOf(r), w, r, &http.MaxBytesError{Limit: limit})
 			return
 		}
 		if r.Body != nil {

@@ -88,6 +88,51 @@ var routeAccess = map[string]access{
 	"GET /nacos/v1/ns/ops/metrics":                accessAuthenticated,
 	"GET /nacos/v1/ns/ops/servers":                accessAuthenticated,
 
+	// Open API v2: naming as its v1 equivalents; the client views are Nacos'
+	// "nacos/admin" resource; namespaces are shown per what the caller may read.
+	"GET /nacos/v2/console/health/liveness":  accessPublic,
+	"GET /nacos/v2/console/health/readiness": accessPublic,
+
+	"POST /nacos/v2/ns/instance":                      accessWrite,
+	"DELETE /nacos/v2/ns/instance":                    accessWrite,
+	"PUT /nacos/v2/ns/instance":                       accessWrite,
+	"GET /nacos/v2/ns/instance":                       accessRead,
+	"PUT /nacos/v2/ns/instance/beat":                  accessWrite,
+	"GET /nacos/v2/ns/instance/list":                  accessRead,
+	"PUT /nacos/v2/ns/instance/metadata/batch":        accessWrite,
+	"DELETE /nacos/v2/ns/instance/metadata/batch":     accessWrite,
+	"POST /nacos/v2/ns/service":                       accessWrite,
+	"DELETE /nacos/v2/ns/service":                     accessWrite,
+	"PUT /nacos/v2/ns/service":                        accessWrite,
+	"GET /nacos/v2/ns/service":                        accessRead,
+	"GET /nacos/v2/ns/service/list":                   accessRead,
+	"* /nacos/v2/ns/catalog/instances":                accessRead,
+	"PUT /nacos/v2/ns/health/instance":                accessWrite,
+	"PUT /nacos/v2/ns/health":                         accessWrite,
+	"GET /nacos/v2/ns/operator/metrics":               accessAuthenticated,
+	"GET /nacos/v2/ns/ops/metrics":                    accessAuthenticated,
+	"GET /nacos/v2/ns/operator/switches":              accessAuthenticated,
+	"GET /nacos/v2/ns/ops/switches":                   accessAuthenticated,
+	"PUT /nacos/v2/ns/operator/switches":              accessAdmin,
+	"PUT /nacos/v2/ns/ops/switches":                   accessAdmin,
+	"GET /nacos/v2/ns/client/list":                    accessAdmin,
+	"GET /nacos/v2/ns/client":                         accessAdmin,
+	"GET /nacos/v2/ns/client/publish/list":            accessAdmin,
+	"GET /nacos/v2/ns/client/subscribe/list":          accessAdmin,
+	"GET /nacos/v2/ns/client/service/publisher/list":  accessAdmin,
+	"GET /nacos/v2/ns/client/service/subscriber/list": accessAdmin,
+
+	"GET /nacos/v2/core/cluster/node/list":        accessAuthenticated,
+	"GET /nacos/v2/core/cluster/node/self":        accessAuthenticated,
+	"GET /nacos/v2/core/cluster/node/self/health": accessAuthenticated,
+
+	"GET /nacos/v2/console/namespace/list":  accessAuthenticated, // filtered per namespace
+	"GET /nacos/v2/console/namespace/exist": accessAuthenticated,
+	"GET /nacos/v2/console/namespace":       accessRead,
+	"POST /nacos/v2/console/namespace":      accessAdmin,
+	"PUT /nacos/v2/console/namespace":       accessAdmin,
+	"DELETE /nacos/v2/console/namespace":    accessAdmin,
+
 	"GET /roster/v1/operator/raft":                  accessAuthenticated,
 	"DELETE /roster/v1/operator/raft/peer":          accessAdmin,
 	"POST /roster/v1/operator/raft/transfer-leader": accessAdmin,
@@ -163,7 +208,7 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			switch need {
 			case accessUndeclared:
 				a.log.Error("route has no declared access; refused", "method", r.Method, "route", pattern)
-				writeText(w, http.StatusForbidden, auth.ErrForbidden.Error())
+				deny(w, r, http.StatusForbidden, auth.ErrForbidden.Error())
 				return
 			case accessNode:
 				// Checked here as well as on the routes themselves: a member's MAC or
@@ -185,7 +230,7 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			}
 			rb, err := cachedParams(r)
 			if err != nil {
-				a.writeError(w, r, err)
+				a.fail(versionOf(r), w, r, err)
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, rb))
@@ -202,7 +247,7 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 				if need >= accessWrite {
 					a.audit(r, pattern, "", ns, group, denyStatus(err))
 				}
-				writeText(w, denyStatus(err), err.Error())
+				deny(w, r, denyStatus(err), err.Error())
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))

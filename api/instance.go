@@ -12,8 +12,8 @@ import (
 
 // instanceParams reads the parameters of POST and PUT /instance. Nacos' parameter
 // checker runs before the controller, so format errors come before "required" ones.
-func instanceParams(p params) (naming.ServiceKey, *naming.Instance, error) {
-	svc, err := p.service(naming.RequiredParam)
+func instanceParams(p params, v *version) (naming.ServiceKey, *naming.Instance, error) {
+	svc, err := p.service(v.requiredString(formField))
 	if err != nil {
 		return svc, nil, err
 	}
@@ -36,10 +36,10 @@ func instanceParams(p params) (naming.ServiceKey, *naming.Instance, error) {
 		return svc, nil, err
 	}
 	if ip == "" {
-		return svc, nil, naming.RequiredParam("ip")
+		return svc, nil, v.required(formField, "ip", "String")
 	}
 	if portStr == "" {
-		return svc, nil, naming.RequiredParam("port")
+		return svc, nil, v.required(formField, "port", "Integer")
 	}
 	weight := 1.0
 	if w := p.get("weight"); w != "" {
@@ -61,9 +61,9 @@ func instanceParams(p params) (naming.ServiceKey, *naming.Instance, error) {
 }
 
 // addrParams reads serviceName, ip, port and cluster for the endpoints that name one
-// instance.
-func addrParams(p params) (naming.ServiceKey, string, int, string, error) {
-	svc, err := p.service(naming.RequiredParam)
+// instance; m says how a missing one is worded.
+func addrParams(p params, v *version, m missing) (naming.ServiceKey, string, int, string, error) {
+	svc, err := p.service(v.requiredString(m))
 	if err != nil {
 		return svc, "", 0, "", err
 	}
@@ -82,70 +82,75 @@ func addrParams(p params) (naming.ServiceKey, string, int, string, error) {
 		}
 	}
 	if ip == "" {
-		return svc, "", 0, "", naming.RequiredParam("ip")
+		return svc, "", 0, "", v.required(m, "ip", "String")
 	}
 	if portStr == "" {
-		return svc, "", 0, "", naming.RequiredParam("port")
+		return svc, "", 0, "", v.required(m, "port", "Integer")
 	}
 	return svc, ip, port, p.cluster(), nil
 }
 
-func (a *API) registerInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
+func (a *API) registerInstance(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, inst, err := instanceParams(p, v)
+		if err != nil {
+			return err
+		}
+		if err := a.reg.Register(r.Context(), svc, inst); err != nil {
+			return err
+		}
+		return v.ok(w)
 	}
-	svc, inst, err := instanceParams(p)
-	if err != nil {
-		return err
-	}
-	if err := a.reg.Register(r.Context(), svc, inst); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
 }
 
-func (a *API) deregisterInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
+func (a *API) deregisterInstance(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, ip, port, cluster, err := addrParams(p, v, formField)
+		if err != nil {
+			return err
+		}
+		if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
+			return err
+		}
+		return v.ok(w)
 	}
-	svc, ip, port, cluster, err := addrParams(p)
-	if err != nil {
-		return err
-	}
-	if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
 }
 
-func (a *API) updateInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
+func (a *API) updateInstance(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, inst, err := instanceParams(p, v)
+		if err != nil {
+			return err
+		}
+		// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
+		inst.Healthy = true
+		if err := a.reg.Update(r.Context(), svc, inst); err != nil {
+			return err
+		}
+		return v.ok(w)
 	}
-	svc, inst, err := instanceParams(p)
-	if err != nil {
-		return err
-	}
-	// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
-	inst.Healthy = true
-	if err := a.reg.Update(r.Context(), svc, inst); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
 }
 
+// patchInstance is v1's PATCH /instance (v2's takes every field as required and
+// answers bare "ok"; no client is known to call it).
 func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
 	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
-	svc, ip, port, cluster, err := addrParams(p)
+	svc, ip, port, cluster, err := addrParams(p, apiV1, formField)
 	if err != nil {
 		return err
 	}
@@ -175,7 +180,7 @@ func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// instanceDetail is GET /instance's answer.
+// instanceDetail is GET /instance's answer in v1 (InstanceController.detail).
 type instanceDetail struct {
 	Service     string            `json:"service"`
 	IP          string            `json:"ip"`
@@ -187,27 +192,50 @@ type instanceDetail struct {
 	Metadata    map[string]string `json:"metadata"`
 }
 
-func (a *API) getInstance(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, ip, port, cluster, err := addrParams(p)
-	if err != nil {
-		return err
-	}
-	inst, err := a.reg.Instance(r.Context(), svc, ip, port, cluster)
-	if err != nil {
-		return err
-	}
-	md := inst.Metadata
-	if md == nil {
-		md = map[string]string{}
-	}
-	return writeJSON(w, instanceDetail{
+// instanceDetailV2 is the same in v2 (InstanceDetailInfoVo): the grouped name is
+// "serviceName".
+type instanceDetailV2 struct {
+	ServiceName string            `json:"serviceName"`
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	ClusterName string            `json:"clusterName"`
+	Weight      naming.JavaDouble `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	InstanceID  string            `json:"instanceId"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// instanceDetail is the version's shape of one instance's detail.
+func (v *version) instanceDetail(svc naming.ServiceKey, inst *naming.Instance) any {
+	d := instanceDetail{
 		Service: svc.Grouped(), IP: inst.IP, Port: inst.Port, ClusterName: inst.ClusterName,
-		Weight: naming.JavaDouble(inst.Weight), Healthy: inst.Healthy, InstanceID: inst.ID(svc), Metadata: md,
-	})
+		Weight: naming.JavaDouble(inst.Weight), Healthy: inst.Healthy, InstanceID: inst.ID(svc), Metadata: emptyIfNil(inst.Metadata),
+	}
+	if v.v2 {
+		return instanceDetailV2{
+			ServiceName: d.Service, IP: d.IP, Port: d.Port, ClusterName: d.ClusterName,
+			Weight: d.Weight, Healthy: d.Healthy, InstanceID: d.InstanceID, Metadata: d.Metadata,
+		}
+	}
+	return d
+}
+
+func (a *API) getInstance(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, ip, port, cluster, err := addrParams(p, v, queryParam)
+		if err != nil {
+			return err
+		}
+		inst, err := a.reg.Instance(r.Context(), svc, ip, port, cluster)
+		if err != nil {
+			return err
+		}
+		return v.data(w, v.instanceDetail(svc, inst))
+	}
 }
 
 // beatInfo is the client's `beat` JSON (Nacos RsInfo). Unknown keys (scheduled, period,
@@ -229,95 +257,103 @@ type beatAnswer struct {
 	LightBeatEnabled   bool  `json:"lightBeatEnabled"`
 }
 
-func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(naming.RequiredParam)
-	if err != nil {
-		return err
-	}
-	req := registry.BeatRequest{Service: svc}
-	if raw := p.get("beat"); raw != "" {
-		var b beatInfo
-		dec := json.NewDecoder(strings.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&b); err != nil {
-			return naming.BadRequest("beat format incorrect:" + raw)
-		}
-		port, err := naming.ParsePort(b.Port.String())
+// beat serves PUT /instance/beat. Both versions answer the beat JSON bare: Nacos' v2
+// controller returns it without the envelope too.
+func (a *API) beat(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
 		if err != nil {
 			return err
 		}
-		if err := naming.CheckIP(b.IP); err != nil {
-			return err
-		}
-		if b.IP == "" {
-			return naming.RequiredParam("ip")
-		}
-		cluster := b.Cluster
-		if cluster == "" {
-			cluster = p.cluster()
-		}
-		if err := naming.CheckCluster(cluster); err != nil {
-			return err
-		}
-		inst := &naming.Instance{IP: b.IP, Port: port, ClusterName: cluster, Weight: 1, Ephemeral: true, Metadata: b.Metadata}
-		if b.Weight != nil {
-			inst.Weight = *b.Weight
-		}
-		if b.Ephemeral != nil {
-			inst.Ephemeral = *b.Ephemeral
-		}
-		req.IP, req.Port, req.Cluster, req.Full = inst.IP, inst.Port, inst.ClusterName, inst
-	} else {
-		_, ip, port, cluster, err := addrParams(p)
+		svc, err := p.service(v.requiredString(queryParam))
 		if err != nil {
 			return err
 		}
-		req.IP, req.Port, req.Cluster = ip, port, cluster
+		req := registry.BeatRequest{Service: svc}
+		if raw := p.get("beat"); raw != "" {
+			var b beatInfo
+			dec := json.NewDecoder(strings.NewReader(raw))
+			dec.UseNumber()
+			if err := dec.Decode(&b); err != nil {
+				return naming.BadRequest("beat format incorrect:" + raw)
+			}
+			port, err := naming.ParsePort(b.Port.String())
+			if err != nil {
+				return err
+			}
+			if err := naming.CheckIP(b.IP); err != nil {
+				return err
+			}
+			if b.IP == "" {
+				return v.required(queryParam, "ip", "String")
+			}
+			cluster := b.Cluster
+			if cluster == "" {
+				cluster = p.cluster()
+			}
+			if err := naming.CheckCluster(cluster); err != nil {
+				return err
+			}
+			inst := &naming.Instance{IP: b.IP, Port: port, ClusterName: cluster, Weight: 1, Ephemeral: true, Metadata: b.Metadata}
+			if b.Weight != nil {
+				inst.Weight = *b.Weight
+			}
+			if b.Ephemeral != nil {
+				inst.Ephemeral = *b.Ephemeral
+			}
+			req.IP, req.Port, req.Cluster, req.Full = inst.IP, inst.Port, inst.ClusterName, inst
+		} else {
+			_, ip, port, cluster, err := addrParams(p, v, queryParam)
+			if err != nil {
+				return err
+			}
+			req.IP, req.Port, req.Cluster = ip, port, cluster
+		}
+		res, err := a.reg.Beat(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, beatAnswer{ClientBeatInterval: res.Interval.Milliseconds(), Code: res.Code, LightBeatEnabled: true})
 	}
-	res, err := a.reg.Beat(r.Context(), req)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, beatAnswer{ClientBeatInterval: res.Interval.Milliseconds(), Code: res.Code, LightBeatEnabled: true})
 }
 
-func (a *API) listInstances(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
+// listParams are what an instance list reads: v1 names the clusters "clusters" and
+// the push port "udpPort"; v2 names them "clusterName" and "port" (and reads
+// healthyOnly as a Spring Boolean, v1 with Boolean.parseBoolean: only "true").
+func listParams(p params, v *version) (clusters, udpPort string, healthyOnly bool) {
+	if v.v2 {
+		h := strings.ToLower(p.get("healthyOnly"))
+		return p.get("clusterName"), p.get("port"), h == "true" || h == "on" || h == "yes" || h == "1"
 	}
-	svc, err := p.service(naming.RequiredParam)
-	if err != nil {
-		return err
-	}
-	clusters := p.get("clusters")
-	q := registry.Query{
-		Service:  svc,
-		Clusters: clusters,
-		// Nacos reads healthyOnly with Boolean.parseBoolean: only "true" counts.
-		HealthyOnly: strings.EqualFold(p.get("healthyOnly"), "true"),
-	}
-	body, err := a.reg.ListJSON(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	a.maybeSubscribe(r, p, svc, clusters)
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	return nil
+	return p.get("clusters"), p.get("udpPort"), strings.EqualFold(p.get("healthyOnly"), "true")
 }
 
-// maybeSubscribe registers a UDP push subscriber when the list call names a udpPort
+func (a *API) listInstances(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, err := p.service(v.requiredString(queryParam))
+		if err != nil {
+			return err
+		}
+		clusters, udpPort, healthyOnly := listParams(p, v)
+		body, err := a.reg.ListJSON(r.Context(), registry.Query{Service: svc, Clusters: clusters, HealthyOnly: healthyOnly})
+		if err != nil {
+			return err
+		}
+		a.maybeSubscribe(r, p, svc, clusters, udpPort)
+		return v.encoded(w, body)
+	}
+}
+
+// maybeSubscribe registers a UDP push subscriber when the list call names a push port
 // and comes from a Nacos client that understands pushes. Pushes go to the TCP peer's
 // address, never to an address the request names, so Roster cannot be made to reflect
 // packets at a third party.
-func (a *API) maybeSubscribe(r *http.Request, p params, svc naming.ServiceKey, clusters string) {
-	udpPort, err := naming.ParsePort(p.get("udpPort"))
+func (a *API) maybeSubscribe(r *http.Request, p params, svc naming.ServiceKey, clusters, port string) {
+	udpPort, err := naming.ParsePort(port)
 	if err != nil || udpPort == 0 {
 		return
 	}
@@ -382,19 +418,19 @@ type batchRef struct {
 	ClusterName string      `json:"clusterName"`
 }
 
-func (a *API) metadataBatch(remove bool) handlerFunc {
+func (a *API) metadataBatch(v *version, remove bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		p, err := readParams(r)
 		if err != nil {
 			return err
 		}
-		svc, err := p.service(naming.RequiredParam)
+		svc, err := p.service(v.requiredString(formField))
 		if err != nil {
 			return err
 		}
-		rawMD, err := p.required("metadata")
-		if err != nil {
-			return err
+		rawMD := p.get("metadata")
+		if rawMD == "" {
+			return v.required(formField, "metadata", "String")
 		}
 		md, err := naming.ParseMetadata(rawMD)
 		if err != nil {
@@ -425,25 +461,26 @@ func (a *API) metadataBatch(remove bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, map[string]any{"updated": updated})
+		return v.data(w, map[string]any{"updated": updated})
 	}
 }
 
-func (a *API) setHealth(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
+func (a *API) setHealth(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		svc, ip, port, cluster, err := addrParams(p, v, formField)
+		if err != nil {
+			return err
+		}
+		if !p.has("healthy", "valid") {
+			return v.required(formField, "healthy", "Boolean")
+		}
+		if err := a.reg.SetHealth(r.Context(), svc, ip, port, cluster, p.boolean(false, "healthy", "valid")); err != nil {
+			return err
+		}
+		return v.ok(w)
 	}
-	svc, ip, port, cluster, err := addrParams(p)
-	if err != nil {
-		return err
-	}
-	if !p.has("healthy", "valid") {
-		return naming.RequiredParam("healthy")
-	}
-	if err := a.reg.SetHealth(r.Context(), svc, ip, port, cluster, p.boolean(false, "healthy", "valid")); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
 }

@@ -160,12 +160,12 @@ func (a *API) consistentReads(next http.Handler) http.Handler {
 		here, err := a.reg.OnLeader(w, r)
 		switch {
 		case errors.Is(err, registry.ErrNotLeader):
-			writeText(w, http.StatusServiceUnavailable, "consistent read refused: this node is not the leader")
+			a.fail(versionOf(r), w, r, naming.Unavailable("consistent read refused: this node is not the leader"))
 		case err != nil:
-			a.writeError(w, r, err)
+			a.fail(versionOf(r), w, r, err)
 		case here:
 			if err := a.reg.ConsistentRead(r.Context()); err != nil {
-				a.writeError(w, r, err)
+				a.fail(versionOf(r), w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -78,8 +78,10 @@ func FuzzParams(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _, _ = instanceParams(p)
-		_, _, _, _, _ = addrParams(p)
+		for _, v := range []*version{apiV1, apiV2} {
+			_, _, _ = instanceParams(p, v)
+			_, _, _, _, _ = addrParams(p, v, queryParam)
+		}
 	})
 }
 

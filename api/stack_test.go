@@ -44,6 +44,7 @@ type stackOptions struct {
 	timing      naming.Timing
 	auth        bool      // authentication and authorization on
 	logTo       io.Writer // debug log of the whole node; nil discards
+	ready       func() bool
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -103,7 +104,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
-		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority}, reg)
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready}, reg)
 	srv := httptest.NewServer(h)
 	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}
 	t.Cleanup(func() {

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/roster-registry/roster/naming"
 )
@@ -200,3 +201,22 @@ func (s *Store) Owner(svc naming.ServiceKey, key string) (owner string, ok bool)
 
 // Owners counts the owners (connections) that hold at least one instance.
 func (s *Store) Owners() int { return s.own.owners() }
+
+// LastBeat returns when the instance with key (ip#port#cluster) in svc last showed it
+// was alive (a beat, its registration, or a replica's last refresh), on this store's
+// clock; ok is false when there is no such instance.
+func (s *Store) LastBeat(svc naming.ServiceKey, key string) (at time.Time, ok bool) {
+	sh := s.shardOf(svc)
+	sh.mu.RLock()
+	_, r := sh.lookup(svc, key)
+	var last int64
+	if r != nil {
+		last = r.lastBeat.Load()
+	}
+	sh.mu.RUnlock()
+	if r == nil {
+		return time.Time{}, false
+	}
+	ago := time.Duration(s.now() - last)
+	return s.clock.Now().Add(-ago), true
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"reflect"
 
 	"github.com/roster-registry/roster/auth"
@@ -505,7 +506,7 @@ func checkRef(ip string, port int, cluster string) error {
 
 func checkWeight(w float64) error {
 	if math.IsNaN(w) || w < 0 || w > naming.MaxWeight {
-		return naming.BadRequest("instance format invalid: The weights range from 0.0 to 10000.0")
+		return naming.APIError(http.StatusBadRequest, naming.CodeWeightError, "instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	return nil
 }
@@ -539,7 +540,7 @@ func checkService(s *naming.Service, l Limits) error {
 	switch s.Selector.Type {
 	case "", "none", "label":
 	default:
-		return naming.BadRequest("not match any type of selector!")
+		return naming.ErrSelector
 	}
 	for name, cl := range s.Clusters {
 		if cl == nil {

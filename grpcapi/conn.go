@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/registry"
 )
 
 // conn is one client TCP connection. Its id (<millis>_<ip>_<port>) is shared by the
@@ -39,10 +41,11 @@ type conn struct {
 	registered    bool
 	dropped       bool
 	clientVersion string
+	clientIP      string // Metadata.clientIp of the set-up, as the client reports it
 	labels        map[string]string
-	out           chan *outMsg  // the stream's send queue, bounded (pointers: 8 bytes a slot)
-	closed        chan struct{} // closed on drop: the stream handler returns
-	subs          map[subKey]struct{}
+	out           chan *outMsg            // the stream's send queue, bounded (pointers: 8 bytes a slot)
+	closed        chan struct{}           // closed on drop: the stream handler returns
+	subs          map[subKey]string       // subscription → the app header it came with
 	pending       map[string]*pendingPush // pushes awaiting their ack, by requestId
 	probeID       string                  // ClientDetectionRequest awaiting its answer
 	probeSent     time.Time
@@ -83,7 +86,7 @@ func newConn(remote net.Addr, now time.Time) *conn {
 		remote:   net.JoinHostPort(host, port),
 		openedAt: now,
 		closed:   make(chan struct{}),
-		subs:     map[subKey]struct{}{},
+		subs:     map[subKey]string{},
 		pending:  map[string]*pendingPush{},
 	}
 	c.touch(now)
@@ -186,5 +189,40 @@ func (s *connSet) snapshot() []*conn {
 	for c := range s.m {
 		out = append(out, c)
 	}
+	return out
+}
+
+// ClientConnections lists the registered connections for the registry's client view (the Open
+// API's /client endpoints), sorted by id.
+func (s *Server) ClientConnections() []registry.ConnInfo {
+	var out []registry.ConnInfo
+	for _, c := range s.conns.snapshot() {
+		c.mu.Lock()
+		if !c.registered || c.dropped {
+			c.mu.Unlock()
+			continue
+		}
+		info := registry.ConnInfo{ID: c.id, ClientIP: c.clientIP, ClientVersion: c.clientVersion, AppName: "-"}
+		if app := c.labels["AppName"]; app != "" {
+			info.AppName = app
+		}
+		if info.ClientIP == "" {
+			info.ClientIP, _, _ = net.SplitHostPort(c.remote)
+		}
+		for key, app := range c.subs {
+			info.Subscriptions = append(info.Subscriptions, registry.ConnSubscription{Service: key.svc, Clusters: key.clusters, App: app})
+		}
+		c.mu.Unlock()
+		info.LastActive = time.Unix(0, c.lastActive.Load())
+		sort.Slice(info.Subscriptions, func(i, j int) bool {
+			a, b := info.Subscriptions[i], info.Subscriptions[j]
+			if a.Service != b.Service {
+				return a.Service.String() < b.Service.String()
+			}
+			return a.Clusters < b.Clusters
+		})
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

@@ -304,7 +304,11 @@ func (s *Server) subscribeService(ctx context.Context, c *conn, env Envelope, id
 	// Subscribe before reading, so that a change between the two is pushed.
 	err = s.withConn(c, func() error {
 		if req.Subscribe {
-			s.hub.subscribe(c, key)
+			app := env.Headers["app"]
+			if app == "" {
+				app = "unknown" // Nacos' default for the header
+			}
+			s.hub.subscribe(c, key, app)
 		} else {
 			s.hub.unsubscribe(c, key)
 		}

@@ -52,12 +52,12 @@ func (h *hub) changed(svc naming.ServiceKey) {
 	}
 }
 
-func (h *hub) subscribe(c *conn, key subKey) {
+func (h *hub) subscribe(c *conn, key subKey, app string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.mu.Lock()
 	if c.subs != nil {
-		c.subs[key] = struct{}{}
+		c.subs[key] = app
 	}
 	c.mu.Unlock()
 	byConn := h.subs[key.svc]
@@ -99,7 +99,7 @@ func (h *hub) removeLocked(c *conn, key subKey) {
 }
 
 // removeAll forgets a dropped connection's subscriptions.
-func (h *hub) removeAll(c *conn, subs map[subKey]struct{}) {
+func (h *hub) removeAll(c *conn, subs map[subKey]string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for key := range subs {

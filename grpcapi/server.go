@@ -172,6 +172,7 @@ func New(cfg Config, reg *registry.Registry) *Server {
 	nacospb.RegisterRequestServer(s.grpc, s)
 	nacospb.RegisterBiRequestStreamServer(s.grpc, s)
 	reg.Watch(s.hub.changed)
+	reg.SetConnDirectory(s)
 	return s
 }
 
@@ -497,6 +498,7 @@ func (s *Server) setup(c *conn, env Envelope) {
 	}
 	c.registered = true
 	c.clientVersion = req.ClientVersion
+	c.clientIP = env.ClientIP
 	c.labels = req.Labels
 	c.mu.Unlock()
 	s.registered.Add(1)

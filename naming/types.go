@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -247,10 +248,10 @@ func SplitGroupedName(grouped, group string) (string, string, error) {
 		parts = parts[:len(parts)-1]
 	}
 	if len(parts) < 2 {
-		return "", "", BadRequest("Param 'serviceName' is illegal, it should be format as 'groupName@@serviceName'")
+		return "", "", APIError(http.StatusBadRequest, CodeParameterValidate, "Param 'serviceName' is illegal, it should be format as 'groupName@@serviceName'")
 	}
 	if parts[0] == "" {
-		return "", "", BadRequest("Param 'serviceName' is illegal, groupName can't be empty")
+		return "", "", APIError(http.StatusBadRequest, CodeParameterValidate, "Param 'serviceName' is illegal, groupName can't be empty")
 	}
 	return parts[0], parts[1], nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,11 +32,11 @@ var (
 )
 
 func illegalChars(param string) *Error {
-	return BadRequest("Param '" + param + "' is illegal, illegal characters should not appear in the param.")
+	return paramCheck("Param '" + param + "' is illegal, illegal characters should not appear in the param.")
 }
 
 func tooLong(param string, limit int) *Error {
-	return BadRequest(fmt.Sprintf("Param '%s' is illegal, the param length should not exceed %d.", param, limit))
+	return paramCheck(fmt.Sprintf("Param '%s' is illegal, the param length should not exceed %d.", param, limit))
 }
 
 // javaLen counts UTF-16 code units, as Java's String.length does.
@@ -150,7 +151,7 @@ func CheckIP(ip string) error {
 }
 
 // ErrPortRange is the text for a port outside 0–65535 or not a number.
-var ErrPortRange = BadRequest("Param 'port' is illegal, the value should be between 0 and 65535.")
+var ErrPortRange = paramCheck("Param 'port' is illegal, the value should be between 0 and 65535.")
 
 // ParsePort parses a port the way Nacos' checker does.
 func ParsePort(s string) (int, error) {
@@ -195,15 +196,15 @@ func CheckInstance(inst *Instance, maxMetadata int, t Timing) error {
 		return err
 	}
 	if it := t.For(inst); it.HeartBeatTimeout < it.HeartBeatInterval || it.IPDeleteTimeout < it.HeartBeatInterval {
-		return BadRequest("Instance 'heart beat interval' must less than 'heart beat timeout' and 'ip delete timeout'.")
+		return APIError(http.StatusBadRequest, CodeInstanceError, "Instance 'heart beat interval' must less than 'heart beat timeout' and 'ip delete timeout'.")
 	}
 	if inst.ClusterName != "" && !instanceClusterPattern.MatchString(inst.ClusterName) {
-		return BadRequest(fmt.Sprintf("Instance 'clusterName' should be characters with only 0-9a-zA-Z-. (current: %s)", inst.ClusterName))
+		return APIError(http.StatusBadRequest, CodeInstanceError, fmt.Sprintf("Instance 'clusterName' should be characters with only 0-9a-zA-Z-. (current: %s)", inst.ClusterName))
 	}
 	// NaN compares false with everything, so it is refused by name: accepted once, it
 	// made every list and every replication batch of its service fail to encode.
 	if math.IsNaN(inst.Weight) || inst.Weight < 0 || inst.Weight > MaxWeight {
-		return BadRequest("instance format invalid: The weights range from 0.0 to 10000.0")
+		return APIError(http.StatusBadRequest, CodeWeightError, "instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	return nil
 }
@@ -252,7 +253,7 @@ func ParseMetadata(raw string) (map[string]string, error) {
 	for _, pair := range strings.Split(raw, ",") {
 		kv := strings.Split(pair, "=")
 		if len(kv) != 2 {
-			return nil, BadRequest("metadata format incorrect:" + raw)
+			return nil, APIError(http.StatusBadRequest, CodeInstanceMetadata, "metadata format incorrect:"+raw)
 		}
 		md[kv[0]] = kv[1]
 	}
@@ -292,9 +293,10 @@ func ParseBool(s string, def bool) bool {
 	return false
 }
 
-// NumberFormatError is Java's NumberFormatException text, which Nacos answers with 400.
+// NumberFormatError is Java's NumberFormatException text, which Nacos answers with 400
+// (v2: PARAMETER_VALIDATE_ERROR).
 func NumberFormatError(s string) *Error {
-	return BadRequest(fmt.Sprintf("For input string: \"%s\"", s))
+	return APIError(http.StatusBadRequest, CodeParameterValidate, fmt.Sprintf("For input string: \"%s\"", s))
 }
 
 // ParseFloat parses a double or answers Java's text.

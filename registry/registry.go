@@ -71,6 +71,8 @@ type Registry struct {
 
 	// probes keeps what ProbeTargets answers between calls (health.go).
 	probes *probeCache
+	// conns is the gRPC front's connection directory (clients.go).
+	conns connDirectory
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.
@@ -137,6 +139,9 @@ func (r *Registry) Pusher() *udppush.Pusher { return r.pusher }
 
 // Timing is the server's default timing.
 func (r *Registry) Timing() naming.Timing { return r.cfg.Timing }
+
+// CacheMillis is the client poll period advertised in ServiceInfo.
+func (r *Registry) CacheMillis() int64 { return r.cfg.CacheMillis }
 
 func (r *Registry) persistentChanged(changed []naming.ServiceKey, all bool) {
 	r.probes.invalidate(changed, all)

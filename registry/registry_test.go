@@ -127,12 +127,22 @@ func TestServiceIsOneKind(t *testing.T) {
 	if statusOf(err) != http.StatusBadRequest || err.Error() != naming.ErrPersistentService(key("per")).Error() {
 		t.Fatalf("ephemeral into persistent: %v", err)
 	}
-	// A service created through POST /service is persistent.
-	if err := r.CreateService(ctx, naming.NewService(key("made"), true)); err != nil {
+	// A service created through POST /service has the kind it was created with: v1
+	// creates persistent ones, v2 either.
+	if err := r.CreateService(ctx, naming.NewService(key("made"), false)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Register(ctx, key("made"), inst("3.3.3.3", 80, true)); statusOf(err) != http.StatusBadRequest {
-		t.Fatalf("ephemeral into created service: %v", err)
+		t.Fatalf("ephemeral into created persistent service: %v", err)
+	}
+	if err := r.CreateService(ctx, naming.NewService(key("made-eph"), true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx, key("made-eph"), inst("3.3.3.4", 80, false)); err == nil || err.Error() != naming.ErrEphemeralService(key("made-eph")).Error() {
+		t.Fatalf("persistent into created ephemeral service: %v", err)
+	}
+	if err := r.Register(ctx, key("made-eph"), inst("3.3.3.4", 80, true)); err != nil {
+		t.Fatalf("ephemeral into created ephemeral service: %v", err)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 	"github.com/roster-registry/roster/registry/udppush"
 )
 
-// CreateService is Nacos' v1 POST /service: it makes a persistent service (as Nacos 2.x
-// does), so a later ephemeral registration into it is refused.
+// CreateService is Nacos' POST /service: it stores the service with the kind it has
+// (v1 always asks for a persistent one, as Nacos 2.x makes; v2 may ask for either), so a
+// later registration of the other kind is refused.
 func (r *Registry) CreateService(ctx context.Context, svc *naming.Service) error {
 	if err := naming.CheckServiceKey(svc.Key); err != nil {
 		return err
@@ -21,9 +22,7 @@ func (r *Registry) CreateService(ctx context.Context, svc *naming.Service) error
 	if r.distro.HasService(svc.Key) {
 		return naming.ErrServiceExists(svc.Key)
 	}
-	s := svc.Clone()
-	s.Ephemeral = false
-	_, err := r.apply(ctx, &fsm.PutService{Service: *s, Mode: fsm.PutCreate})
+	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate})
 	return err
 }
 
@@ -108,7 +107,7 @@ func (r *Registry) GetService(ctx context.Context, key naming.ServiceKey) (*Serv
 		return nil, err
 	}
 	if d == nil {
-		return nil, naming.BadRequest("service not found, namespace: " + key.Namespace + ", serviceName: " + key.Grouped())
+		return nil, naming.ErrNoSuchService(key)
 	}
 	return d, nil
 }

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
 	"github.com/roster-registry/roster/naming"
@@ -187,7 +186,7 @@ func (r *Registry) Instance(ctx context.Context, svc naming.ServiceKey, ip strin
 		}
 	}
 	if inCluster == 0 {
-		return nil, naming.Errorf(http.StatusNotFound, "no ips found for cluster %s in service %s", cluster, svc.Grouped())
+		return nil, naming.NotFound("no ips found for cluster " + cluster + " in service " + svc.Grouped())
 	}
-	return nil, naming.Errorf(http.StatusNotFound, "no matched ip found!")
+	return nil, naming.NotFound("no matched ip found!")
 }

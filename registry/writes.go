@@ -100,8 +100,7 @@ func (r *Registry) Update(ctx context.Context, svc naming.ServiceKey, inst *nami
 		return err
 	}
 	if !exists {
-		return naming.BadRequest(fmt.Sprintf("service not found, namespace: %s, service: Service{namespace='%s', group='%s', name='%s', ephemeral=%t, revision=0}",
-			svc.Namespace, svc.Namespace, svc.Group, svc.Name, inst.Ephemeral))
+		return naming.ErrUpdateNoService(svc, inst.Ephemeral)
 	}
 	if !persistent {
 		if peer, ok := r.responsibleElsewhere(ctx, inst.IP, inst.Port); ok {

@@ -98,6 +98,9 @@ type Subscriber struct {
 	Addr     *net.UDPAddr // where pushes go: the client's TCP peer IP and its udpPort
 	Agent    string
 	App      string
+	// Refreshed is when the subscriber last asked (its last Subscribe); Subscribers
+	// sets it, Subscribe ignores it.
+	Refreshed time.Time
 }
 
 // DataFunc returns the ServiceInfo JSON to push for a service as filtered for clusters
@@ -325,6 +328,7 @@ func (p *Pusher) Subscribers(svc naming.ServiceKey) []Subscriber {
 		if now.Before(s.expires) {
 			c := s.sub
 			c.Addr = udpAddr(s.sub.Addr.AddrPort())
+			c.Refreshed = s.expires.Add(-p.cfg.SubscriberTTL)
 			out = append(out, c)
 		}
 	}
@@ -336,6 +340,24 @@ func (p *Pusher) Subscribers(svc naming.ServiceKey) []Subscriber {
 		}
 		return out[i].Clusters < out[j].Clusters
 	})
+	return out
+}
+
+// SubscribedServices lists the services with at least one live subscriber, sorted.
+func (p *Pusher) SubscribedServices() []naming.ServiceKey {
+	now := time.Now()
+	p.mu.Lock()
+	out := make([]naming.ServiceKey, 0, len(p.subs))
+	for svc, m := range p.subs {
+		for _, s := range m {
+			if now.Before(s.expires) {
+				out = append(out, svc)
+				break
+			}
+		}
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
 
