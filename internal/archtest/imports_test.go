@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 	"raftnode":           {"nodeauth"}, // never fsm: it takes a raft.FSM
 	"distro":             {"naming", "nodeauth"},
 	"cluster":            {"raftnode", "fsm", "nodeauth", "naming"},
-	"healthcheck":        {"naming", "raftnode", "fsm", "cluster"}, // not written yet
+	"healthcheck":        {"naming"}, // behind its Source, Members and Flipper interfaces; registry adapts the rest
 	"registry":           {"cluster", "raftnode", "fsm", "distro", "persistence", "naming", "auth", "nodeauth", "healthcheck", "registry/udppush"},
 	"registry/udppush":   {"naming"},
 	"api":                {"registry", "naming", "auth"},
