@@ -13,6 +13,11 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 # "context deadline exceeded" as a failure.
 FUZZTIME    ?= 40000x
 
+# Health probes of persistent instances dial loopback only on this machine: the local
+# targets and every test pass --health-check-cidrs 127.0.0.0/8, and any roster server a
+# test starts by other means inherits it from the environment.
+export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
+
 .PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto
 
 all: build
@@ -22,7 +27,7 @@ build:
 
 # A single node on 127.0.0.1:8848 (HTTP) and 127.0.0.1:7848 (Raft), data in ./roster-data.
 run: build
-	./$(BIN) server
+	./$(BIN) server --health-check-cidrs 127.0.0.0/8
 
 # Three local nodes on loopback (HTTP 8848-8850, Raft 7848-7850, data ./roster-cluster/nN);
 # Ctrl-C stops them all. They share the cluster key roster-cluster/cluster.key, made once.
@@ -34,7 +39,8 @@ cluster: build
 	trap 'kill $$pids 2>/dev/null; wait' INT TERM EXIT; \
 	for i in 0 1 2; do \
 	  ./$(BIN) server --node-id n$$((i+1)) --http-addr 127.0.0.1:$$((8848+i)) --raft-addr 127.0.0.1:$$((7848+i)) \
-	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join --cluster-key-file $$key & pids="$$pids $$!"; \
+	    --data-dir roster-cluster/n$$((i+1)) --bootstrap-expect 3 --join $$join --cluster-key-file $$key \
+	    --health-check-cidrs 127.0.0.0/8 & pids="$$pids $$!"; \
 	done; \
 	wait
 

@@ -595,3 +595,14 @@ func (r *Replicator) serveData(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
+
+// LiveMembers lists the ids of the live members, this node included, sorted: the same
+// liveness that decides each 1.x client's responsible member.
+func (r *Replicator) LiveMembers() []string {
+	peers := r.healthy()
+	ids := make([]string, len(peers))
+	for i, p := range peers {
+		ids[i] = p.ID
+	}
+	return ids
+}

@@ -160,7 +160,7 @@ func TestAuthWithRealClients(t *testing.T) {
 func TestOpenBindWithoutAuthRefusesToStart(t *testing.T) {
 	bin, _ := binaries(t)
 	port := freeHTTPPort(t)
-	cmd := exec.Command(bin, "server", "--http-addr", "0.0.0.0:"+strconv.Itoa(port), "--raft-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+	cmd := exec.Command(bin, "server", "--health-check-cidrs", "127.0.0.0/8", "--http-addr", "0.0.0.0:"+strconv.Itoa(port), "--raft-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--data-dir", t.TempDir(), "--auth=false")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

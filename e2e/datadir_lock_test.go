@@ -18,7 +18,7 @@ func TestSecondProcessOnSameDataDirFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, bin, "server",
+	out, err := exec.CommandContext(ctx, bin, "server", "--health-check-cidrs", "127.0.0.0/8",
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(freeHTTPPort(t)),
 		"--raft-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--data-dir", s.DataDir).CombinedOutput()

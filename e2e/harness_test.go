@@ -185,6 +185,8 @@ func (s *Server) args() []string {
 	}
 	return append(append([]string{
 		"server",
+		// Health probes dial loopback only: tests register 10.x persistent instances.
+		"--health-check-cidrs", "127.0.0.0/8",
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(s.Port),
 		"--raft-addr", s.RaftAddr,
 		"--data-dir", s.DataDir,

@@ -512,7 +512,7 @@ func TestCorruptDataFilesRefuseStart(t *testing.T) {
 			tc.damage(t, path)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "server",
+			cmd := exec.CommandContext(ctx, bin, "server", "--health-check-cidrs", "127.0.0.0/8",
 				"--http-addr", "127.0.0.1:"+strconv.Itoa(freeHTTPPort(t)), "--raft-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 				"--data-dir", dir, "--node-id", "n1", "--log-level", "warn")
 			var stderr bytes.Buffer

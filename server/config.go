@@ -65,6 +65,8 @@ type Config struct {
 	PprofAddr string
 	// GRPC is the Nacos 2.x gRPC front.
 	GRPC GRPCConfig
+	// HealthCheck is the active checking of persistent instances.
+	HealthCheck HealthCheckConfig
 	// Auth is access control of the client ports.
 	Auth AuthConfig
 	// Security is the node credential and client-port TLS.
@@ -97,6 +99,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:    5 * time.Second,
 		TrailingLogs:        10240,
 		GRPC:                defaultGRPCConfig(),
+		HealthCheck:         defaultHealthCheckConfig(),
 		Auth:                defaultAuthConfig(),
 		Security:            defaultSecurityConfig(),
 		Version:             "dev",
@@ -167,6 +170,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Security.validate(c.clustered()); err != nil {
+		return err
+	}
+	if err := c.HealthCheck.validate(); err != nil {
 		return err
 	}
 	return c.GRPC.validate(c.httpAddr())

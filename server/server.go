@@ -22,6 +22,7 @@ import (
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/grpcapi"
+	"github.com/roster-registry/roster/healthcheck"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/nodeauth"
 	"github.com/roster-registry/roster/persistence"
@@ -44,6 +45,7 @@ type Server struct {
 	ephemeral  *distro.Store
 	replicator *distro.Replicator
 	reg        *registry.Registry
+	prober     *healthcheck.Prober
 	authority  *auth.Authority
 	grpcSrv    *grpcapi.Server
 	grpcLn     net.Listener
@@ -255,6 +257,19 @@ func (s *Server) open() error {
 	s.reg = reg
 	s.onClose(func() error { reg.Close(); return nil })
 
+	hcCfg, err := cfg.HealthCheck.prober()
+	if err != nil {
+		return err
+	}
+	hcCfg.Logger = log
+	prober, err := reg.NewProber(hcCfg)
+	if err != nil {
+		return err
+	}
+	s.prober = prober
+	// Stopping a prober that never started is harmless.
+	s.onClose(func() error { prober.Stop(); return nil })
+
 	grpcSrv := grpcapi.New(grpcapi.Config{
 		MaxMetadata:    cfg.MaxMetadata,
 		MaxConnections: cfg.GRPC.MaxConnections,
@@ -278,7 +293,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: grpcSrv.Collectors(),
+		ExtraCollectors: append(grpcSrv.Collectors(), prober.Collectors()...),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority,
 	}, reg)
@@ -393,6 +408,8 @@ func (s *Server) becomeReady() {
 	s.ready.Store(true)
 	close(s.readyc)
 	log.Info("roster ready")
+	// Probing starts once the log is replayed: the targets are then the cluster's.
+	s.prober.Start()
 	// The token signing key is made once per cluster, by whichever node gets there
 	// first, and replicated; it never leaves the cluster otherwise.
 	if err := s.reg.EnsureSigningKey(ctx, s.authority); err != nil && ctx.Err() == nil {

@@ -97,6 +97,13 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPC.PushTimeout, "grpc-push-timeout", c.GRPC.PushTimeout, "a push not acked within this is sent once more")
 	fs.IntVar(&c.GRPC.MaxConnections, "grpc-max-connections", c.GRPC.MaxConnections, "most gRPC client connections held at once")
 
+	fs.StringVar(&c.HealthCheck.CIDRs, "health-check-cidrs", c.HealthCheck.CIDRs, "comma-separated prefixes a health probe may dial; persistent instances outside are not probed")
+	fs.DurationVar(&c.HealthCheck.Interval, "health-check-interval", c.HealthCheck.Interval, "pause between health-check rounds (plus up to --health-check-jitter)")
+	fs.DurationVar(&c.HealthCheck.Jitter, "health-check-jitter", c.HealthCheck.Jitter, "largest random addition to --health-check-interval")
+	fs.DurationVar(&c.HealthCheck.Timeout, "health-check-timeout", c.HealthCheck.Timeout, "longest wait for one health probe")
+	fs.IntVar(&c.HealthCheck.CheckTimes, "health-check-times", c.HealthCheck.CheckTimes, "results in a row that flip a persistent instance's health (Nacos' checkTimes)")
+	fs.IntVar(&c.HealthCheck.Workers, "health-check-workers", c.HealthCheck.Workers, "most health probes in flight")
+
 	fs.BoolVar(&v.auth, "auth", false, "check every client request's credentials and permissions (default: on when a client port binds beyond loopback)")
 	fs.BoolVar(&c.Auth.Insecure, "insecure", c.Auth.Insecure, "allow client ports beyond loopback without auth (logged at start and every hour, and shown as roster_auth_enabled 0)")
 	fs.DurationVar(&c.Auth.TokenTTL, "token-ttl", c.Auth.TokenTTL, "lifetime of access tokens issued by login (at most 24h)")

@@ -104,6 +104,8 @@ func (s *server) url() string { return "http://127.0.0.1:" + strconv.Itoa(s.port
 func (s *server) args() []string {
 	args := []string{
 		"server",
+		// Health probes dial loopback only: clients register 10.x persistent instances.
+		"--health-check-cidrs", "127.0.0.0/8",
 		"--http-addr", "127.0.0.1:" + strconv.Itoa(s.port),
 		"--raft-addr", "127.0.0.1:" + strconv.Itoa(s.raftPort),
 		"--data-dir", s.dataDir,

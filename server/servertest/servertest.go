@@ -35,6 +35,8 @@ func config(t testing.TB, name string) server.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.GRPC.Addr = "127.0.0.1:0"
+	// Health probes dial loopback only: tests register 10.x persistent instances.
+	cfg.HealthCheck.CIDRs = "127.0.0.0/8"
 	cfg.DataDir = t.TempDir()
 	cfg.ElectionTimeout = 200 * time.Millisecond
 	cfg.Version = "test"

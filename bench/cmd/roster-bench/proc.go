@@ -117,6 +117,8 @@ func (s *server) running() bool {
 func (s *server) args() []string {
 	a := append([]string{
 		"server",
+		// Health probes dial loopback only: the workloads register 10.x persistent instances.
+		"--health-check-cidrs", "127.0.0.0/8",
 		"--http-addr", s.httpAddr,
 		"--raft-addr", s.raftAddr,
 		"--data-dir", s.dataDir,
