@@ -213,13 +213,13 @@ func (a *API) getInstance(w http.ResponseWriter, r *http.Request) error {
 // beatInfo is the client's `beat` JSON (Nacos RsInfo). Unknown keys (scheduled, period,
 // stopped, …) are ignored; ephemeral is true when absent.
 type beatInfo struct {
-	IP          string            `json:"ip"`
-	Port        json.Number       `json:"port"`
-	ServiceName string            `json:"serviceName"`
-	Cluster     string            `json:"cluster"`
-	Weight      *float64          `json:"weight"`
-	Metadata    map[string]string `json:"metadata"`
-	Ephemeral   *bool             `json:"ephemeral"`
+	IP          string             `json:"ip"`
+	Port        json.Number        `json:"port"`
+	ServiceName string             `json:"serviceName"`
+	Cluster     string             `json:"cluster"`
+	Weight      *naming.JavaDouble `json:"weight"`
+	Metadata    map[string]string  `json:"metadata"`
+	Ephemeral   *bool              `json:"ephemeral"`
 }
 
 // beatAnswer is the beat's JSON answer, in Nacos' key order.
@@ -265,7 +265,7 @@ func (a *API) beat(w http.ResponseWriter, r *http.Request) error {
 		}
 		inst := &naming.Instance{IP: b.IP, Port: port, ClusterName: cluster, Weight: 1, Ephemeral: true, Metadata: b.Metadata}
 		if b.Weight != nil {
-			inst.Weight = *b.Weight
+			inst.Weight = float64(*b.Weight)
 		}
 		if b.Ephemeral != nil {
 			inst.Ephemeral = *b.Ephemeral

@@ -243,6 +243,9 @@ func (r *Registry) UpdateMetadataBatch(ctx context.Context, svc naming.ServiceKe
 		}
 		want[naming.InstanceKey(ref.IP, ref.Port, c)] = true
 	}
+	if err := naming.CheckMetadata(md, r.cfg.MaxMetadata); err != nil {
+		return nil, err
+	}
 	updated := []string{}
 	for _, inst := range r.distro.Instances(svc) {
 		key := inst.Key()
