@@ -12,6 +12,9 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 # A count, not a duration: a timed -fuzztime can end mid-minimisation and report
 # "context deadline exceeded" as a failure.
 FUZZTIME    ?= 40000x
+# FuzzWritePaths runs a whole node and checks every accepted request end to end (list,
+# both pushes, a Distro batch, a snapshot): half the count keeps it near a minute.
+FUZZTIME_NODE ?= 20000x
 
 # Health probes of persistent instances dial loopback only on this machine: the local
 # targets and every test pass --health-check-cidrs 127.0.0.0/8, and any roster server a
@@ -70,12 +73,15 @@ test: lint unit fuzz e2e compat bench-quick
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...
 
-# Short fuzz runs of every decoder that reads client input, seeded from testdata.
+# Short fuzz runs of every decoder that reads client input, seeded from testdata, and of
+# every client write path of a whole node (FuzzWritePaths: whatever is accepted can be
+# listed, pushed, replicated and snapshotted; whatever is refused changes nothing).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMetadata$$' -fuzztime $(FUZZTIME) ./naming
 	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./fsm
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./grpcapi
+	$(GO) test -run '^$$' -fuzz '^FuzzWritePaths$$' -fuzztime $(FUZZTIME_NODE) ./server
 
 # End-to-end tests with the real nacos-sdk-go v1.1.4 against real roster processes.
 e2e:

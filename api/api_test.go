@@ -132,6 +132,106 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
+// TestPoisonInputIsRefused: numbers JSON cannot carry (NaN, ±Infinity, beyond a
+// double) and control characters in names and metadata keys are refused on every v1
+// write path, with Nacos' text where Nacos has one, and nothing is stored. Accepted
+// once, a NaN weight made every list of its service answer 500.
+func TestPoisonInputIsRefused(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph", "ip", "1.1.1.1", "port", "1"))
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "per", "ip", "1.1.1.1", "port", "1", "ephemeral", "false"))
+	const weightText = "instance format invalid: The weights range from 0.0 to 10000.0"
+	const thresholdText = "protectThreshold must be a finite number"
+	control := func(param string) string {
+		return "Param '" + param + "' is illegal, control characters should not appear in the param."
+	}
+	const metadataKeyText = "Param 'Metadata' is illegal, control characters should not appear in its keys."
+	register := func(kv ...string) []string {
+		return append([]string{"serviceName", "eph", "ip", "1.1.1.1", "port", "1"}, kv...)
+	}
+	beat := func(json string) []string { return []string{"serviceName", "eph", "beat", json} }
+	tests := []struct {
+		name   string
+		method string
+		params []string
+		status int
+		text   string
+	}{
+		{"register weight NaN", "POST", register("weight", "NaN"), 400, weightText},
+		{"register weight Infinity", "POST", register("weight", "Infinity"), 400, weightText},
+		{"register weight -Infinity", "POST", register("weight", "-Infinity"), 400, weightText},
+		{"register weight beyond a double", "POST", register("weight", "1e400"), 400, weightText},
+		{"register weight in Go's spelling", "POST", register("weight", "inf"), 400, `For input string: "inf"`},
+		{"register persistent weight NaN", "POST", register("weight", "NaN", "ephemeral", "false"), 400, weightText},
+		{"update weight NaN", "PUT", register("weight", "NaN"), 400, weightText},
+		{"update weight beyond a double", "PUT", register("weight", "-1e400"), 400, weightText},
+		{"patch weight NaN", "PATCH", register("weight", "NaN"), 400, weightText},
+		{"patch weight beyond a double", "PATCH", register("weight", "1e400"), 400, weightText},
+		{"patch persistent weight beyond a double", "PATCH", []string{"serviceName", "per", "ip", "1.1.1.1", "port", "1", "weight", "1e400"}, 400, weightText},
+		{"beat weight beyond a double", "PUT /instance/beat", beat(`{"ip":"1.1.1.2","port":2,"weight":1e400}`), 400, weightText},
+		{"beat weight NaN as text", "PUT /instance/beat", beat(`{"ip":"1.1.1.2","port":2,"weight":"NaN"}`), 400, weightText},
+		{"beat weight out of range", "PUT /instance/beat", beat(`{"ip":"1.1.1.2","port":2,"weight":20000}`), 400, weightText},
+		{"beat metadata key NUL", "PUT /instance/beat", beat(`{"ip":"1.1.1.2","port":2,"metadata":{"k\u0000":"v"}}`), 400, metadataKeyText},
+		{"register service NUL", "POST", []string{"serviceName", "s\x00v", "ip", "1.1.1.1", "port", "1"}, 400, control("serviceName")},
+		{"register service leading NUL", "POST", []string{"serviceName", "\x00svc", "ip", "1.1.1.1", "port", "1"}, 400, control("serviceName")},
+		{"register service SOH", "POST", []string{"serviceName", "s\x01v", "ip", "1.1.1.1", "port", "1"}, 400, control("serviceName")},
+		{"register grouped service NUL", "POST", []string{"serviceName", "G@@s\x00", "ip", "1.1.1.1", "port", "1"}, 400, control("serviceName")},
+		{"register ip NUL", "POST", []string{"serviceName", "eph", "ip", "1.1.1.1\x00", "port", "1"}, 400, control("ip")},
+		{"register metadata key NUL", "POST", register("metadata", `{"a\u0000b":"v"}`), 400, metadataKeyText},
+		{"register metadata key SOH", "POST", register("metadata", "a\x01b=v"), 400, metadataKeyText},
+		{"register namespace NUL", "POST", register("namespaceId", "n\x00"), 400, "Param 'namespaceId/tenant' is illegal, illegal characters should not appear in the param."},
+		{"register group NUL", "POST", register("groupName", "g\x00"), 400, "Param 'group' is illegal, illegal characters should not appear in the param."},
+		{"register cluster NUL", "POST", register("clusterName", "c\x00"), 400, "Param 'cluster' is illegal, illegal characters should not appear in the param."},
+		{"metadata batch key control", "PUT /instance/metadata/batch", []string{"serviceName", "eph", "metadata", `{"k\u0001":"v"}`}, 400, metadataKeyText},
+		{"persistent metadata batch key control", "PUT /instance/metadata/batch", []string{"serviceName", "per", "consistencyType", "persist", "metadata", `{"k\u0001":"v"}`}, 400, metadataKeyText},
+		{"metadata batch of no instance, key control", "PUT /instance/metadata/batch", []string{"serviceName", "none", "metadata", `{"k\u0001":"v"}`}, 400, metadataKeyText},
+		{"create service threshold NaN", "POST /service", []string{"serviceName", "t1", "protectThreshold", "NaN"}, 400, thresholdText},
+		{"create service threshold beyond a double", "POST /service", []string{"serviceName", "t1", "protectThreshold", "1e400"}, 400, thresholdText},
+		{"create service threshold Infinity", "POST /service", []string{"serviceName", "t1", "protectThreshold", "Infinity"}, 400, thresholdText},
+		{"create service metadata key control", "POST /service", []string{"serviceName", "t1", "metadata", `{"k\u0001":"v"}`}, 400, metadataKeyText},
+		{"create service name control", "POST /service", []string{"serviceName", "t\x02"}, 400, control("serviceName")},
+		{"update service threshold NaN", "PUT /service", []string{"serviceName", "per", "protectThreshold", "NaN"}, 400, thresholdText},
+		{"update ephemeral service threshold -Infinity", "PUT /service", []string{"serviceName", "eph", "protectThreshold", "-Infinity"}, 400, thresholdText},
+	}
+	before := s.listing()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method, path, _ := strings.Cut(tt.method, " ")
+			if path == "" {
+				path = "/instance"
+			}
+			a := s.do(method, "/nacos/v1/ns"+path, vals(tt.params...))
+			if a.status != tt.status || a.body != tt.text {
+				t.Fatalf("got %d %q\nwant %d %q", a.status, a.body, tt.status, tt.text)
+			}
+		})
+	}
+	if after := s.listing(); after != before {
+		t.Errorf("refused writes changed the registry:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, svc := range []string{"eph", "per"} {
+		if a := s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", svc)); a.status != 200 {
+			t.Errorf("list %s after the refusals = %d %s", svc, a.status, a.body)
+		}
+	}
+}
+
+// TestParameterBytesReadAsJava: bytes that are not UTF-8 are read as Java reads them,
+// U+FFFD each, so a name is stored, listed, replicated and snapshotted as one name.
+// Before, a persistent service "u\xff" was committed as "u\ufffd" (the command is JSON)
+// while its list asked for "u\xff" and found nothing.
+func TestParameterBytesReadAsJava(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "u\xff", "ip", "1.1.1.1", "port", "1", "ephemeral", "false", "metadata", "{\"k\xfe\":\"v\xfd\"}"))
+	for _, name := range []string{"u\xff", "u\ufffd"} {
+		a := s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", name))
+		if a.status != 200 || !strings.Contains(a.body, "\"name\":\"DEFAULT_GROUP@@u\ufffd\"") ||
+			!strings.Contains(a.body, "\"metadata\":{\"k\ufffd\":\"v\ufffd\"}") {
+			t.Errorf("list %q = %d %s", name, a.status, a.body)
+		}
+	}
+}
+
 func TestServiceKindConflict(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph", "ip", "1.1.1.1", "port", "1"))

@@ -241,13 +241,13 @@ func (a *API) getInstance(v *version) handlerFunc {
 // beatInfo is the client's `beat` JSON (Nacos RsInfo). Unknown keys (scheduled, period,
 // stopped, …) are ignored; ephemeral is true when absent.
 type beatInfo struct {
-	IP          string            `json:"ip"`
-	Port        json.Number       `json:"port"`
-	ServiceName string            `json:"serviceName"`
-	Cluster     string            `json:"cluster"`
-	Weight      *float64          `json:"weight"`
-	Metadata    map[string]string `json:"metadata"`
-	Ephemeral   *bool             `json:"ephemeral"`
+	IP          string             `json:"ip"`
+	Port        json.Number        `json:"port"`
+	ServiceName string             `json:"serviceName"`
+	Cluster     string             `json:"cluster"`
+	Weight      *naming.JavaDouble `json:"weight"`
+	Metadata    map[string]string  `json:"metadata"`
+	Ephemeral   *bool              `json:"ephemeral"`
 }
 
 // beatAnswer is the beat's JSON answer, in Nacos' key order.
@@ -296,7 +296,7 @@ func (a *API) beat(v *version) handlerFunc {
 			}
 			inst := &naming.Instance{IP: b.IP, Port: port, ClusterName: cluster, Weight: 1, Ephemeral: true, Metadata: b.Metadata}
 			if b.Weight != nil {
-				inst.Weight = *b.Weight
+				inst.Weight = float64(*b.Weight)
 			}
 			if b.Ephemeral != nil {
 				inst.Ephemeral = *b.Ephemeral

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/roster-registry/roster/naming"
 )
@@ -77,11 +78,11 @@ func (p params) parse(s string) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		k = lenientUnescape(k)
+		k = javaText(lenientUnescape(k))
 		if k == "" {
 			continue
 		}
-		p[k] = append(p[k], lenientUnescape(v))
+		p[k] = append(p[k], javaText(lenientUnescape(v)))
 	}
 }
 
@@ -104,6 +105,22 @@ func lenientUnescape(s string) string {
 		default:
 			b.WriteByte(c)
 		}
+	}
+	return b.String()
+}
+
+// javaText reads parameter bytes as UTF-8 the way Java's decoder does (Nacos reads every
+// parameter into a Java String): each byte that is not part of a valid sequence becomes
+// U+FFFD. Bytes that are not UTF-8 would otherwise be stored under one name and listed,
+// replicated and snapshotted under another, since JSON replaces them.
+func javaText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for _, r := range s {
+		b.WriteRune(r) // an invalid byte ranges as utf8.RuneError, U+FFFD
 	}
 	return b.String()
 }

@@ -41,6 +41,25 @@ func TestLenientUnescape(t *testing.T) {
 	}
 }
 
+// TestParamsReadBytesAsJava: each byte that is not part of UTF-8 becomes U+FFFD, in
+// the query and in the body, in names and in values.
+func TestParamsReadBytesAsJava(t *testing.T) {
+	p := params{}
+	p.parse("serviceName=u%FF%FEv&k%FF=x&raw=\xe4\xb8\xad\xff")
+	if got := p.get("serviceName"); got != "u\ufffd\ufffdv" {
+		t.Errorf("serviceName = %q", got)
+	}
+	if got := p.get("k\ufffd"); got != "x" {
+		t.Errorf("a name that is not UTF-8: %v", p)
+	}
+	if got := p.get("raw"); got != "中\ufffd" {
+		t.Errorf("raw bytes = %q", got)
+	}
+	if got := javaText("plain"); got != "plain" {
+		t.Errorf("javaText(plain) = %q", got)
+	}
+}
+
 func TestParamsTrimAndAliases(t *testing.T) {
 	p := params{}
 	p.parse("clusterName=+&cluster=c1&enable=false&healthy=%20")

@@ -272,6 +272,30 @@ func TestSnapshotBadUploadsChangeNothing(t *testing.T) {
 		b[at] ^= 0x04
 		return b
 	}
+	// A well-framed snapshot whose instance weighs 20000: written past the FSM straight
+	// into a store, as no write path would take it.
+	outOfRange := func() []byte {
+		st, err := persistence.Open(filepath.Join(t.TempDir(), "bad.db"), persistence.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		in := &naming.Instance{IP: "10.0.9.9", Port: 9, ClusterName: naming.DefaultCluster, Weight: 20000, Healthy: true, Enabled: true}
+		key := naming.ServiceKey{Namespace: naming.DefaultNamespace, Group: naming.DefaultGroup, Name: "poison"}
+		if err := st.Update(3, 1, func(tx *persistence.Tx) error { return tx.PutInstance(key, in) }); err != nil {
+			t.Fatal(err)
+		}
+		sn, err := st.OpenSnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sn.Release()
+		var buf bytes.Buffer
+		if _, err := sn.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}()
 	version := append([]byte(nil), good...)
 	binary.BigEndian.PutUint32(version[8:12], 7)
 	oversize := append(append([]byte(nil), good...), bytes.Repeat([]byte{0}, 128)...)
@@ -288,6 +312,8 @@ func TestSnapshotBadUploadsChangeNothing(t *testing.T) {
 		{"wrong magic", append([]byte("NOTROSTR"), good[8:]...), len(good), 400, "bad magic"},
 		{"unknown format version", version, len(good), 400, "unsupported format version 7"},
 		{"not a snapshot at all", []byte("hello, world"), 12, 400, "bad magic"},
+		{"a record out of range", outOfRange, len(outOfRange), 400,
+			"snapshot corrupt: instance record 1 (10.0.9.9#9#DEFAULT of public##DEFAULT_GROUP@@poison): instance format invalid: The weights range from 0.0 to 10000.0"},
 		{"data after the checksum", append(append([]byte(nil), good...), 'x'), len(good) + 1, 400, "data after the checksum"},
 		{"empty", nil, 0, 400, "the upload is empty"},
 		{"empty chunked", nil, -1, 400, "the upload is empty"},

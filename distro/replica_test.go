@@ -1,6 +1,8 @@
 package distro
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +122,54 @@ func TestOlderClaimDoesNotTakeBackAnAdoptedClient(t *testing.T) {
 	}
 	if s.Checksum("n3") == s.Checksum("n1") {
 		t.Fatal("the record must still be n3's")
+	}
+}
+
+// TestSyncBatchRoundTrip: the batch the push loop sends decodes on a receiving member
+// to the same entries.
+func TestSyncBatchRoundTrip(t *testing.T) {
+	s, _ := newTestStore(t)
+	in := inst("10.0.0.1", 80, "DEFAULT")
+	in.Weight, in.Metadata = 2.5, map[string]string{"zone": "a\nb"}
+	s.Register(svcKey("orders"), in)
+	r := NewReplicator(s, ReplicatorConfig{Self: "n1", Peers: func() []Peer { return nil }, Logger: quietLogger()})
+	sent := r.SyncBatch([]naming.ServiceKey{svcKey("orders"), svcKey("gone")})
+	wire, err := sent.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSyncBatch(bytes.NewReader(wire))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.From != "n1" || len(got.Services) != 2 || len(got.Services[0].Entries) != 1 || len(got.Services[1].Entries) != 0 {
+		t.Fatalf("decoded %+v", got)
+	}
+	if e := got.Services[0].Entries[0].Instance; e.Weight != 2.5 || e.Metadata["zone"] != "a\nb" {
+		t.Fatalf("decoded entry %+v", e)
+	}
+}
+
+// TestSyncBatchRefusesWhatNoMemberSends: a receiving member refuses a batch carrying
+// an instance no write path takes.
+func TestSyncBatchRefusesWhatNoMemberSends(t *testing.T) {
+	entry := func(instance string) string {
+		return `{"from":"n2","services":[{"source":"","service":{"namespace":"public","group":"DEFAULT_GROUP","name":"s"},` +
+			`"entries":[{"instance":{"ip":"10.0.0.1","port":1,"clusterName":"DEFAULT","weight":1,` + instance + `},"epoch":1}]}]}`
+	}
+	for name, body := range map[string]string{
+		"weight out of range":    entry(`"weight":20000`),
+		"weight beyond a double": entry(`"weight":1e400`),
+		"port out of range":      entry(`"port":70000`),
+		"ip with NUL":            entry(`"ip":"10.0.0.1\u0000"`),
+		"cluster with NUL":       entry(`"clusterName":"c\u0000"`),
+		"no sender":              `{"services":[]}`,
+	} {
+		if _, err := DecodeSyncBatch(strings.NewReader(body)); err == nil {
+			t.Errorf("%s: the batch was taken", name)
+		}
+	}
+	if _, err := DecodeSyncBatch(strings.NewReader(entry(`"weight":10000`))); err != nil {
+		t.Errorf("a good batch was refused: %v", err)
 	}
 }

@@ -224,11 +224,11 @@ func (r *Replicator) pushLoop() {
 		if len(dirty) == 0 {
 			continue
 		}
-		batch := syncRequest{From: r.cfg.Self}
+		svcs := make([]naming.ServiceKey, 0, len(dirty))
 		for svc := range dirty {
-			batch.Services = append(batch.Services, SourcedEntries{Service: svc, Entries: r.store.Authoritative(svc)})
+			svcs = append(svcs, svc)
 		}
-		body, err := json.Marshal(batch)
+		body, err := r.SyncBatch(svcs).Encode()
 		if err != nil {
 			r.log.Error("encode sync batch", "err", err)
 			continue
@@ -248,9 +248,41 @@ func (r *Replicator) pushLoop() {
 	}
 }
 
-type syncRequest struct {
+// SyncBatch is one push of changed services to the other members: for each service,
+// every instance of it the sender is responsible for (an empty list removes them).
+type SyncBatch struct {
 	From     string           `json:"from"`
 	Services []SourcedEntries `json:"services"`
+}
+
+// SyncBatch builds the push of svcs, as the push loop sends it after a change.
+func (r *Replicator) SyncBatch(svcs []naming.ServiceKey) SyncBatch {
+	b := SyncBatch{From: r.cfg.Self}
+	for _, svc := range svcs {
+		b.Services = append(b.Services, SourcedEntries{Service: svc, Entries: r.store.Authoritative(svc)})
+	}
+	return b
+}
+
+// Encode is the batch as it goes on the wire.
+func (b SyncBatch) Encode() ([]byte, error) { return json.Marshal(b) }
+
+// DecodeSyncBatch reads a batch as a receiving member does: it refuses a batch without
+// a sender and one holding a service a member would never send (ValidEntries).
+func DecodeSyncBatch(r io.Reader) (SyncBatch, error) {
+	var b SyncBatch
+	if err := json.NewDecoder(io.LimitReader(r, maxReplicationBody)).Decode(&b); err != nil {
+		return b, fmt.Errorf("distro: bad sync batch: %w", err)
+	}
+	if b.From == "" {
+		return b, errors.New("distro: bad sync batch: no sender")
+	}
+	for _, g := range b.Services {
+		if err := ValidEntries(g); err != nil {
+			return b, fmt.Errorf("distro: sync batch: %s: %w", g.Service, err)
+		}
+	}
+	return b, nil
 }
 
 type verifyRequest struct {
@@ -485,20 +517,14 @@ func (r *Replicator) Mount(rt Router) {
 func (r *Replicator) Transport() http.RoundTripper { return r.cfg.Credential.Transport() }
 
 func (r *Replicator) serveSync(w http.ResponseWriter, req *http.Request) {
-	var batch syncRequest
-	if err := json.NewDecoder(io.LimitReader(req.Body, maxReplicationBody)).Decode(&batch); err != nil || batch.From == "" {
-		http.Error(w, "distro: bad sync batch", http.StatusBadRequest)
+	batch, err := DecodeSyncBatch(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if batch.From == r.cfg.Self {
 		http.Error(w, "distro: a sync from myself", http.StatusBadRequest)
 		return
-	}
-	for _, g := range batch.Services {
-		if err := validEntries(g); err != nil {
-			http.Error(w, "distro: "+err.Error(), http.StatusBadRequest)
-			return
-		}
 	}
 	r.seen(batch.From)
 	for _, g := range batch.Services {
@@ -507,9 +533,9 @@ func (r *Replicator) serveSync(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// validEntries refuses what no member would send: replicas pass the same naming rules
-// as client writes.
-func validEntries(g SourcedEntries) error {
+// ValidEntries refuses what no member would send: replicas pass the same naming rules
+// as client writes (the settings' limits aside, which may differ between members).
+func ValidEntries(g SourcedEntries) error {
 	if err := naming.CheckServiceKey(g.Service); err != nil {
 		return err
 	}
@@ -519,6 +545,12 @@ func validEntries(g SourcedEntries) error {
 		}
 		if e.Instance.Port < 0 || e.Instance.Port > 65535 {
 			return errors.New("port out of range")
+		}
+		if err := naming.CheckCluster(e.Instance.ClusterName); err != nil {
+			return err
+		}
+		if err := naming.CheckWeight(e.Instance.Weight); err != nil {
+			return err
 		}
 	}
 	return nil

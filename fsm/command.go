@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net/http"
 	"reflect"
 
 	"github.com/roster-registry/roster/auth"
@@ -475,47 +473,16 @@ func Validate(c Command, limits Limits) error {
 	return nil
 }
 
-func checkKey(k naming.ServiceKey) error {
-	if err := naming.CheckServiceKey(k); err != nil {
-		return err
-	}
-	if k.Namespace == "" {
-		return naming.RequiredParam("namespaceId")
-	}
-	if k.Group == "" {
-		return naming.RequiredParam("groupName")
-	}
-	return nil
-}
+func checkKey(k naming.ServiceKey) error { return naming.CheckResolvedKey(k) }
 
 func checkRef(ip string, port int, cluster string) error {
-	if ip == "" {
-		return naming.RequiredParam("ip")
-	}
-	if err := naming.CheckIP(ip); err != nil {
-		return err
-	}
-	if port < 0 || port > 65535 {
-		return naming.ErrPortRange
-	}
-	if cluster == "" {
-		return naming.RequiredParam("clusterName")
-	}
-	return naming.CheckCluster(cluster)
+	return naming.CheckInstanceRef(ip, port, cluster)
 }
 
-func checkWeight(w float64) error {
-	if math.IsNaN(w) || w < 0 || w > naming.MaxWeight {
-		return naming.APIError(http.StatusBadRequest, naming.CodeWeightError, "instance format invalid: The weights range from 0.0 to 10000.0")
-	}
-	return nil
-}
+func checkWeight(w float64) error { return naming.CheckWeight(w) }
 
 func checkInstance(in *naming.Instance, l Limits) error {
 	if err := checkRef(in.IP, in.Port, in.ClusterName); err != nil {
-		return err
-	}
-	if err := checkWeight(in.Weight); err != nil {
 		return err
 	}
 	if err := naming.CheckInstance(in, l.MaxMetadata, l.Timing); err != nil {
@@ -527,37 +494,7 @@ func checkInstance(in *naming.Instance, l Limits) error {
 	return nil
 }
 
-func checkService(s *naming.Service, l Limits) error {
-	if err := checkKey(s.Key); err != nil {
-		return err
-	}
-	if math.IsNaN(s.ProtectThreshold) || math.IsInf(s.ProtectThreshold, 0) {
-		return naming.BadRequest("protectThreshold must be a number")
-	}
-	if err := naming.CheckMetadata(s.Metadata, l.MaxMetadata); err != nil {
-		return err
-	}
-	switch s.Selector.Type {
-	case "", "none", "label":
-	default:
-		return naming.ErrSelector
-	}
-	for name, cl := range s.Clusters {
-		if cl == nil {
-			return naming.BadRequest("cluster " + name + " is empty")
-		}
-		if err := naming.CheckCluster(name); err != nil {
-			return err
-		}
-		if cl.Name != name {
-			return naming.BadRequest("cluster " + name + " is named " + cl.Name)
-		}
-		if err := checkCluster(cl, l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func checkService(s *naming.Service, l Limits) error { return naming.CheckService(s, l.MaxMetadata) }
 
 // Answer is the FSM's response to one command as it crosses from the leader to the
 // member that forwarded the write: a rejection, or the value of the command's result

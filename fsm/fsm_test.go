@@ -669,6 +669,40 @@ func TestRestoreOfCorruptSnapshotChangesNothing(t *testing.T) {
 	}
 }
 
+// TestRestoreNeverHandsTheFSMAnOutOfRangeRecord: a snapshot whose records no write
+// path takes (here a weight over 10000, written past the FSM straight into a store) is
+// refused as corrupt before anything changes or anyone is told of a change.
+func TestRestoreNeverHandsTheFSMAnOutOfRangeRecord(t *testing.T) {
+	src := openStore(t, "")
+	bad := naming.Instance{IP: "10.0.0.9", Port: 9, ClusterName: naming.DefaultCluster, Weight: 20000, Healthy: true, Enabled: true}
+	if err := src.Update(5, 1, func(tx *persistence.Tx) error { return tx.PutInstance(key("poison"), &bad) }); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := src.OpenSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_, err = sn.WriteTo(&buf)
+	sn.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dst := newFSM(t)
+	applyOK(t, dst, logs(t, 1, register("mine", "10.0.0.1", 1)))
+	before := dump(t, dst.Store())
+	notified := false
+	dst.OnChange(func([]naming.ServiceKey, bool) { notified = true })
+	err = dst.Restore(io.NopCloser(&buf))
+	if !errors.Is(err, persistence.ErrSnapshotCorrupt) || !strings.Contains(err.Error(), "The weights range from 0.0 to 10000.0") {
+		t.Errorf("Restore = %v, want ErrSnapshotCorrupt naming the weight", err)
+	}
+	if after := dump(t, dst.Store()); !reflect.DeepEqual(after, before) || notified {
+		t.Errorf("a refused restore changed state (%v) or notified (%v)", !reflect.DeepEqual(after, before), notified)
+	}
+}
+
 // TestDeterministic applies the same log one entry at a time and all at once: state
 // and responses must not depend on how Raft batches.
 func TestDeterministic(t *testing.T) {

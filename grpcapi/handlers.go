@@ -61,14 +61,14 @@ func (n namingRequest) service() (naming.ServiceKey, error) {
 // instanceBody is an Instance as clients send it. Derived fields (heart beat timings,
 // instanceId, serviceName) are ignored; absent flags take Nacos' defaults.
 type instanceBody struct {
-	IP          string            `json:"ip"`
-	Port        json.Number       `json:"port"`
-	Weight      *float64          `json:"weight"`
-	Healthy     *bool             `json:"healthy"`
-	Enabled     *bool             `json:"enabled"`
-	Ephemeral   *bool             `json:"ephemeral"`
-	ClusterName string            `json:"clusterName"`
-	Metadata    map[string]string `json:"metadata"`
+	IP          string             `json:"ip"`
+	Port        json.Number        `json:"port"`
+	Weight      *naming.JavaDouble `json:"weight"`
+	Healthy     *bool              `json:"healthy"`
+	Enabled     *bool              `json:"enabled"`
+	Ephemeral   *bool              `json:"ephemeral"`
+	ClusterName string             `json:"clusterName"`
+	Metadata    map[string]string  `json:"metadata"`
 }
 
 // instance converts and checks the parameters Nacos' parameter checker checks.
@@ -98,7 +98,7 @@ func (b *instanceBody) instance() (*naming.Instance, error) {
 		inst.ClusterName = naming.DefaultCluster
 	}
 	if b.Weight != nil {
-		inst.Weight = *b.Weight
+		inst.Weight = float64(*b.Weight)
 	}
 	if b.Healthy != nil {
 		inst.Healthy = *b.Healthy

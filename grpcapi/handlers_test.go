@@ -157,6 +157,74 @@ func TestErrors(t *testing.T) {
 	s.ready.Store(true)
 }
 
+// TestPoisonInputIsRefused: numbers JSON cannot carry as numbers (a weight beyond a
+// double, or "NaN" and "Infinity" as text, which Jackson coerces) and control
+// characters in names and metadata keys are refused by every instance request with
+// Nacos' code and text, and nothing is stored. Before, 1e400 was a 502 whose text named
+// Go types, and control characters were stored.
+func TestPoisonInputIsRefused(t *testing.T) {
+	s := newStack(t, Config{})
+	c := s.connect()
+	const weightText = "instance format invalid: The weights range from 0.0 to 10000.0"
+	withWeight := func(typ, w string) string {
+		return strings.Replace(instanceReq(typ, "s", "10.0.0.1", 1, ""), `"weight":1`, `"weight":`+w, 1)
+	}
+	batch := func(second string) string {
+		return `{"serviceName":"s","type":"batchRegisterInstance","instances":[{"ip":"10.0.0.2","port":1},` + second + `]}`
+	}
+	paramCheck := func(text string) string { return "Param check invalid:" + text }
+	tests := []struct {
+		name, typ, body string
+		respType        string
+		code            int
+		message         string
+	}{
+		{"weight beyond a double", "InstanceRequest", withWeight("registerInstance", "1e400"), "ErrorResponse", 400, weightText},
+		{"negative weight beyond a double", "InstanceRequest", withWeight("registerInstance", "-1e400"), "ErrorResponse", 400, weightText},
+		{"weight NaN as text", "InstanceRequest", withWeight("registerInstance", `"NaN"`), "ErrorResponse", 400, weightText},
+		{"weight Infinity as text", "InstanceRequest", withWeight("registerInstance", `"Infinity"`), "ErrorResponse", 400, weightText},
+		{"weight in Go's spelling", "InstanceRequest", withWeight("registerInstance", `"inf"`), "ErrorResponse", 502, `For input string: "inf"`},
+		{"batch weight beyond a double", "BatchInstanceRequest", batch(`{"ip":"10.0.0.3","port":1,"weight":1e400}`), "ErrorResponse", 400, weightText},
+		{"batch weight NaN as text", "BatchInstanceRequest", batch(`{"ip":"10.0.0.3","port":1,"weight":"NaN"}`), "ErrorResponse", 400, weightText},
+		{"persistent weight beyond a double", "PersistentInstanceRequest", withWeight("registerInstance", "1e400"), "ErrorResponse", 400, weightText},
+		{"persistent weight NaN as text", "PersistentInstanceRequest", withWeight("registerInstance", `"NaN"`), "ErrorResponse", 400, weightText},
+		{"port beyond a double", "InstanceRequest", strings.Replace(instanceReq("registerInstance", "s", "10.0.0.1", 1, ""), `"port":1`, `"port":1e400`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'port' is illegal, the value should be between 0 and 65535.")},
+		{"service name NUL", "InstanceRequest", strings.Replace(instanceReq("registerInstance", "S", "10.0.0.1", 1, ""), `"S"`, `"s\u0000v"`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'serviceName' is illegal, control characters should not appear in the param.")},
+		{"batch service name NUL", "BatchInstanceRequest", strings.Replace(batch(`{"ip":"10.0.0.3","port":1}`), `"s"`, `"\u0000s"`, 1),
+			"BatchInstanceResponse", 400, paramCheck("Param 'serviceName' is illegal, control characters should not appear in the param.")},
+		{"persistent service name NUL", "PersistentInstanceRequest", strings.Replace(instanceReq("registerInstance", "S", "10.0.0.1", 1, ""), `"S"`, `"\u0000s"`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'serviceName' is illegal, control characters should not appear in the param.")},
+		{"ip NUL", "InstanceRequest", strings.Replace(instanceReq("registerInstance", "s", "10.0.0.1", 1, ""), `"10.0.0.1"`, `"10.0.0.1\u0000"`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'ip' is illegal, control characters should not appear in the param.")},
+		{"group NUL", "InstanceRequest", strings.Replace(instanceReq("registerInstance", "s", "10.0.0.1", 1, ""), `"DEFAULT_GROUP"`, `"G\u0000"`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'group' is illegal, illegal characters should not appear in the param.")},
+		{"metadata key NUL", "InstanceRequest", strings.Replace(instanceReq("registerInstance", "s", "10.0.0.1", 1, ""), `{"zone":"a"}`, `{"z\u0000":"a"}`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'Metadata' is illegal, control characters should not appear in its keys.")},
+		{"batch metadata key NUL", "BatchInstanceRequest", batch(`{"ip":"10.0.0.3","port":1,"metadata":{"\u001f":"a"}}`),
+			"BatchInstanceResponse", 400, paramCheck("Param 'Metadata' is illegal, control characters should not appear in its keys.")},
+		{"persistent metadata key NUL", "PersistentInstanceRequest", strings.Replace(instanceReq("registerInstance", "s", "10.0.0.1", 1, ""), `{"zone":"a"}`, `{"z\u0000":"a"}`, 1),
+			"InstanceResponse", 400, paramCheck("Param 'Metadata' is illegal, control characters should not appear in its keys.")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			typ, body := c.call(tt.typ, tt.body)
+			var h ResponseHead
+			if err := json.Unmarshal([]byte(body), &h); err != nil {
+				t.Fatal(err)
+			}
+			if typ != tt.respType || h.ResultCode != 500 || h.ErrorCode != tt.code || h.Message != tt.message {
+				t.Fatalf("got %s %d %d %q\nwant %s 500 %d %q", typ, h.ResultCode, h.ErrorCode, h.Message, tt.respType, tt.code, tt.message)
+			}
+		})
+	}
+	typ, body := c.call("ServiceListRequest", `{"pageNo":1,"pageSize":100}`)
+	if typ != "ServiceListResponse" || !strings.Contains(body, `"count":0,`) {
+		t.Fatalf("the refusals stored something: %s %s", typ, body)
+	}
+}
+
 // TestOwnership checks that a connection holds one instance per service, that a
 // deregister ignores ip and port, and that a closed connection takes its instances
 // with it and leaves other connections' alone.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/registry"
 )
 
 // hub keeps the connections' subscriptions and pushes changes to them. A change only
@@ -208,11 +209,18 @@ type notifyBody struct {
 }
 
 func (h *hub) render(svc naming.ServiceKey, clusters string) ([]byte, error) {
-	info, err := h.s.serviceInfo(context.Background(), svc, clusters, false)
+	info, err := h.s.reg.List(context.Background(), registry.Query{Service: svc, Clusters: clusters})
 	if err != nil {
 		return nil, err
 	}
-	return naming.Marshal(notifyBody{Module: "naming", ServiceInfo: info})
+	return NotifyBody(info, h.s.reg.Timing())
+}
+
+// NotifyBody renders the NotifySubscriberRequest that pushes info to a subscriber, all
+// of its body but the requestId that each send puts first: what every gRPC subscriber
+// of the service receives.
+func NotifyBody(info *registry.ServiceInfo, t naming.Timing) ([]byte, error) {
+	return naming.Marshal(notifyBody{Module: "naming", ServiceInfo: grpcServiceInfo(info, t)})
 }
 
 // ack matches a NotifySubscriberResponse to its push.

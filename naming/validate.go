@@ -2,6 +2,7 @@ package naming
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Nacos' ParamCheckRules (common/paramcheck) with their default limits.
@@ -37,6 +39,42 @@ func illegalChars(param string) *Error {
 
 func tooLong(param string, limit int) *Error {
 	return paramCheck(fmt.Sprintf("Param '%s' is illegal, the param length should not exceed %d.", param, limit))
+}
+
+func controlChars(param string) *Error {
+	return BadRequest("Param '" + param + "' is illegal, control characters should not appear in the param.")
+}
+
+func notUTF8(param string) *Error {
+	return BadRequest("Param '" + param + "' is illegal, the param should be valid UTF-8.")
+}
+
+// hasControl reports whether s holds a C0 control character (U+0000–U+001F).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkText applies Roster's own text rules to one parameter, after Nacos' rules where
+// Nacos' patterns let a character through. Nacos' service and ip patterns only exclude
+// whitespace and CJK, so NUL and the other C0 controls pass them; stored, such a name is
+// unreadable in logs and in the console, and two names that differ only there look the
+// same. DEL (0x7f) is left as Nacos leaves it. Text that is not UTF-8 cannot occur in
+// Nacos (Java decodes every parameter, with U+FFFD for bad bytes) and does not survive
+// JSON: it would be stored under one name and listed, replicated and snapshotted under
+// another.
+func checkText(param, s string) error {
+	if !utf8.ValidString(s) {
+		return notUTF8(param)
+	}
+	if hasControl(s) {
+		return controlChars(param)
+	}
+	return nil
 }
 
 // javaLen counts UTF-16 code units, as Java's String.length does.
@@ -91,7 +129,7 @@ func CheckServiceName(name string) error {
 			return illegalChars("serviceName")
 		}
 	}
-	return nil
+	return checkText("serviceName", name)
 }
 
 func isCJK(r rune) bool { return r >= 0x4E00 && r <= 0x9FA5 }
@@ -147,7 +185,7 @@ func CheckIP(ip string) error {
 			return illegalChars("ip")
 		}
 	}
-	return nil
+	return checkText("ip", ip)
 }
 
 // ErrPortRange is the text for a port outside 0–65535 or not a number.
@@ -162,7 +200,9 @@ func ParsePort(s string) (int, error) {
 	return n, nil
 }
 
-// CheckMetadata applies the summed key+value length limit.
+// CheckMetadata applies the summed key+value length limit, then Roster's text rules:
+// keys and values are UTF-8, and keys hold no control characters (values may: JSON
+// carries them escaped, and Nacos' clients send multi-line values).
 func CheckMetadata(md map[string]string, limit int) error {
 	total := 0
 	for k, v := range md {
@@ -175,6 +215,36 @@ func CheckMetadata(md map[string]string, limit int) error {
 	}
 	if total > limit {
 		return tooLong("Metadata", limit)
+	}
+	for k, v := range md {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return notUTF8("Metadata")
+		}
+		if hasControl(k) {
+			return BadRequest("Param 'Metadata' is illegal, control characters should not appear in its keys.")
+		}
+	}
+	return nil
+}
+
+// ErrWeightRange is Nacos' text for a weight outside 0–10000.
+var ErrWeightRange = APIError(http.StatusBadRequest, CodeWeightError, "instance format invalid: The weights range from 0.0 to 10000.0")
+
+// CheckWeight applies the weight range. NaN compares false with everything, so it is
+// refused by name: accepted once, it made every list and every replication batch of
+// its service fail to encode. ±Inf is outside the range.
+func CheckWeight(w float64) error {
+	if math.IsNaN(w) || w < 0 || w > MaxWeight {
+		return ErrWeightRange
+	}
+	return nil
+}
+
+// CheckProtectThreshold refuses a threshold JSON cannot carry. Nacos has no rule (a
+// Java float takes NaN and Infinity); the text is Roster's own.
+func CheckProtectThreshold(t float64) error {
+	if math.IsNaN(t) || math.IsInf(t, 0) {
+		return BadRequest("protectThreshold must be a finite number")
 	}
 	return nil
 }
@@ -201,12 +271,7 @@ func CheckInstance(inst *Instance, maxMetadata int, t Timing) error {
 	if inst.ClusterName != "" && !instanceClusterPattern.MatchString(inst.ClusterName) {
 		return APIError(http.StatusBadRequest, CodeInstanceError, fmt.Sprintf("Instance 'clusterName' should be characters with only 0-9a-zA-Z-. (current: %s)", inst.ClusterName))
 	}
-	// NaN compares false with everything, so it is refused by name: accepted once, it
-	// made every list and every replication batch of its service fail to encode.
-	if math.IsNaN(inst.Weight) || inst.Weight < 0 || inst.Weight > MaxWeight {
-		return APIError(http.StatusBadRequest, CodeWeightError, "instance format invalid: The weights range from 0.0 to 10000.0")
-	}
-	return nil
+	return CheckWeight(inst.Weight)
 }
 
 // CheckServiceKey validates a resolved service key.
@@ -221,6 +286,80 @@ func CheckServiceKey(k ServiceKey) error {
 		return RequiredParam("serviceName")
 	}
 	return CheckGroup(k.Group)
+}
+
+// CheckResolvedKey is CheckServiceKey for a key whose defaults the front has filled
+// in: namespace and group must be present. Every stored (persistent) record has one.
+func CheckResolvedKey(k ServiceKey) error {
+	if err := CheckServiceKey(k); err != nil {
+		return err
+	}
+	if k.Namespace == "" {
+		return RequiredParam("namespaceId")
+	}
+	if k.Group == "" {
+		return RequiredParam("groupName")
+	}
+	return nil
+}
+
+// CheckInstanceRef checks a complete instance key: ip and cluster present and legal,
+// port in range.
+func CheckInstanceRef(ip string, port int, cluster string) error {
+	if ip == "" {
+		return RequiredParam("ip")
+	}
+	if err := CheckIP(ip); err != nil {
+		return err
+	}
+	if port < 0 || port > 65535 {
+		return ErrPortRange
+	}
+	if cluster == "" {
+		return RequiredParam("clusterName")
+	}
+	return CheckCluster(cluster)
+}
+
+// CheckService applies the rules of a service record as it is written: a resolved key,
+// a finite protect threshold, legal metadata, a known selector type, and clusters named
+// as their keys with legal names, metadata and check ports.
+func CheckService(s *Service, maxMetadata int) error {
+	if err := CheckResolvedKey(s.Key); err != nil {
+		return err
+	}
+	if err := CheckProtectThreshold(s.ProtectThreshold); err != nil {
+		return err
+	}
+	if err := CheckMetadata(s.Metadata, maxMetadata); err != nil {
+		return err
+	}
+	switch s.Selector.Type {
+	case "", "none", "label":
+	default:
+		return ErrSelector
+	}
+	for name, cl := range s.Clusters {
+		if cl == nil {
+			return BadRequest("cluster " + name + " is empty")
+		}
+		if err := CheckCluster(name); err != nil {
+			return err
+		}
+		if cl.Name != name {
+			return BadRequest("cluster " + name + " is named " + cl.Name)
+		}
+		if err := CheckMetadata(cl.Metadata, maxMetadata); err != nil {
+			return err
+		}
+		if cl.CheckPort < 0 || cl.CheckPort > 65535 {
+			return ErrPortRange
+		}
+		if err := cl.HealthChecker.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ParseMetadata reads metadata as Nacos does: a JSON object of strings, else
@@ -299,13 +438,50 @@ func NumberFormatError(s string) *Error {
 	return APIError(http.StatusBadRequest, CodeParameterValidate, fmt.Sprintf("For input string: \"%s\"", s))
 }
 
-// ParseFloat parses a double or answers Java's text.
+// ParseFloat parses a double as Java's Double.parseDouble does, or answers Java's text.
+// Java takes "NaN", "Infinity" (signed), decimal and hexadecimal (0x…p…) numbers with
+// an optional f/F/d/D suffix, and turns a number too large for a double into
+// ±Infinity (and one too small into 0) instead of failing; Go's own spellings ("inf",
+// "nan", "infinity", digits with underscores) are Java's NumberFormatException. The
+// range rules (CheckWeight, CheckProtectThreshold) then refuse what is not finite, so
+// "1e400" as a weight gets Nacos' weight text, as in Nacos.
 func ParseFloat(s string) (float64, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil {
+	t := strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
+	body := strings.TrimLeft(t, "+-")
+	if len(t)-len(body) > 1 {
+		return 0, NumberFormatError(s)
+	}
+	switch body {
+	case "NaN":
+		return math.NaN(), nil
+	case "Infinity":
+		if strings.HasPrefix(t, "-") {
+			return math.Inf(-1), nil
+		}
+		return math.Inf(1), nil
+	}
+	if n := len(t); n > 0 && strings.ContainsRune("fFdD", rune(t[n-1])) && !hexWithoutExponent(body) {
+		t = t[:n-1]
+		body = body[:len(body)-1]
+	}
+	if body == "" || strings.ContainsRune(body, '_') || !(body[0] >= '0' && body[0] <= '9' || body[0] == '.') {
+		return 0, NumberFormatError(s)
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, NumberFormatError(s)
 	}
 	return f, nil
+}
+
+// hexWithoutExponent reports whether an unsigned number is hexadecimal with no p
+// exponent yet: there d and f are digits, not a type suffix (Java's suffix follows the
+// exponent, and a hexadecimal double without one is refused anyway).
+func hexWithoutExponent(body string) bool {
+	if !(strings.HasPrefix(body, "0x") || strings.HasPrefix(body, "0X")) {
+		return false
+	}
+	return !strings.ContainsAny(body, "pP")
 }
 
 // ParseInt parses an int or answers Java's text.

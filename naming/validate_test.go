@@ -1,6 +1,8 @@
 package naming
 
 import (
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +37,22 @@ func TestCheckNames(t *testing.T) {
 		{"ip host", CheckIP, "my-host.local", ""},
 		{"ip space", CheckIP, "10.0.0 .5", "Param 'ip' is illegal, illegal characters should not appear in the param."},
 		{"ip long", CheckIP, strings.Repeat("1", 129), "Param 'ip' is illegal, the param length should not exceed 128."},
+		// Nacos' service and ip patterns let control characters through; Roster does not.
+		{"service NUL inside", CheckServiceName, "s\x00v", "Param 'serviceName' is illegal, control characters should not appear in the param."},
+		{"service NUL first", CheckServiceName, "\x00svc", "Param 'serviceName' is illegal, control characters should not appear in the param."},
+		{"service unit separator", CheckServiceName, "s\x1fv", "Param 'serviceName' is illegal, control characters should not appear in the param."},
+		{"service DEL", CheckServiceName, "s\x7fv", ""},
+		{"service not UTF-8", CheckServiceName, "u\xff", "Param 'serviceName' is illegal, the param should be valid UTF-8."},
+		{"service replacement char", CheckServiceName, "u\ufffd", ""},
+		{"ip NUL", CheckIP, "10.0.0.1\x00", "Param 'ip' is illegal, control characters should not appear in the param."},
+		{"ip not UTF-8", CheckIP, "10.0.0.\xfe", "Param 'ip' is illegal, the param should be valid UTF-8."},
+		// The other names' patterns already refuse them, with Nacos' text.
+		{"namespace NUL", CheckNamespace, "n\x00", "Param 'namespaceId/tenant' is illegal, illegal characters should not appear in the param."},
+		{"namespace DEL", CheckNamespace, "n\x7f", "Param 'namespaceId/tenant' is illegal, illegal characters should not appear in the param."},
+		{"group NUL", CheckGroup, "g\x00", "Param 'group' is illegal, illegal characters should not appear in the param."},
+		{"group not UTF-8", CheckGroup, "g\xff", "Param 'group' is illegal, illegal characters should not appear in the param."},
+		{"cluster NUL", CheckCluster, "c\x00", "Param 'cluster' is illegal, illegal characters should not appear in the param."},
+		{"cluster DEL", CheckCluster, "c\x7f", "Param 'cluster' is illegal, illegal characters should not appear in the param."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +106,23 @@ func TestCheckInstance(t *testing.T) {
 			i.Metadata = map[string]string{"k": strings.Repeat("v", 1024)}
 		}, "Param 'Metadata' is illegal, the param length should not exceed 1024."},
 		{"port range", func(i *Instance) { i.Port = 70000 }, "Param 'port' is illegal, the value should be between 0 and 65535."},
+		// JSON carries none of these: accepted, they broke every list and sync of the service.
+		{"weight NaN", func(i *Instance) { i.Weight = math.NaN() }, "instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"weight +Inf", func(i *Instance) { i.Weight = math.Inf(1) }, "instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"weight -Inf", func(i *Instance) { i.Weight = math.Inf(-1) }, "instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"weight max", func(i *Instance) { i.Weight = MaxWeight }, ""},
+		{"metadata key NUL", func(i *Instance) { i.Metadata = map[string]string{"a\x00b": "v"} },
+			"Param 'Metadata' is illegal, control characters should not appear in its keys."},
+		{"metadata key newline", func(i *Instance) { i.Metadata = map[string]string{"a\nb": "v"} },
+			"Param 'Metadata' is illegal, control characters should not appear in its keys."},
+		{"metadata value control", func(i *Instance) { i.Metadata = map[string]string{"k": "line1\nline2\x00"} }, ""},
+		{"metadata key not UTF-8", func(i *Instance) { i.Metadata = map[string]string{"k\xff": "v"} },
+			"Param 'Metadata' is illegal, the param should be valid UTF-8."},
+		{"metadata value not UTF-8", func(i *Instance) { i.Metadata = map[string]string{"k": "v\xff"} },
+			"Param 'Metadata' is illegal, the param should be valid UTF-8."},
+		{"metadata over the limit before its text", func(i *Instance) {
+			i.Metadata = map[string]string{"k\x00": strings.Repeat("v", 1024)}
+		}, "Param 'Metadata' is illegal, the param length should not exceed 1024."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +137,115 @@ func TestCheckInstance(t *testing.T) {
 				t.Fatalf("CheckInstance = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckProtectThreshold(t *testing.T) {
+	for _, th := range []float64{0, 0.5, 1, -1, 2} {
+		if err := CheckProtectThreshold(th); err != nil {
+			t.Errorf("CheckProtectThreshold(%v) = %v", th, err)
+		}
+	}
+	for _, th := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if err := CheckProtectThreshold(th); err == nil || err.Error() != "protectThreshold must be a finite number" {
+			t.Errorf("CheckProtectThreshold(%v) = %v", th, err)
+		}
+	}
+}
+
+func TestCheckService(t *testing.T) {
+	key := ServiceKey{Namespace: DefaultNamespace, Group: DefaultGroup, Name: "s"}
+	tests := []struct {
+		name   string
+		mutate func(*Service)
+		want   string
+	}{
+		{"ok", func(*Service) {}, ""},
+		{"threshold NaN", func(s *Service) { s.ProtectThreshold = math.NaN() }, "protectThreshold must be a finite number"},
+		{"threshold Inf", func(s *Service) { s.ProtectThreshold = math.Inf(1) }, "protectThreshold must be a finite number"},
+		{"metadata key control", func(s *Service) { s.Metadata = map[string]string{"\x01": "v"} },
+			"Param 'Metadata' is illegal, control characters should not appear in its keys."},
+		{"cluster metadata key control", func(s *Service) {
+			s.Clusters = map[string]*Cluster{"c": {Name: "c", Metadata: map[string]string{"\x01": "v"}}}
+		}, "Param 'Metadata' is illegal, control characters should not appear in its keys."},
+		{"cluster check port", func(s *Service) { s.Clusters = map[string]*Cluster{"c": {Name: "c", CheckPort: 70000}} },
+			"Param 'port' is illegal, the value should be between 0 and 65535."},
+		{"no group", func(s *Service) { s.Key.Group = "" }, "Param 'groupName' is required."},
+		{"service name control", func(s *Service) { s.Key.Name = "a\x00" },
+			"Param 'serviceName' is illegal, control characters should not appear in the param."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewService(key, false)
+			tt.mutate(s)
+			got := ""
+			if err := CheckService(s, DefaultMaxMetadata); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Fatalf("CheckService = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseFloatAsJava: Double.parseDouble's syntax. A number too large is Infinity,
+// not an error, so the range rule answers it with Nacos' weight text.
+func TestParseFloatAsJava(t *testing.T) {
+	for in, want := range map[string]float64{
+		"1": 1, " 2.5 ": 2.5, "+3": 3, "-0": math.Copysign(0, -1), ".5": 0.5, "5.": 5, "1e3": 1000, "1E-3": 0.001,
+		"1d": 1, "1.5F": 1.5, "0x1p4": 16, "0x1.8p1d": 3, "1e400": math.Inf(1), "-1e400": math.Inf(-1), "1e-400": 0,
+		"Infinity": math.Inf(1), "+Infinity": math.Inf(1), "-Infinity": math.Inf(-1), "\t7\n": 7,
+	} {
+		got, err := ParseFloat(in)
+		if err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Errorf("ParseFloat(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"NaN", "-NaN", "+NaN"} {
+		if got, err := ParseFloat(in); err != nil || !math.IsNaN(got) {
+			t.Errorf("ParseFloat(%q) = %v, %v; want NaN", in, got, err)
+		}
+	}
+	// Go's own spellings, and what neither reads.
+	for _, in := range []string{"inf", "Inf", "+inf", "nan", "infinity", "INFINITY", "1_0", "0x10", "0x1d", "", "-", "--1",
+		"+-1", "abc", "1e", "NaNd", "Infinityd", "1 2", "0x_1p0"} {
+		if _, err := ParseFloat(in); err == nil || err.Error() != `For input string: "`+in+`"` {
+			t.Errorf("ParseFloat(%q) = %v, want Java's NumberFormatException text", in, err)
+		}
+	}
+}
+
+func TestJavaDoubleDecodesAsJackson(t *testing.T) {
+	var v struct {
+		W *JavaDouble `json:"w"`
+	}
+	for in, want := range map[string]float64{
+		`{"w":2}`: 2, `{"w":2.5e1}`: 25, `{"w":"3"}`: 3, `{"w":1e400}`: math.Inf(1), `{"w":"-Infinity"}`: math.Inf(-1),
+	} {
+		v.W = nil
+		if err := json.Unmarshal([]byte(in), &v); err != nil || v.W == nil || float64(*v.W) != want {
+			t.Errorf("decode %s = %v, %v; want %v", in, v.W, err, want)
+		}
+	}
+	v.W = nil
+	if err := json.Unmarshal([]byte(`{"w":"NaN"}`), &v); err != nil || v.W == nil || !math.IsNaN(float64(*v.W)) {
+		t.Errorf(`decode "NaN" = %v, %v`, v.W, err)
+	}
+	v.W = nil
+	if err := json.Unmarshal([]byte(`{"w":null}`), &v); err != nil || v.W != nil {
+		t.Errorf("decode null = %v, %v", v.W, err)
+	}
+	for _, in := range []string{`{"w":"inf"}`, `{"w":true}`, `{"w":"x"}`, `{"w":{}}`} {
+		if err := json.Unmarshal([]byte(in), &v); err == nil {
+			t.Errorf("decode %s: no error", in)
+		}
+	}
+	// What cannot be a JSON number is an encoding error, never "NaN.0".
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if b, err := JavaDouble(f).MarshalJSON(); err == nil {
+			t.Errorf("JavaDouble(%v) = %s, want an error", f, b)
+		}
 	}
 }
 

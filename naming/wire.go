@@ -3,7 +3,10 @@ package naming
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
+	"strings"
 )
 
 // The Nacos JSON shapes that more than one front speaks (the HTTP API, UDP push, and the
@@ -16,11 +19,38 @@ type JavaDouble float64
 // MarshalJSON writes integral values with a ".0" suffix.
 func (d JavaDouble) MarshalJSON() ([]byte, error) {
 	f := float64(d)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		// CheckWeight and CheckProtectThreshold keep such values out of the registry.
+		return nil, fmt.Errorf("naming: %v is not a JSON number", f)
+	}
 	b := strconv.AppendFloat(nil, f, 'f', -1, 64)
 	if !bytes.ContainsAny(b, ".eEn") {
 		b = append(b, '.', '0')
 	}
 	return b, nil
+}
+
+// UnmarshalJSON reads a double as Jackson does: a JSON number, or a string holding one
+// (Jackson coerces scalars), in Java's syntax (ParseFloat). A number too large for a
+// double is ±Infinity and "NaN" is NaN, as in Java: JSON cannot carry them otherwise,
+// and the range rules refuse them with Nacos' text where the value enters the registry,
+// instead of a decoder error that names Go types. null leaves the value unchanged.
+func (d *JavaDouble) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if text == "null" {
+		return nil
+	}
+	if strings.HasPrefix(text, `"`) {
+		if err := json.Unmarshal(b, &text); err != nil {
+			return err
+		}
+	}
+	f, err := ParseFloat(text)
+	if err != nil {
+		return err
+	}
+	*d = JavaDouble(f)
+	return nil
 }
 
 // InstanceJSON is an instance as Nacos answers it (api/naming/pojo/Instance.java).

@@ -427,6 +427,9 @@ func (rs *recordSet) service(body []byte) (*naming.Service, error) {
 	if svc.Key.Name == "" {
 		return nil, fmt.Errorf("%w: service record %d has no name", ErrSnapshotCorrupt, rs.services+1)
 	}
+	if err := checkServiceRecord(&svc); err != nil {
+		return nil, fmt.Errorf("%w: service record %d (%s): %v", ErrSnapshotCorrupt, rs.services+1, svc.Key, err)
+	}
 	k := encodeServiceKey(svc.Key)
 	if rs.lastService != nil && bytes.Compare(k, rs.lastService) <= 0 {
 		return nil, fmt.Errorf("%w: service %s duplicate or out of order", ErrSnapshotCorrupt, svc.Key)
@@ -445,6 +448,9 @@ func (rs *recordSet) instance(body []byte) (*instanceRecord, error) {
 	if rec.Service.Name == "" || rec.Instance == nil {
 		return nil, fmt.Errorf("%w: instance record %d is incomplete", ErrSnapshotCorrupt, rs.instances+1)
 	}
+	if err := checkInstanceRecord(&rec.Instance.Instance); err != nil {
+		return nil, fmt.Errorf("%w: instance record %d (%s of %s): %v", ErrSnapshotCorrupt, rs.instances+1, rec.Instance.Key(), rec.Service, err)
+	}
 	k := [2][]byte{encodeServiceKey(rec.Service), []byte(rec.Instance.Key())}
 	if rs.lastInstance[0] != nil {
 		c := bytes.Compare(k[0], rs.lastInstance[0])
@@ -456,6 +462,35 @@ func (rs *recordSet) instance(body []byte) (*instanceRecord, error) {
 	rs.instances++
 	rs.namespaces[rec.Service.Namespace] = true
 	return &rec, nil
+}
+
+// The numbers of a record are checked as the write paths check them: a record with a
+// weight or a port out of range (JSON cannot carry NaN or Infinity; a number beyond a
+// double's range does not decode) is corrupt, or else it would be stored as it is and
+// break lists, pushes and the next snapshot. Names are not checked again: they were
+// checked when the record was written, and a rule added since must not make a snapshot
+// an older version wrote unreadable (the persistent key format takes any bytes).
+
+func checkServiceRecord(svc *naming.Service) error {
+	if err := naming.CheckProtectThreshold(svc.ProtectThreshold); err != nil {
+		return err
+	}
+	for name, cl := range svc.Clusters {
+		if cl == nil {
+			return fmt.Errorf("cluster %s is empty", name)
+		}
+		if cl.CheckPort < 0 || cl.CheckPort > 65535 {
+			return naming.ErrPortRange
+		}
+	}
+	return nil
+}
+
+func checkInstanceRecord(inst *naming.Instance) error {
+	if inst.Port < 0 || inst.Port > 65535 {
+		return naming.ErrPortRange
+	}
+	return naming.CheckWeight(inst.Weight)
 }
 
 func (rs *recordSet) check(hdr Header) error {

@@ -260,6 +260,13 @@ func buildStream(hdr Header, recs ...record) []byte {
 	return b.Bytes()
 }
 
+// instanceStream is a stream of one instance record with field (JSON) added to an
+// otherwise good instance; a later key wins in encoding/json.
+func instanceStream(field string) []byte {
+	body := `{"service":{"namespace":"p","group":"G","name":"s"},"instance":{"ip":"1.1.1.1","port":1,"clusterName":"C","weight":1,` + field + `}}`
+	return buildStream(Header{FormatVersion: SnapshotVersion, Index: 1, Term: 1, Namespaces: 1, Instances: 1}, record{recordInstance, body})
+}
+
 func TestRestoreRefusesBadStreams(t *testing.T) {
 	src := openStore(t, "")
 	populate(t, src, 7, 3)
@@ -314,6 +321,23 @@ func TestRestoreRefusesBadStreams(t *testing.T) {
 			record{recordService, strings.Replace(svc, `"s"`, `"t"`, 1)}, record{recordService, svc}), ErrSnapshotCorrupt, ""},
 		{"counts disagree", buildStream(Header{FormatVersion: 1, Namespaces: 1, Services: 2}, record{recordService, svc}), ErrSnapshotCorrupt, ""},
 		{"header version disagrees", buildStream(Header{FormatVersion: 9, Namespaces: 1, Services: 1}, record{recordService, svc}), ErrSnapshotCorrupt, ""},
+		// Well-framed records whose numbers no write path takes: restored, they would
+		// be stored as they are and break lists, pushes and the next snapshot.
+		{"instance weight out of range", instanceStream(`"weight":20000`), ErrSnapshotCorrupt,
+			"instance format invalid: The weights range from 0.0 to 10000.0"},
+		{"instance weight negative", instanceStream(`"weight":-1`), ErrSnapshotCorrupt, "The weights range from 0.0 to 10000.0"},
+		{"instance weight beyond a double", instanceStream(`"weight":1e400`), ErrSnapshotCorrupt, ""},
+		{"instance weight NaN", instanceStream(`"weight":NaN`), ErrSnapshotCorrupt, ""},
+		{"instance weight as text", instanceStream(`"weight":"NaN"`), ErrSnapshotCorrupt, ""},
+		{"instance port out of range", instanceStream(`"port":70000`), ErrSnapshotCorrupt,
+			"Param 'port' is illegal, the value should be between 0 and 65535."},
+		{"service threshold beyond a double", buildStream(one, record{recordService, strings.Replace(svc, `"protectThreshold":0`, `"protectThreshold":-1e999`, 1)}),
+			ErrSnapshotCorrupt, ""},
+		{"cluster check port out of range", buildStream(one, record{recordService, strings.Replace(svc, `"selector"`,
+			`"clusters":{"c":{"name":"c","healthChecker":{"type":"TCP"},"metadata":{},"checkPort":65536,"useInstancePort4Check":false}},"selector"`, 1)}),
+			ErrSnapshotCorrupt, "Param 'port' is illegal, the value should be between 0 and 65535."},
+		{"cluster without a body", buildStream(one, record{recordService, strings.Replace(svc, `"selector"`, `"clusters":{"c":null},"selector"`, 1)}),
+			ErrSnapshotCorrupt, "cluster c is empty"},
 	}
 	dst := openStore(t, "")
 	populate(t, dst, 50, 4)

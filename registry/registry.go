@@ -117,7 +117,7 @@ func New(cfg Config, p Parts) (*Registry, error) {
 	if cfg.Push.Logger == nil {
 		cfg.Push.Logger = cfg.Logger
 	}
-	pusher, err := udppush.New(cfg.Push, r.pushData)
+	pusher, err := udppush.New(cfg.Push, r.PushData)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

@@ -272,3 +272,33 @@ func TestPushAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestEphemeralMetadataBatchIsRefusedWhole: a batch that one instance cannot take (its
+// merged metadata would exceed the limit) changes none of them. Before, the instances
+// checked before it kept the new keys while the answer was a 400.
+func TestEphemeralMetadataBatchIsRefusedWhole(t *testing.T) {
+	r, d, _ := newRegistry(t)
+	ctx := context.Background()
+	small, big := inst("10.0.0.1", 1, true), inst("10.0.0.2", 1, true)
+	big.Metadata = map[string]string{"k": string(make([]byte, naming.DefaultMaxMetadata-10))}
+	for _, in := range []*naming.Instance{small, big} {
+		if err := r.Register(ctx, key("batch"), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := r.UpdateMetadataBatch(ctx, key("batch"), false, nil, map[string]string{"more": "0123456789abcdef"}, false)
+	if statusOf(err) != http.StatusBadRequest || err.Error() != "Param 'Metadata' is illegal, the param length should not exceed 1024." {
+		t.Fatalf("UpdateMetadataBatch = %v", err)
+	}
+	for _, in := range d.Instances(key("batch")) {
+		if _, ok := in.Metadata["more"]; ok {
+			t.Errorf("%s took part of a refused batch: %v", in.Key(), in.Metadata)
+		}
+	}
+	// A batch whose metadata no instance may hold is refused even when no instance
+	// matches it, as the persistent path refuses it.
+	_, err = r.UpdateMetadataBatch(ctx, key("empty"), false, nil, map[string]string{"k\x00": "v"}, false)
+	if statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("UpdateMetadataBatch of a bad key = %v", err)
+	}
+}

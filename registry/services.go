@@ -247,9 +247,10 @@ func PushAgent(agent string) bool {
 	return false
 }
 
-// pushData renders the ServiceInfo a UDP subscriber receives: grouped name, no
-// groupName, the subscriber's clusters.
-func (r *Registry) pushData(svc naming.ServiceKey, clusters string) ([]byte, error) {
+// PushData renders the ServiceInfo a UDP subscriber of svc with the given clusters
+// filter receives (the pusher wraps it in its packet, udppush.EncodePacket): grouped
+// name, no groupName, the subscriber's clusters.
+func (r *Registry) PushData(svc naming.ServiceKey, clusters string) ([]byte, error) {
 	info, err := r.List(context.Background(), Query{Service: svc, Clusters: clusters})
 	if err != nil {
 		return nil, err

@@ -254,19 +254,26 @@ func (r *Registry) UpdateMetadataBatch(ctx context.Context, svc naming.ServiceKe
 		}
 		want[naming.InstanceKey(ref.IP, ref.Port, c)] = true
 	}
-	updated := []string{}
+	if err := naming.CheckMetadata(md, r.cfg.MaxMetadata); err != nil {
+		return nil, err
+	}
+	// Every instance is checked before any changes: a batch that one instance cannot
+	// take is refused whole, never applied to the instances checked before it.
+	var targets []*naming.Instance
 	for _, inst := range r.distro.Instances(svc) {
-		key := inst.Key()
-		if len(want) > 0 && !want[key] {
+		if len(want) > 0 && !want[inst.Key()] {
 			continue
 		}
-		merged := mergeMetadata(inst.Metadata, md, remove)
 		probe := inst.Clone()
-		probe.Metadata = merged
+		probe.Metadata = mergeMetadata(inst.Metadata, md, remove)
 		if err := naming.CheckInstance(probe, r.cfg.MaxMetadata, r.cfg.Timing); err != nil {
 			return nil, err
 		}
-		if r.distro.Update(svc, key, func(cur *naming.Instance) { cur.Metadata = mergeMetadata(cur.Metadata, md, remove) }) {
+		targets = append(targets, inst)
+	}
+	updated := []string{}
+	for _, inst := range targets {
+		if r.distro.Update(svc, inst.Key(), func(cur *naming.Instance) { cur.Metadata = mergeMetadata(cur.Metadata, md, remove) }) {
 			updated = append(updated, fmt.Sprintf("%s:%d:unknown:%s:ephemeral", inst.IP, inst.Port, inst.ClusterName))
 		}
 	}

@@ -304,7 +304,7 @@ func TestNoLeaderReachesEachFrontAsTheSameCode(t *testing.T) {
 	}
 }
 
-func v1Call(t *testing.T, srv *server.Server, r v1Request) (int, string) {
+func v1Call(t testing.TB, srv *server.Server, r v1Request) (int, string) {
 	t.Helper()
 	target := "http://" + srv.HTTPAddr() + r.path
 	var body io.Reader
@@ -336,22 +336,34 @@ func v1Call(t *testing.T, srv *server.Server, r v1Request) (int, string) {
 // unary requests.
 type grpcClient struct {
 	req nacospb.RequestClient
+	cc  *grpc.ClientConn
 }
 
-func dialGRPC(t *testing.T, srv *server.Server) *grpcClient {
+// dialGRPC connects to srv for the rest of the test.
+func dialGRPC(t testing.TB, srv *server.Server) *grpcClient {
+	t.Helper()
+	g := connectGRPC(t, srv)
+	t.Cleanup(g.close)
+	return g
+}
+
+func (g *grpcClient) close() { _ = g.cc.Close() }
+
+// connectGRPC connects to srv; the caller closes the client.
+func connectGRPC(t testing.TB, srv *server.Server) *grpcClient {
 	t.Helper()
 	cc, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cc.Close() })
-	g := &grpcClient{req: nacospb.NewRequestClient(cc)}
+	g := &grpcClient{req: nacospb.NewRequestClient(cc), cc: cc}
 	typ, _ := g.call(t, "ServerCheckRequest", `{"module":"internal"}`)
 	if typ != "ServerCheckResponse" {
 		t.Fatalf("ServerCheckRequest answered %s", typ)
 	}
 	stream, err := nacospb.NewBiRequestStreamClient(cc).RequestBiStream(context.Background())
 	if err != nil {
+		g.close()
 		t.Fatal(err)
 	}
 	go func() { // drain what the server sends; these tests answer nothing
@@ -377,7 +389,7 @@ func dialGRPC(t *testing.T, srv *server.Server) *grpcClient {
 	}
 }
 
-func (g *grpcClient) call(t *testing.T, typ, body string) (string, string) {
+func (g *grpcClient) call(t testing.TB, typ, body string) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -389,7 +401,7 @@ func (g *grpcClient) call(t *testing.T, typ, body string) (string, string) {
 }
 
 // fail sends a request that must be refused and returns Nacos' errorCode and message.
-func (g *grpcClient) fail(t *testing.T, typ, body string) (int, string) {
+func (g *grpcClient) fail(t testing.TB, typ, body string) (int, string) {
 	t.Helper()
 	respType, answer := g.call(t, typ, body)
 	var head struct {

@@ -24,6 +24,19 @@ func quote(info []byte) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// EncodePacket builds the packet a subscriber receives for the ServiceInfo JSON info
+// (the registry's PushData) with sequence number seq, or an error when info cannot be
+// carried or the packet would exceed limit bytes. The push loop does the same with an
+// encoder it reuses.
+func EncodePacket(info []byte, seq int64, limit int) ([]byte, error) {
+	quoted, err := quote(info)
+	if err != nil {
+		return nil, err
+	}
+	var e encoder
+	return e.packet(quoted, seq, limit)
+}
+
 // encoder builds packets; it keeps one gzip writer for reuse and is not safe for
 // concurrent use (only the loop goroutine encodes).
 type encoder struct {

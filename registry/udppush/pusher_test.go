@@ -645,3 +645,22 @@ func TestParseAck(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodePacket builds the packet a subscriber receives, plain and gzipped, and
+// refuses one over the limit.
+func TestEncodePacket(t *testing.T) {
+	for _, hosts := range []int{1, 40} {
+		info := serviceInfo("DEFAULT", hosts)
+		pkt, err := EncodePacket(info, 7, DefaultMaxPacket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pd, gzipped := decode(t, pkt)
+		if pd.Data != string(info) || pd.LastRefTime != 7 || gzipped != (hosts > 1) {
+			t.Errorf("%d hosts: packet %+v, gzipped %v", hosts, pd, gzipped)
+		}
+	}
+	if _, err := EncodePacket(serviceInfo("DEFAULT", 1), 1, 10); err == nil {
+		t.Error("a packet over the limit was built")
+	}
+}
