@@ -84,7 +84,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWritePaths$$' -fuzztime $(FUZZTIME_NODE) ./server
 
 # End-to-end tests with the real nacos-sdk-go v1.1.4 against real roster processes.
+# e2e/prometheus.sh first installs Debian's prometheus (if missing) for the test of a
+# real Prometheus discovering its targets through Roster.
 e2e:
+	bash e2e/prometheus.sh
 	cd e2e && $(GO) test -race -count=1 -timeout 10m ./...
 
 # The compatibility matrix (compat/README.md): every client program against its own

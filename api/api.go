@@ -2,8 +2,9 @@
 // unchanged Nacos clients call and the Open API v2 (/nacos/v2: naming, clients, core
 // cluster, console namespace and health), Nacos login, the cluster and console views
 // they probe, Roster's own access-control (/roster/v1/acl), Raft operator
-// (/roster/v1/operator) and snapshot (/roster/v1/snapshot) routes, and /healthz, /readyz
-// and /metrics. It only translates: every handler calls the registry, which decides
+// (/roster/v1/operator) and snapshot (/roster/v1/snapshot) routes, Prometheus' HTTP
+// service discovery on Nacos' paths (/nacos/prometheus, prometheus.go), and /healthz,
+// /readyz and /metrics. It only translates: every handler calls the registry, which decides
 // where a write goes and forwards it; the member-to-member routes are mounted from the
 // registry too.
 //
@@ -132,6 +133,7 @@ func (a *API) routes() http.Handler {
 			a.namingRoutesV2(r)
 		})
 		a.coreAndConsoleRoutesV2(r)
+		a.prometheusRoutes(r)
 		r.Post("/v1/auth/login", a.wrap(a.login))
 		r.Post("/v1/auth/users/login", a.wrap(a.login))
 		r.Route("/v1/core/cluster", func(r chi.Router) {

@@ -133,6 +133,14 @@ var routeAccess = map[string]access{
 	"PUT /nacos/v2/console/namespace":       accessAdmin,
 	"DELETE /nacos/v2/console/namespace":    accessAdmin,
 
+	// Prometheus service discovery. Nacos asks only for an authenticated user (HTTP
+	// Basic, PrometheusAuthFilter) on the all-namespaces route and for nothing on the
+	// others; here the all-namespaces route lists only what the caller may read, and a
+	// per-namespace route needs read on that namespace as a whole (every group).
+	"GET /nacos/prometheus":                                             accessAuthenticated,
+	"GET /nacos/prometheus/namespaceId/{namespaceId}":                   accessRead,
+	"GET /nacos/prometheus/namespaceId/{namespaceId}/service/{service}": accessRead,
+
 	"GET /roster/v1/operator/raft":                  accessAuthenticated,
 	"DELETE /roster/v1/operator/raft/peer":          accessAdmin,
 	"POST /roster/v1/operator/raft/transfer-leader": accessAdmin,
@@ -199,7 +207,8 @@ func (a *API) authOn() bool { return a.cfg.Auth != nil && a.cfg.Auth.Enabled() }
 func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			pattern := router.Find(chi.NewRouteContext(), r.Method, r.URL.Path)
+			rctx := chi.NewRouteContext()
+			pattern := router.Find(rctx, r.Method, routePath(r))
 			if pattern == "" {
 				next.ServeHTTP(w, r) // no route: the not-found answers run, nothing else
 				return
@@ -237,9 +246,9 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			p := rb.p
 			var ns, group string
 			if need == accessRead || need == accessWrite {
-				ns, group = p.namespace(), requestGroup(p)
+				ns, group = requestScope(pattern, rctx, p)
 			}
-			id, err := a.cfg.Auth.Identify(credentialsOf(r, p))
+			id, err := a.cfg.Auth.Identify(credentialsOf(r, p, strings.HasPrefix(pattern, prometheusPrefix)))
 			if err == nil {
 				err = checkAccess(id, need, ns, group)
 			}
@@ -294,6 +303,16 @@ func (a *API) audit(r *http.Request, route, user, ns, group string, status int) 
 		"status", status, "source", sourceAddr(r), "request_id", middleware.GetReqID(r.Context()))
 }
 
+// requestScope is the namespace and group a read or write is about. A route whose path
+// names the namespace (Prometheus discovery) covers all of it: group "" asks for a grant
+// on the whole namespace.
+func requestScope(pattern string, rctx *chi.Context, p params) (namespace, group string) {
+	if strings.Contains(pattern, "{"+namespaceParam+"}") {
+		return pathParam(rctx, namespaceParam), ""
+	}
+	return p.namespace(), requestGroup(p)
+}
+
 // requestGroup is the group a naming request is about: groupName, else the group of a
 // grouped serviceName, else Nacos' default.
 func requestGroup(p params) string {
@@ -307,14 +326,20 @@ func requestGroup(p params) string {
 }
 
 // credentialsOf reads a request's credentials in Nacos' order: Authorization: Bearer,
-// the accessToken parameter, then username and password parameters.
-func credentialsOf(r *http.Request, p params) auth.Credentials {
+// the accessToken parameter, then username and password parameters. Where basic is
+// set (Prometheus discovery, where Nacos takes HTTP Basic: what a Prometheus configured
+// for Nacos sends, through its basic_auth), Authorization: Basic gives the username and
+// password when the parameters do not.
+func credentialsOf(r *http.Request, p params, basic bool) auth.Credentials {
 	c := auth.Credentials{AccessToken: p.get("accessToken"), Username: p.get("username"), Password: p.get("password"), Source: sourceAddr(r)}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		c.Bearer = strings.TrimSpace(h[7:])
 	}
 	if c.AccessToken == "" {
 		c.AccessToken = r.Header.Get("accessToken")
+	}
+	if user, password, ok := r.BasicAuth(); basic && ok && c.Username == "" && c.Password == "" {
+		c.Username, c.Password = user, password
 	}
 	return c
 }
