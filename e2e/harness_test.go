@@ -144,6 +144,16 @@ func StartServer(t *testing.T) *Server {
 	return s
 }
 
+// StartServerWith is StartServer with more `roster server` flags; a flag given here
+// overrides the harness's own (the last occurrence of a flag wins).
+func StartServerWith(t *testing.T, extra ...string) *Server {
+	t.Helper()
+	s := NewServer(t, "n1")
+	s.Extra = extra
+	s.Start()
+	return s
+}
+
 // NewServer prepares a server on free loopback ports with a fresh data dir without
 // starting it, so that cluster tests can set Extra flags and start several at once.
 func NewServer(t *testing.T, nodeID string) *Server {

@@ -32,6 +32,7 @@ Usage:
   roster-bench ready [flags]             exec-to-ready time: empty, after --small and after --instances instances
   roster-bench ephemeral-memory [flags]  resident memory and beats/s holding --instances ephemeral instances
   roster-bench kill9 [flags]             register, SIGKILL, restart: are all instances back, field for field?
+  roster-bench healthcheck [flags]       --instances TCP-checked persistent instances: CPU per probe, Raft writes, stop -> pushed unhealthy
   roster-bench rows                      the labels of the table's rows
 
 Common flags: --roster bin/roster, --json FILE, --log-dir DIR, --work-dir DIR, --profile-dir DIR,
@@ -69,6 +70,11 @@ var subcommands = []subcommand{
 		c := defaultKill9()
 		c.define(fs)
 		return func(ctx context.Context, b *bench) (report, error) { return runKill9(ctx, b, c) }
+	}},
+	{"healthcheck", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
+		c := defaultHealth()
+		c.define(fs)
+		return func(ctx context.Context, b *bench) (report, error) { return runHealth(ctx, b, c) }
 	}},
 	{"rows", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {
 		return func(context.Context, *bench) (report, error) {

@@ -113,6 +113,14 @@ var rows = []rowDef{
 	{label: "8 zookeeper (Debian) creates/s, 64 clients", key: "zookeeper.create", unit: "/s",
 		ref: "register1.raw", refLabel: "raw bbolt, 1 fsync'd tx per write"},
 	{label: "8 zookeeper (Debian) gets/s, 64 clients", key: "zookeeper.get", unit: "/s"},
+	{label: "9 health checks: roster CPU, 10k TCP-checked, default interval", key: "healthcheck.core_pct", unit: "% core",
+		goal: "< 15 % core", met: func(v, _ float64) bool { return v < 15 }},
+	{label: "9 health checks: roster CPU per probe", key: "healthcheck.cpu_per_probe_us", unit: "us"},
+	{label: "9 health checks: probes/s, 10k instances", key: "healthcheck.probes_per_s", unit: "/s"},
+	{label: "9 health checks: Raft writes/s at steady state", key: "healthcheck.raft_per_s", unit: "/s", goal: "0", met: atMost(0)},
+	{label: "9 health checks: listener stop -> pushed unhealthy, p50", key: "healthcheck.flip_p50", unit: "ms"},
+	{label: "9 health checks: listener stop -> pushed unhealthy, p99", key: "healthcheck.flip_p99", unit: "ms"},
+	{label: "9 health checks: Raft writes per flip", key: "healthcheck.raft_per_flip", unit: "writes", goal: "1", met: atMost(1)},
 }
 
 // suiteResult is what `all` prints as the table and writes as JSON.
@@ -153,6 +161,7 @@ var workloads = []workload{
 	{name: "ephemeral", run: runEphemeralRamp},
 	{name: "grpc", run: runGRPC},
 	{name: "memory", run: runMemory},
+	{name: "healthcheck", run: runHealthSuite},
 	{name: "rnacos", peer: true, run: runRNacos},
 	{name: "etcd", peer: true, run: runEtcdServer},
 	{name: "zookeeper", peer: true, run: runZookeeper},
