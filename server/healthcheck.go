@@ -42,8 +42,14 @@ func (c *HealthCheckConfig) prober() (healthcheck.Config, error) {
 	if err != nil {
 		return healthcheck.Config{}, fmt.Errorf("invalid value for --health-check-cidrs: %v", err)
 	}
+	jitter := c.Jitter
+	if jitter == 0 {
+		// The prober reads a zero jitter as "use the default"; --health-check-jitter 0
+		// means no jitter.
+		jitter = time.Nanosecond
+	}
 	return healthcheck.Config{
-		Interval: c.Interval, Jitter: c.Jitter, Timeout: c.Timeout,
+		Interval: c.Interval, Jitter: jitter, Timeout: c.Timeout,
 		CheckTimes: c.CheckTimes, Workers: c.Workers, AllowedCIDRs: cidrs,
 	}, nil
 }
