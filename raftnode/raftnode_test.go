@@ -44,9 +44,17 @@ func TestSingleNodeBootstrapApplyAndStats(t *testing.T) {
 			t.Fatalf("Apply response = %v (%T); want %d", got, got, want)
 		}
 	}
+	// Raft records its applied index a moment after the FSM answers the apply future,
+	// so the counters are read until they move, within a deadline.
+	moved := func(after Stats) bool {
+		return after.LastLogIndex >= before.LastLogIndex+3 && after.CommitIndex >= before.CommitIndex+3 &&
+			after.AppliedIndex >= before.AppliedIndex+3
+	}
 	after := n.Stats()
-	if after.LastLogIndex < before.LastLogIndex+3 || after.CommitIndex < before.CommitIndex+3 ||
-		after.AppliedIndex < before.AppliedIndex+3 {
+	for deadline := time.Now().Add(5 * time.Second); !moved(after) && time.Now().Before(deadline); after = n.Stats() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !moved(after) {
 		t.Fatalf("Stats did not move by 3 entries: before %+v after %+v", before, after)
 	}
 	if after.LastSnapshotIndex != 0 {
