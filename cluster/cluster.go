@@ -487,3 +487,22 @@ func normalize(addr string) string {
 // CheckNode verifies that a request carries the cluster's node credential (a member's
 // MAC or certificate).
 func (c *Cluster) CheckNode(r *http.Request) error { return c.cfg.Credential.Check(r) }
+
+// LeaderApplied asks the leader how far its FSM has applied. A follower's own commit
+// index only reaches what its log already holds, so after a restart it can trail the
+// leader by the entries it has yet to receive; the leader's applied index does not.
+func (c *Cluster) LeaderApplied() (uint64, error) {
+	id, _ := c.node.Leader()
+	addr, ok := c.LeaderHTTP()
+	if !ok {
+		return 0, raftnode.ErrNoLeader
+	}
+	info, err := c.info(addr)
+	if err != nil {
+		return 0, err
+	}
+	if info.ID != id || info.AppliedIndex == 0 {
+		return 0, fmt.Errorf("cluster: %s did not answer as the leader %s", addr, id)
+	}
+	return info.AppliedIndex, nil
+}

@@ -43,6 +43,10 @@ type InfoResponse struct {
 	HTTPAddr string `json:"httpAddr"`
 	HasState bool   `json:"hasState"`
 	Leader   string `json:"leader"`
+	// AppliedIndex is the highest log index the node's FSM has applied (0 when it
+	// does not say): a member that starts waits until it has applied as far as the
+	// leader had before it reports ready.
+	AppliedIndex uint64 `json:"appliedIndex,omitempty"`
 }
 
 // JoinRequest is a node's announcement of itself to the leader.
@@ -281,7 +285,11 @@ func writeText(w http.ResponseWriter, status int, text string) {
 
 func (c *Cluster) serveInfo(w http.ResponseWriter, r *http.Request) {
 	leader, _ := c.node.Leader()
-	writeJSON(w, http.StatusOK, InfoResponse{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState(), Leader: leader})
+	info := InfoResponse{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState(), Leader: leader}
+	if c.cfg.Applied != nil {
+		info.AppliedIndex = c.cfg.Applied()
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (c *Cluster) serveJoin(w http.ResponseWriter, r *http.Request) {

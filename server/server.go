@@ -395,7 +395,7 @@ func (s *Server) Start() {
 func (s *Server) becomeReady() {
 	defer close(s.readyDone)
 	ctx, log := s.ctx, s.log
-	if err := waitReady(ctx, s.node); err != nil {
+	if err := waitReady(ctx, s.node, s.members.LeaderApplied, log); err != nil {
 		return
 	}
 	// A node serves ephemeral data only after it holds a full copy of it.
@@ -470,9 +470,13 @@ func (s *Server) RaftAddr() string { return s.node.Addr() }
 func (s *Server) IsLeader() bool { return s.node.IsLeader() }
 
 // waitReady returns once a leader is known and the log is replayed: on the leader a
-// Barrier applies everything committed before it; a follower waits until it has
-// applied what was committed when it looked.
-func waitReady(ctx context.Context, node *raftnode.Node) error {
+// Barrier applies everything committed before it; a follower waits until it has applied
+// what the leader had applied when it asked (leaderApplied) — its own commit index only
+// reaches what its log already holds, so a restarted follower would otherwise report
+// ready before it received the entries it missed. A leader that cannot be asked leaves
+// the follower's own commit index as the target, and a follower that cannot catch up
+// within followerCatchUp serves anyway, with a warning (availability first).
+func waitReady(ctx context.Context, node *raftnode.Node, leaderApplied func() (uint64, error), log *slog.Logger) error {
 	for {
 		if err := node.WaitLeader(ctx); err != nil {
 			return err
@@ -486,8 +490,19 @@ func waitReady(ctx context.Context, node *raftnode.Node) error {
 			}
 		} else {
 			target := node.Stats().CommitIndex
+			mustReach := target
+			if idx, err := leaderApplied(); err == nil && idx > target {
+				target = idx
+			} else if err != nil {
+				log.Debug("readiness: the leader's applied index is unknown; waiting for this node's commit index", "err", err)
+			}
+			deadline := time.Now().Add(followerCatchUp)
 			t := time.NewTicker(10 * time.Millisecond)
-			for node.Stats().AppliedIndex < target {
+			for applied := node.Stats().AppliedIndex; applied < target; applied = node.Stats().AppliedIndex {
+				if applied >= mustReach && time.Now().After(deadline) {
+					log.Warn("ready before catching up with the leader", "applied", applied, "leader_applied", target)
+					break
+				}
 				select {
 				case <-ctx.Done():
 					t.Stop()
@@ -503,6 +518,10 @@ func waitReady(ctx context.Context, node *raftnode.Node) error {
 		}
 	}
 }
+
+// followerCatchUp bounds how long a starting follower waits to reach the leader's
+// applied index before it serves.
+const followerCatchUp = 30 * time.Second
 
 // stopHTTP lets requests in progress finish (up to 5 s) and then closes the listener
 // and every connection. http.Server.Shutdown alone also waits for connections that
