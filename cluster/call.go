@@ -93,8 +93,7 @@ func (c *Cluster) Call(ctx context.Context, addr, method string, req, resp any) 
 	hr.Header.Set(ForwardedHeader, "1")
 	hresp, err := c.client.Do(hr)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if neverSent(err) {
 			return fmt.Errorf("%w: %s to %s: %v", ErrNotSent, method, addr, err)
 		}
 		return fmt.Errorf("%w: %s to %s: %v", ErrCallOutcome, method, addr, err)
@@ -162,4 +161,11 @@ func (c *Cluster) serveCall(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// neverSent reports whether a request failed before it left this node (the dial
+// failed), so that it cannot have been served and may be retried or done here.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

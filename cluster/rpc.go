@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -189,8 +188,7 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 	req.Header.Set(ForwardedHeader, "1")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if neverSent(err) {
 			return nil, fmt.Errorf("%w: %v", ErrNotSent, err)
 		}
 		// The request may have reached the leader and been applied.

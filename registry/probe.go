@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/roster-registry/roster/healthcheck"
 )
@@ -17,7 +18,8 @@ func (r *Registry) NewProber(cfg healthcheck.Config) (*healthcheck.Prober, error
 	if cfg.Logger == nil {
 		cfg.Logger = r.cfg.Logger
 	}
-	return healthcheck.New(cfg, probeSource{r}, probeMembers{r}, probeFlipper{r})
+	members := &probeMembers{r: r}
+	return healthcheck.New(cfg, probeSource{r}, members, members)
 }
 
 type probeSource struct{ r *Registry }
@@ -45,19 +47,28 @@ func (s probeSource) Targets() []healthcheck.Target {
 	return out
 }
 
-type probeMembers struct{ r *Registry }
+// probeMembers is the prober's membership view and its flipper in one, so that a flip
+// carries the very member list its round's shares were computed over.
+type probeMembers struct {
+	r    *Registry
+	last atomic.Pointer[[]string] // the live members of the latest round
+}
 
 // Live is Distro's live members; the epoch is the Raft term, which every member comes
 // to agree on and none sees decrease, so a flip decided under an older term can never
 // undo one decided under a newer one.
-func (m probeMembers) Live() (self string, live []string, epoch uint64) {
-	return m.r.node.ID(), m.r.replicator.LiveMembers(), m.r.node.Stats().Term
+func (m *probeMembers) Live() (self string, live []string, epoch uint64) {
+	live = m.r.replicator.LiveMembers()
+	m.last.Store(&live)
+	return m.r.node.ID(), live, m.r.node.Stats().Term
 }
 
-type probeFlipper struct{ r *Registry }
-
-func (f probeFlipper) Flip(ctx context.Context, t healthcheck.Target, healthy bool, epoch uint64) error {
-	view := ProbeView{Prober: f.r.node.ID(), Members: f.r.replicator.LiveMembers(), Epoch: epoch}
+func (m *probeMembers) Flip(ctx context.Context, t healthcheck.Target, healthy bool, epoch uint64) error {
+	var members []string
+	if p := m.last.Load(); p != nil {
+		members = *p
+	}
+	view := ProbeView{Prober: m.r.node.ID(), Members: members, Epoch: epoch}
 	ref := InstanceRef{IP: t.IP, Port: t.Port, Cluster: t.Cluster}
-	return f.r.FlipHealth(ctx, t.Service, ref, healthy, t.Revision, view)
+	return m.r.FlipHealth(ctx, t.Service, ref, healthy, t.Revision, view)
 }

@@ -185,8 +185,9 @@ func TestNoneClusterKeepsManualHealth(t *testing.T) {
 	if code, text := v1Call(t, srv, v1Request{"PUT", "/nacos/v1/ns/health/instance", health}); code != 200 {
 		t.Fatalf("manual health under NONE = %d %s", code, text)
 	}
-	// Many rounds later the dead port is still healthy: NONE is never probed.
-	time.Sleep(20 * 60 * time.Millisecond) // twenty rounds; the assertion is that nothing happens
+	// Twenty rounds later the dead port is still healthy: NONE is never probed.
+	start := roundsRun(t, srv)
+	waitFor(t, 20*time.Second, "twenty health-check rounds", func() bool { return roundsRun(t, srv) >= start+20 })
 	if !healthOf(t, srv, key("public", "manual"), "127.0.0.1", l.port(), naming.DefaultCluster) {
 		t.Fatal("a NONE cluster's instance was flipped by a probe")
 	}
@@ -234,4 +235,21 @@ func TestProbesMoveWhenAMemberLeaves(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// roundsRun is the node's roster_healthcheck_rounds_total.
+func roundsRun(t *testing.T, srv *server.Server) int {
+	t.Helper()
+	_, body := v1Call(t, srv, v1Request{"GET", "/metrics", nil})
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "roster_healthcheck_rounds_total "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("rounds metric %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("no roster_healthcheck_rounds_total in /metrics")
+	return 0
 }
