@@ -24,6 +24,7 @@ Usage:
   roster snapshot save|inspect|restore FILE  back up and restore all persistent state
   roster acl bootstrap|login|user|role|grant|rotate-key
                                              manage users, roles, grants and token keys
+  roster health [--addr URL]                 exit 0 when the node answers /readyz with 200
   roster version                             print the version
 
 Run 'roster <command> -h' for the flags of a command.
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSnapshot(ctx, args[1:], stdout, stderr)
 	case "acl":
 		return runACL(ctx, args[1:], stdout, stderr)
+	case "health":
+		return runHealth(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "roster %s\n", version)
 		return 0

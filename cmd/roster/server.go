@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/roster-registry/roster/server"
 )
@@ -18,16 +21,19 @@ import (
 // it into settings, so that their help stays that of a plain string and bool flag.
 type serverFlagValues struct {
 	server.Config
-	join string
-	auth bool
+	join       string
+	auth       bool
+	configFile string
 }
 
-// config is the node's configuration once the flags and ROSTER_ variables are applied.
-func (v *serverFlagValues) config(fs *flag.FlagSet) server.Config {
+// config is the node's configuration once the flags, ROSTER_ variables and config file
+// are applied; given names the flags any of them set.
+func (v *serverFlagValues) config(given map[string]bool) server.Config {
 	cfg := v.Config
 	cfg.Join = splitList(v.join)
-	// Without --auth (or ROSTER_AUTH) the node decides by where its client ports bind.
-	if flagSet(fs, "auth") {
+	// Without --auth (ROSTER_AUTH, auth in the file) the node decides by where its client
+	// ports bind.
+	if given["auth"] {
 		cfg.Auth.Mode = server.AuthOff
 		if v.auth {
 			cfg.Auth.Mode = server.AuthOn
@@ -69,6 +75,7 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	c := &v.Config
 	fs := flag.NewFlagSet("roster server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&v.configFile, "config", "", "TOML `file` whose keys are these flags' names; the command line and ROSTER_ variables win over it")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "stable node id (default: generated once and kept in the data dir)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (Nacos' port)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "Raft listen address")
@@ -120,33 +127,40 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// applyEnv fills every flag not given on the command line from ROSTER_<FLAG>.
-func applyEnv(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+// settle applies, below the parsed command line, the ROSTER_ variables and then the
+// config file (--config or ROSTER_CONFIG), and returns the names of the flags any of
+// them set: flags > ROSTER_* > file > defaults.
+func settle(fs *flag.FlagSet, configFile *string) (map[string]bool, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := applyEnv(fs, given); err != nil {
+		return nil, err
+	}
+	if *configFile != "" {
+		if err := applyConfigFile(fs, *configFile, given); err != nil {
+			return nil, err
+		}
+	}
+	return given, nil
+}
+
+// applyEnv fills every flag not in given from ROSTER_<FLAG> and adds it to given.
+func applyEnv(fs *flag.FlagSet, given map[string]bool) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if given[f.Name] || err != nil {
 			return
 		}
 		env := "ROSTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok {
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("invalid value %q for %s (--%s): %v", v, env, f.Name, e)
+				return
 			}
+			given[f.Name] = true
 		}
 	})
 	return err
-}
-
-// flagSet reports whether a flag was given on the command line or by its ROSTER_ variable.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	if _, ok := os.LookupEnv("ROSTER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
-		return true
-	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	return given
 }
 
 // splitList splits a comma-separated flag value, dropping blanks.
@@ -183,11 +197,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "roster server: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if err := applyEnv(fs); err != nil {
+	given, err := settle(fs, &flags.configFile)
+	if err != nil {
 		fmt.Fprintf(stderr, "roster server: %v\n", err)
 		return 2
 	}
-	cfg := flags.config(fs)
+	cfg := flags.config(given)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "roster server: %v\n", err)
 		return 2
@@ -199,11 +214,13 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	srv.Start()
+	stopNotify := notifySystemd(srv.Ready(), cfg.Logger)
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-srv.Err():
 	}
+	stopNotify()
 	// What fails while stopping (closing raft.db or fsm.db) comes after every answer
 	// was given and has never changed the exit status of a node stopped on a signal.
 	_ = srv.Close()
@@ -212,4 +229,32 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// notifySystemd speaks sd_notify to a service manager that asked for it (NOTIFY_SOCKET,
+// as systemd sets for Type=notify; without it every call is a no-op): READY=1 once the
+// node is ready, exactly when /readyz turns 200, so that units ordered After= it start
+// against a node that answers. The returned stop sends STOPPING=1, after READY=1 if that
+// was sent, and is called as the node begins to shut down.
+func notifySystemd(ready <-chan struct{}, log *slog.Logger) (stop func()) {
+	notify := func(state string) {
+		if _, err := daemon.SdNotify(false, state); err != nil {
+			log.Warn("sd_notify failed", "state", state, "err", err)
+		}
+	}
+	done := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		select {
+		case <-ready:
+			notify(daemon.SdNotifyReady)
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-sent
+		notify(daemon.SdNotifyStopping)
+	}
 }

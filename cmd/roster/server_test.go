@@ -55,7 +55,7 @@ func TestEnvFillsUnsetFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--http-addr", "127.0.0.1:1234"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyEnv(fs); err != nil {
+	if _, err := settle(fs, &cfg.configFile); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.HeartbeatTimeout.String() != "20s" || cfg.HTTPAddr != "127.0.0.1:1234" {
