@@ -21,7 +21,7 @@ FUZZTIME_NODE ?= 20000x
 # test starts by other means inherits it from the environment.
 export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
 
-.PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto
+.PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto packaging-check
 
 all: build
 
@@ -68,7 +68,14 @@ bench-quick: build
 	  grep -qF -- "$$row" bin/bench-quick.txt || { echo "bench-quick: row missing: $$row"; exit 1; }; \
 	done
 
-test: lint unit fuzz e2e compat bench-quick
+test: lint packaging-check unit fuzz e2e compat bench-quick
+
+# Offline validators of the deployment files in packaging/ (no Docker daemon, no
+# Kubernetes cluster): systemd-analyze verify, docker-compose config, kubernetes-validate
+# (pinned; packaging/tools.sh installs them), and consistency checks between them. The
+# Dockerfile, the entrypoint's mapping and sd_notify are tested by go test ./packaging.
+packaging-check: build
+	bash packaging/check.sh
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...

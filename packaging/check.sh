@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The offline validators of the deployment files (make packaging-check, part of make
+# test). No Docker daemon or Kubernetes cluster is needed:
+#   - the systemd unit: systemd-analyze verify, where any warning counts as a failure;
+#   - the compose file: docker-compose config (schema and interpolation), then
+#     check_deploy.py runs each node's environment through the entrypoint;
+#   - the Kubernetes manifests: kubernetes-validate --strict against the bundled schemas
+#     of several Kubernetes versions, then check_deploy.py's consistency checks.
+# The Dockerfile and the entrypoint's mapping are checked by go test ./packaging.
+set -euo pipefail
+cd "$(dirname "$0")"
+python=$(bash tools.sh)
+roster=${ROSTER_BIN:-../bin/roster}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== systemd unit"
+if command -v systemd-analyze >/dev/null; then
+	# verify also checks that ExecStart's binary exists: point it at the one just built.
+	sed "s|/usr/local/bin/roster|$(realpath "$roster")|" systemd/roster.service >"$tmp/roster.service"
+	out=$(cd "$tmp" && systemd-analyze verify roster.service 2>&1) || { echo "$out"; exit 1; }
+	# verify exits 0 on an unknown key or a bad value, which it only prints.
+	if [ -n "$out" ]; then echo "$out"; echo "systemd-analyze verify: warnings count as failures"; exit 1; fi
+	echo "systemd-analyze verify: ok"
+else
+	echo "SKIPPED: systemd-analyze is not installed (Debian: apt-get install systemd); the unit is not verified"
+fi
+
+echo "== compose file"
+key=$(printf 'k%.0s' $(seq 64))
+if command -v docker-compose >/dev/null; then
+	compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+	compose=(docker compose)
+else
+	compose=()
+fi
+if ((${#compose[@]})); then
+	ROSTER_CLUSTER_KEY=$key "${compose[@]}" -f compose.yaml config -q
+	if ROSTER_CLUSTER_KEY= "${compose[@]}" -f compose.yaml config -q 2>/dev/null; then
+		echo "compose.yaml must refuse to start without ROSTER_CLUSTER_KEY"; exit 1
+	fi
+	echo "${compose[*]} config: ok"
+else
+	echo "SKIPPED: neither docker-compose nor docker compose is installed; compose.yaml's schema is not checked"
+fi
+
+echo "== Kubernetes manifests"
+for v in 1.30.0 1.33.0 1.37.0; do
+	"$(dirname "$python")/kubernetes-validate" --strict --quiet -k "$v" kubernetes/*.yaml
+	echo "kubernetes-validate --strict -k $v: ok"
+done
+
+echo "== consistency"
+"$python" check_deploy.py
