@@ -147,6 +147,10 @@ if [ "${1:-}" = health ]; then
 	case $addr in
 	0.0.0.0:* | :*) addr="127.0.0.1:${addr##*:}" ;;
 	esac
+	# With certificates the client port serves TLS unless ROSTER_CLIENT_TLS=false.
+	if [ -n "${ROSTER_TLS_CERT:-}" ] && [ "${ROSTER_CLIENT_TLS:-true}" != false ]; then
+		exec roster health --addr "https://$addr" --ca "${ROSTER_TLS_CA:-}"
+	fi
 	exec roster health --addr "http://$addr"
 fi
 

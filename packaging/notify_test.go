@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/roster-registry/roster/nodeauth/testcerts"
 )
 
 // testTimeout bounds every wait of these tests for a node to start or answer.
@@ -125,36 +128,76 @@ func TestSystemdNotify(t *testing.T) {
 	}
 }
 
-// TestHealthCommand checks `roster health` against a real node: exit 1 while nothing
-// listens, 0 once /readyz answers 200.
+// TestHealthCommand checks `roster health` against a real node, plain and serving TLS:
+// exit 1 while nothing listens (or the certificate is not trusted), 0 once /readyz
+// answers 200.
 func TestHealthCommand(t *testing.T) {
 	bin := rosterBinary(t)
-	port := freeBasePort(t, map[int]bool{})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if out, err := exec.Command(bin, "health", "--addr", addr).CombinedOutput(); err == nil {
-		t.Fatalf("health with no server exited 0: %s", out)
-	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("health with no server: %v, want exit 1", err)
-	}
-	cmd := exec.Command(bin, "server", "--http-addr", addr, "--raft-addr", "127.0.0.1:"+strconv.Itoa(port-1000),
-		"--data-dir", t.TempDir(), "--health-check-cidrs", "127.0.0.0/8", "--log-level", "warn")
-	if err := cmd.Start(); err != nil {
+	ca, err := testcerts.NewCA("health")
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	for {
-		out, err := exec.CommandContext(ctx, bin, "health", "--addr", "http://"+addr).CombinedOutput()
-		if err == nil {
-			if string(out) != "ok\n" {
-				t.Fatalf("health printed %q", out)
+	files, err := ca.WriteFiles(t.TempDir(), "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		scheme      string
+		serverFlags []string
+		healthFlags []string
+		untrusted   []string // flags with which the healthy node must still fail
+	}{
+		{"plain", "http", nil, nil, nil},
+		{"tls", "https", []string{"--tls-cert", files.Cert, "--tls-key", files.Key, "--tls-ca", files.CA},
+			[]string{"--ca", files.CA}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freeBasePort(t, map[int]bool{})
+			addr := tt.scheme + "://127.0.0.1:" + strconv.Itoa(port)
+			health := func(ctx context.Context, extra []string) (string, int) {
+				out, err := exec.CommandContext(ctx, bin, append([]string{"health", "--addr", addr}, extra...)...).CombinedOutput()
+				if ee, ok := err.(*exec.ExitError); ok {
+					return string(out), ee.ExitCode()
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				return string(out), 0
 			}
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("never healthy: %s", out)
-		}
-		pause(ctx)
+			if out, code := health(context.Background(), tt.healthFlags); code != 1 {
+				t.Fatalf("health with no server: exit %d (%s), want 1", code, out)
+			}
+			args := append([]string{"server", "--http-addr", "127.0.0.1:" + strconv.Itoa(port),
+				"--raft-addr", "127.0.0.1:" + strconv.Itoa(port-1000), "--data-dir", t.TempDir(),
+				"--health-check-cidrs", "127.0.0.0/8", "--log-level", "warn"}, tt.serverFlags...)
+			cmd := exec.Command(bin, args...)
+			var logs syncBuffer
+			cmd.Stdout, cmd.Stderr = &logs, &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			for {
+				out, code := health(ctx, tt.healthFlags)
+				if code == 0 {
+					if out != "ok\n" {
+						t.Fatalf("health printed %q", out)
+					}
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("never healthy: %s\n%s", out, logs.String())
+				}
+				pause(ctx)
+			}
+			if tt.untrusted != nil {
+				if out, code := health(context.Background(), tt.untrusted); code != 1 || !strings.Contains(out, "certificate") {
+					t.Fatalf("health without the CA: exit %d (%s), want 1 naming the certificate", code, out)
+				}
+			}
+		})
 	}
 }

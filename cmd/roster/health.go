@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +29,7 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&addr, "addr", addr, "server `URL` (env ROSTER_ADDR)")
 	path := fs.String("path", "/readyz", "`path` to ask: /readyz (serves traffic) or /healthz (process alive)")
 	timeout := fs.Duration("timeout", 3*time.Second, "longest wait for the answer")
+	caFile := fs.String("ca", "", "PEM `file` of the CA that signed the node's certificate, for an https:// --addr (default: the system's roots)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: roster health [flags]\n\nExit 0 when the node answers 200, 1 otherwise.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -52,7 +55,21 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "roster health: %v\n", err)
 		return exitUsage
 	}
-	resp, err := http.DefaultClient.Do(req)
+	httpClient := http.DefaultClient
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "roster health: --ca: %v\n", err)
+			return exitUsage
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(stderr, "roster health: --ca %s: no PEM certificate in it\n", *caFile)
+			return exitUsage
+		}
+		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	}
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "roster health: %v\n", err)
 		return exitError
