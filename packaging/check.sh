@@ -21,6 +21,11 @@ if command -v systemd-analyze >/dev/null; then
 	out=$(cd "$tmp" && systemd-analyze verify roster.service 2>&1) || { echo "$out"; exit 1; }
 	# verify exits 0 on an unknown key or a bad value, which it only prints.
 	if [ -n "$out" ]; then echo "$out"; echo "systemd-analyze verify: warnings count as failures"; exit 1; fi
+	# ...and that it does print them here: a misspelt key must be reported.
+	sed 's/^Type=notify/Typ=notify/' "$tmp/roster.service" >"$tmp/broken.service"
+	if [ -z "$(cd "$tmp" && systemd-analyze verify broken.service 2>&1)" ]; then
+		echo "systemd-analyze verify did not report a misspelt key: the check would prove nothing"; exit 1
+	fi
 	echo "systemd-analyze verify: ok"
 else
 	echo "SKIPPED: systemd-analyze is not installed (Debian: apt-get install systemd); the unit is not verified"
@@ -50,6 +55,12 @@ for v in 1.30.0 1.33.0 1.37.0; do
 	"$(dirname "$python")/kubernetes-validate" --strict --quiet -k "$v" kubernetes/*.yaml
 	echo "kubernetes-validate --strict -k $v: ok"
 done
+
+# The validator must refuse a misspelt field, or passing proves nothing.
+sed 's/readinessProbe:/readinesProbe:/' kubernetes/roster.yaml >"$tmp/broken.yaml"
+if "$(dirname "$python")/kubernetes-validate" --strict --quiet "$tmp/broken.yaml" >/dev/null 2>&1; then
+	echo "kubernetes-validate accepted a misspelt field: the check would prove nothing"; exit 1
+fi
 
 echo "== consistency"
 "$python" check_deploy.py

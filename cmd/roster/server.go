@@ -129,7 +129,8 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 
 // settle applies, below the parsed command line, the ROSTER_ variables and then the
 // config file (--config or ROSTER_CONFIG), and returns the names of the flags any of
-// them set: flags > ROSTER_* > file > defaults.
+// them set: flags > ROSTER_* > file > defaults. configFile is read only after the
+// variables are applied, so that ROSTER_CONFIG names the file too.
 func settle(fs *flag.FlagSet, configFile *string) (map[string]bool, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
