@@ -6,6 +6,7 @@
 #     check_deploy.py runs each node's environment through the entrypoint;
 #   - the Kubernetes manifests: kubernetes-validate --strict against the bundled schemas
 #     of several Kubernetes versions, then check_deploy.py's consistency checks.
+#   - the shell scripts: shellcheck (the entrypoint as POSIX sh).
 # The Dockerfile and the entrypoint's mapping are checked by go test ./packaging.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,15 @@ python=$(bash tools.sh)
 roster=${ROSTER_BIN:-../bin/roster}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+echo "== shell scripts"
+if command -v shellcheck >/dev/null; then
+	shellcheck -s sh docker-entrypoint.sh
+	shellcheck check.sh tools.sh
+	echo "shellcheck: ok"
+else
+	echo "SKIPPED: shellcheck is not installed (Debian: apt-get install shellcheck)"
+fi
 
 echo "== systemd unit"
 if command -v systemd-analyze >/dev/null; then
@@ -42,7 +52,7 @@ else
 fi
 if ((${#compose[@]})); then
 	ROSTER_CLUSTER_KEY=$key "${compose[@]}" -f compose.yaml config -q
-	if ROSTER_CLUSTER_KEY= "${compose[@]}" -f compose.yaml config -q 2>/dev/null; then
+	if ROSTER_CLUSTER_KEY='' "${compose[@]}" -f compose.yaml config -q 2>/dev/null; then
 		echo "compose.yaml must refuse to start without ROSTER_CLUSTER_KEY"; exit 1
 	fi
 	echo "${compose[*]} config: ok"

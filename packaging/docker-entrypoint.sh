@@ -22,6 +22,8 @@
 # "docker-entrypoint.sh health" probes this node's /readyz (the image's HEALTHCHECK);
 # arguments that start with "-" are added to `roster server`; any other command is run as is.
 set -eu
+# No globbing: variables are split on purpose (NACOS_SERVERS), never expanded as patterns.
+set -f
 
 die() {
 	echo "roster-entrypoint: $*" >&2

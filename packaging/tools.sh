@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what packaging/check.sh validates with, once: Debian's systemd (for
-# systemd-analyze), busybox, and docker-compose (whose `config` validates a compose file without
+# systemd-analyze), busybox, shellcheck and docker-compose (whose `config` validates a compose file without
 # a Docker daemon), and PyPI's kubernetes-validate, pinned, which bundles the
 # Kubernetes schemas and so validates offline. Prints the venv's python on stdout.
 set -euo pipefail
@@ -13,6 +13,7 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 # The image's shell is busybox's: go test ./packaging runs the entrypoint under it too.
 command -v busybox >/dev/null || missing+=(busybox)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 if ((${#missing[@]})) && command -v apt-get >/dev/null; then
 	echo "packaging/tools.sh: apt-get install ${missing[*]}" >&2
 	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2; then
