@@ -133,6 +133,7 @@ func (a *API) routes() http.Handler {
 			a.namingRoutesV2(r)
 		})
 		a.coreAndConsoleRoutesV2(r)
+		a.namespaceRoutes(r)
 		a.prometheusRoutes(r)
 		r.Post("/v1/auth/login", a.wrap(a.login))
 		r.Post("/v1/auth/users/login", a.wrap(a.login))

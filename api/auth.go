@@ -133,6 +133,13 @@ var routeAccess = map[string]access{
 	"PUT /nacos/v2/console/namespace":       accessAdmin,
 	"DELETE /nacos/v2/console/namespace":    accessAdmin,
 
+	// The console's v1 namespace endpoints: as their v2 equivalents (Nacos secures them
+	// as the console's "namespaces" resource: read for any user, write for admins).
+	"GET /nacos/v1/console/namespaces":    accessAuthenticated, // filtered per namespace; show=all needs read below
+	"POST /nacos/v1/console/namespaces":   accessAdmin,
+	"PUT /nacos/v1/console/namespaces":    accessAdmin,
+	"DELETE /nacos/v1/console/namespaces": accessAdmin,
+
 	// Prometheus service discovery. Nacos asks only for an authenticated user (HTTP
 	// Basic, PrometheusAuthFilter) on the all-namespaces route and for nothing on the
 	// others; here the all-namespaces route lists only what the caller may read, and a
