@@ -221,6 +221,10 @@ func TestNamespaceQuotasHoldOnEveryPath(t *testing.T) {
 	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 3 instances" {
 		t.Fatalf("gRPC register over quota: %d %q", ecode, msg)
 	}
+	ecode, msg = g.fail(t, "PersistentInstanceRequest", grpcInstance("registerInstance", "", "b", "10.0.0.9", 80, ""))
+	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 3 instances" {
+		t.Fatalf("gRPC persistent register over quota: %d %q", ecode, msg)
+	}
 	batch := `{"requestId":"","namespace":"","serviceName":"d","groupName":"DEFAULT_GROUP","module":"naming","type":"batchRegisterInstance",` +
 		`"instances":[{"ip":"10.0.0.8","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"","metadata":{}}]}`
 	ecode, msg = g.fail(t, "BatchInstanceRequest", batch)
