@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roster-registry/roster/cluster"
@@ -31,6 +32,10 @@ type Config struct {
 	NodeID   string
 	HTTPAddr string
 	Logger   *slog.Logger
+	// NamespaceMaxServices and NamespaceMaxInstances are every namespace's quotas unless
+	// its record overrides them (public's are always these); 0 is unlimited.
+	NamespaceMaxServices  int
+	NamespaceMaxInstances int
 }
 
 // Parts are the stores and the cluster the router decides between. Every part is
@@ -73,6 +78,8 @@ type Registry struct {
 	probes *probeCache
 	// conns is the gRPC front's connection directory (clients.go).
 	conns connDirectory
+	// nsCache holds the namespace records (namespaces.go).
+	nsCache atomic.Pointer[namespaceCache]
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.
