@@ -38,7 +38,7 @@ func (a *API) adminNamingRoutesV3(r chi.Router) {
 	r.Get("/service", a.serve(v, a.getService(v)))
 	r.Get("/service/list", a.serve(v, a.serviceListV3))
 	r.Get("/service/subscribers", a.serve(v, a.serviceSubscribersV3))
-	r.Get("/service/selector/types", a.serve(v, a.selectorTypes))
+	r.Get("/service/selector/types", a.serve(v, a.selectorTypesV3))
 
 	r.Put("/cluster", a.serve(v, a.updateCluster(v)))
 	r.Put("/health/instance", a.serve(v, a.setHealth(v)))
@@ -89,16 +89,9 @@ func pageFormV3(p params) (pageNo, pageSize int, err error) {
 	return pageNo, pageSize, nil
 }
 
-// page is Nacos' Page (api/model/Page.java) as PageUtil.subPage fills it: pageNumber is
+// subPage cuts a page out of all as Nacos' PageUtil.subPage fills a Page: pageNumber is
 // the page asked for, pagesAvailable is totalCount/pageSize+1 (Nacos' own count, one more
 // than the pages there are when the size divides the total), both 0 for an empty source.
-type page[T any] struct {
-	TotalCount     int `json:"totalCount"`
-	PageNumber     int `json:"pageNumber"`
-	PagesAvailable int `json:"pagesAvailable"`
-	PageItems      []T `json:"pageItems"`
-}
-
 func subPage[T any](all []T, pageNo, pageSize int) page[T] {
 	out := page[T]{PageNumber: pageNo, PageItems: []T{}}
 	if len(all) == 0 {
@@ -166,16 +159,6 @@ func springBool(s string) bool {
 		return true
 	}
 	return false
-}
-
-// serviceView is one service of the v3 service list (ServiceView).
-type serviceView struct {
-	Name                 string `json:"name"`
-	GroupName            string `json:"groupName"`
-	ClusterCount         int    `json:"clusterCount"`
-	IPCount              int    `json:"ipCount"`
-	HealthyInstanceCount int    `json:"healthyInstanceCount"`
-	TriggerFlag          string `json:"triggerFlag"`
 }
 
 // serviceListV3 is GET /v3/admin/ns/service/list (ServiceListForm, PageForm): the
@@ -321,9 +304,10 @@ func (a *API) serviceSubscribersV3(w http.ResponseWriter, r *http.Request) error
 	return apiV3.data(w, subPage(all, pageNo, pageSize))
 }
 
-// selectorTypes is GET /v3/admin/ns/service/selector/types: the selector types Nacos
-// loads (SelectorManager, in its service-loader order).
-func (a *API) selectorTypes(w http.ResponseWriter, _ *http.Request) error {
+// selectorTypesV3 is GET /v3/admin/ns/service/selector/types: the selector types Nacos
+// 3 loads, in the order its SelectorManager's HashMap gives them (both keys share a
+// bucket, so the service-loader order: label, then none).
+func (a *API) selectorTypesV3(w http.ResponseWriter, _ *http.Request) error {
 	return apiV3.data(w, []string{"label", "none"})
 }
 
