@@ -172,6 +172,12 @@ var routeAccess = map[string]access{
 
 	"GET /nacos/v3/admin/core/cluster/node/list": accessAdmin,
 	"GET /nacos/v3/admin/core/cluster/node/self": accessAdmin,
+	"GET /nacos/v3/admin/core/namespace/list":    accessAdmin,
+	"GET /nacos/v3/admin/core/namespace":         accessAdmin,
+	"POST /nacos/v3/admin/core/namespace":        accessAdmin,
+	"PUT /nacos/v3/admin/core/namespace":         accessAdmin,
+	"DELETE /nacos/v3/admin/core/namespace":      accessAdmin,
+	"GET /nacos/v3/admin/core/namespace/check":   accessAdmin,
 
 	// The console's v1 namespace endpoints: as their v2 equivalents (Nacos secures them
 	// as the console's "namespaces" resource: read for any user, write for admins).

@@ -56,9 +56,42 @@ func (a *API) adminNamingRoutesV3(r chi.Router) {
 func (a *API) coreRoutesV3(r chi.Router) {
 	r.Get("/v3/admin/core/cluster/node/list", a.serve(apiV3, a.nodeList))
 	r.Get("/v3/admin/core/cluster/node/self", a.serve(apiV3, a.nodeSelf))
+	// NamespaceControllerV3 is NamespaceControllerV2 under new paths, with /check (a
+	// count) in place of /exist (a boolean).
+	r.Get("/v3/admin/core/namespace/list", a.serve(apiV3, a.namespaceList))
+	r.Get("/v3/admin/core/namespace", a.serve(apiV3, a.getNamespace))
+	r.Post("/v3/admin/core/namespace", a.serve(apiV3, a.createNamespace))
+	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.editNamespace))
+	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.deleteNamespace))
+	r.Get("/v3/admin/core/namespace/check", a.serve(apiV3, a.checkNamespaceV3))
 	// UserControllerV3.login answers the bare login JSON, and its failures are the
 	// console handler's plain 403 text: v1's login exactly.
 	r.Post("/v3/auth/user/login", a.wrap(a.login))
+}
+
+// checkNamespaceV3 is GET /v3/admin/core/namespace/check?namespaceId= (@RequestParam):
+// how many namespaces have the id, 0 or 1 (Nacos counts its tenant rows); public
+// counts.
+func (a *API) checkNamespaceV3(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	if _, present := p["namespaceId"]; !present {
+		return naming.MissingRequestParam("namespaceId", "String")
+	}
+	id := p.get("namespaceId")
+	if id == "" {
+		return apiV3.data(w, 0)
+	}
+	ok, err := a.reg.NamespaceRecorded(id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return apiV3.data(w, 1)
+	}
+	return apiV3.data(w, 0)
 }
 
 // errPageParam is PageForm's refusal of a page number or size below 1.

@@ -496,3 +496,44 @@ func TestV1V2V3SameData(t *testing.T) {
 		t.Fatalf("service details differ:\nv1 %s\nv3 %s", d1, d3)
 	}
 }
+
+// TestV3Namespaces runs the maintainer client's namespace calls (CoreMaintainerService:
+// list, get, create, update, check, delete) and their refusals through
+// /nacos/v3/admin/core/namespace and keeps each answer in testdata/api/v3_namespace_*.
+func TestV3Namespaces(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	core := "/nacos/v3/admin/core/namespace"
+	for _, c := range []struct {
+		name, method, path string
+		params             url.Values
+	}{
+		{"namespace_list", "GET", core + "/list", nil},
+		{"namespace_get_public", "GET", core, vals("namespaceId", "public")},
+		{"namespace_create", "POST", core, vals("namespaceId", "dev", "namespaceName", "Dev", "namespaceDesc", "development")},
+		{"namespace_get_created", "GET", core, vals("namespaceId", "dev")},
+		{"namespace_update", "PUT", core, vals("namespaceId", "dev", "namespaceName", "Dev 2", "namespaceDesc", "still development")},
+		{"namespace_list_created", "GET", core + "/list", nil},
+		{"namespace_check", "GET", core + "/check", vals("namespaceId", "dev")},
+		{"namespace_check_public", "GET", core + "/check", vals("namespaceId", "public")},
+		{"namespace_check_unknown", "GET", core + "/check", vals("namespaceId", "nope")},
+		{"namespace_delete", "DELETE", core, vals("namespaceId", "dev")},
+		{"namespace_check_deleted", "GET", core + "/check", vals("namespaceId", "dev")},
+		{"err_10000_namespace_form", "POST", core, vals("namespaceName", "x")},
+		{"err_10000_namespace_get", "GET", core, nil},
+		{"err_10000_namespace_check", "GET", core + "/check", nil},
+		{"err_22000_namespace_pattern", "POST", core, vals("namespaceId", "a/b", "namespaceName", "p")},
+		{"err_22000_namespace_name", "PUT", core, vals("namespaceId", "dev", "namespaceName", "a@b")},
+		{"err_22001_namespace_missing", "GET", core, vals("namespaceId", "dev")},
+	} {
+		goldenV3(t, c.name, s.do(c.method, c.path, c.params))
+	}
+	// A namespace created through v3 takes instances through v3.
+	if a := s.do("POST", core, vals("namespaceId", "prod", "namespaceName", "Prod")); a.status != 200 {
+		t.Fatalf("create prod: %d %s", a.status, a.body)
+	}
+	if a := s.do("POST", "/nacos/v3/admin/ns/instance", maintainerInstance("orders", "DEFAULT_GROUP", "10.0.2.1", "80", "DEFAULT", false, "namespaceId", "prod")); a.status != 200 {
+		t.Fatalf("register in prod: %d %s", a.status, a.body)
+	}
+	goldenV3(t, "namespace_get_in_use", s.do("GET", core, vals("namespaceId", "prod")))
+	goldenV3(t, "err_namespace_delete_in_use", s.do("DELETE", core, vals("namespaceId", "prod")))
+}
