@@ -24,7 +24,7 @@ func (a *API) clientRoutes(r chi.Router, v *version) {
 	r.Get("/client/publish/list", a.serve(v, a.clientPublished(v)))
 	r.Get("/client/subscribe/list", a.serve(v, a.clientSubscribed(v)))
 	r.Get("/client/service/publisher/list", a.serve(v, a.servicePublishers(v)))
-	r.Get("/client/service/subscriber/list", a.serve(v, a.serviceSubscribersV2(v)))
+	r.Get("/client/service/subscriber/list", a.serve(v, a.subscriberClients(v)))
 }
 
 func (a *API) clientList(v *version) handlerFunc {
@@ -268,7 +268,7 @@ type serviceSubscriberJSON struct {
 	Port     int    `json:"port"`
 }
 
-func (a *API) serviceSubscribersV2(v *version) handlerFunc {
+func (a *API) subscriberClients(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		_, svc, ip, port, err := serviceClientParams(r, v)
 		if err != nil {
