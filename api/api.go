@@ -136,6 +136,12 @@ func (a *API) routes() http.Handler {
 			a.namingRoutesV2(r)
 		})
 		a.coreAndConsoleRoutesV2(r)
+		r.Route("/v3/admin/ns", func(r chi.Router) {
+			r.Use(a.requireReady)
+			r.Use(a.consistentReads)
+			a.adminNamingRoutesV3(r)
+		})
+		a.coreRoutesV3(r)
 		a.namespaceRoutes(r)
 		a.consoleRoutes(r)
 		a.nacosAuthRoutes(r)
@@ -188,12 +194,12 @@ func (a *API) sharedNamingRoutes(r chi.Router, v *version) {
 // namingRoutes are /nacos/v1/ns.
 func (a *API) namingRoutes(r chi.Router) {
 	a.sharedNamingRoutes(r, apiV1)
-	r.Patch("/instance", a.wrap(a.patchInstance))
+	r.Patch("/instance", a.serve(apiV1, a.patchInstance(apiV1)))
 	r.HandleFunc("/instance/statuses", a.wrap(a.instanceStatuses))
 	r.HandleFunc("/service/names", a.wrap(a.serviceNames))
 	r.Get("/service/subscribers", a.wrap(a.serviceSubscribers))
-	r.Get("/health/checkers", a.wrap(a.healthCheckers))
-	r.Put("/cluster", a.wrap(a.updateCluster))
+	r.Get("/health/checkers", a.serve(apiV1, a.healthCheckers(apiV1)))
+	r.Put("/cluster", a.serve(apiV1, a.updateCluster(apiV1)))
 	r.Get("/catalog/service", a.wrap(a.catalogService))
 	a.consoleNamingRoutes(r)
 	r.Get("/raft/leader", a.wrap(a.raftLeader))

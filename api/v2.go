@@ -23,7 +23,7 @@ func (a *API) namingRoutesV2(r chi.Router) {
 		r.Get(prefix+"/switches", a.serve(apiV2, a.switches))
 		r.Put(prefix+"/switches", a.serve(apiV2, a.updateSwitch))
 	}
-	a.clientRoutesV2(r)
+	a.clientRoutes(r, apiV2)
 }
 
 // coreAndConsoleRoutesV2 are /nacos/v2/core/cluster and /nacos/v2/console.
