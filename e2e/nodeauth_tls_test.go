@@ -213,7 +213,7 @@ func refusesStrangersOnRaft(t *testing.T, c *Cluster) {
 func TestClusterMutualTLS(t *testing.T) {
 	c, ca, hc := tlsCluster(t, true)
 	replicates(t, c, hc)
-	before := clusterView(t, hc, c, "tls-persistent")
+	before := clusterView(t, hc, c, "tls-persistent", "guarded")
 
 	s := c.Nodes[0]
 	plainURL := "http://127.0.0.1:" + strconv.Itoa(s.Port)
@@ -224,7 +224,7 @@ func TestClusterMutualTLS(t *testing.T) {
 		sendForged(t, hc, n.URL, nil) // TLS, CA trusted, no client certificate
 	}
 	refusesStrangersOnRaft(t, c)
-	if after := clusterView(t, hc, c, "tls-persistent"); after != before {
+	if after := clusterView(t, hc, c, "tls-persistent", "guarded"); after != before {
 		t.Fatalf("the cluster changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
@@ -264,13 +264,13 @@ func TestClusterMutualTLS(t *testing.T) {
 func TestClusterMutualTLSPlainClientPorts(t *testing.T) {
 	c, _, hc := tlsCluster(t, false)
 	replicates(t, c, hc)
-	before := clusterView(t, hc, c, "tls-persistent")
+	before := clusterView(t, hc, c, "tls-persistent", "guarded")
 	for _, n := range c.Nodes {
 		sendForged(t, fastHTTP, n.URL, nil)
 		sendForged(t, nodeauth.Ephemeral().Client(5*time.Second), n.URL, nil)
 	}
 	refusesStrangersOnRaft(t, c)
-	if after := clusterView(t, hc, c, "tls-persistent"); after != before {
+	if after := clusterView(t, hc, c, "tls-persistent", "guarded"); after != before {
 		t.Fatalf("the cluster changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
