@@ -21,6 +21,7 @@ import (
 type Cell struct {
 	Done   bool
 	OK     bool
+	NA     bool // the client has no such operation; Detail says why (counts as passed)
 	MS     int64
 	Detail string
 }
@@ -69,11 +70,16 @@ func (r *Result) Passed() bool {
 // message is one JSON line of a client program.
 type message struct {
 	Version *string `json:"version"`
-	Step    string  `json:"step"`
-	Wait    string  `json:"wait"`
-	OK      *bool   `json:"ok"`
-	MS      *int64  `json:"ms"`
-	Detail  string  `json:"detail"`
+	// Ephemeral is E's "ip:port" when the client registers its own address instead of
+	// 10.9.0.1:8080; the driver's waits watch that address from then on.
+	Ephemeral string `json:"ephemeral"`
+	Step      string `json:"step"`
+	// NA marks a step the client cannot take; its detail says why.
+	NA     bool   `json:"na"`
+	Wait   string `json:"wait"`
+	OK     *bool  `json:"ok"`
+	MS     *int64 `json:"ms"`
+	Detail string `json:"detail"`
 }
 
 // event is what the client's stdout reader and waiter send the run loop.
@@ -245,7 +251,7 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 		}()
 	}
 
-	w := &waiter{srv: srv, ns: c.Namespace, group: c.Group, service: service, logf: logf}
+	w := newWaiter(srv, c, service, logf)
 	stopped := false
 	eof := false
 	var exitState *os.ProcessState
@@ -297,6 +303,14 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 				if v := strings.TrimSpace(*m.Version); v != "" {
 					r.Version = v
 				}
+			case m.Ephemeral != "":
+				ip, port, err := splitAddr(m.Ephemeral)
+				if err != nil {
+					r.Note = fmt.Sprintf("protocol error: ephemeral %q: %v", m.Ephemeral, err)
+					return nil
+				}
+				w.ip, w.port = ip, port
+				logf("E is %s:%d (reported by the client)", ip, port)
 			case m.Step != "":
 				cell, ok := r.Cells[m.Step]
 				if !ok || driverCells[m.Step] {
@@ -319,7 +333,12 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 				if !*m.OK && detail == "" {
 					detail = "failed (no detail)"
 				}
+				if m.NA && !*m.OK {
+					r.Note = fmt.Sprintf("protocol error: step %q is n/a and failed", m.Step)
+					return nil
+				}
 				r.set(m.Step, *m.OK, ms, detail)
+				r.Cells[m.Step].NA = m.NA
 			case m.Wait != "":
 				if !driverCells[m.Wait] {
 					r.Note = fmt.Sprintf("protocol error: unknown wait %q", m.Wait)
