@@ -133,6 +133,84 @@ var routeAccess = map[string]access{
 	"PUT /nacos/v2/console/namespace":       accessAdmin,
 	"DELETE /nacos/v2/console/namespace":    accessAdmin,
 
+	// The Nacos 3 admin API. Nacos guards it with AuthAdminFilter: each endpoint's
+	// @Secured action (READ or WRITE) on the request's namespace and group, so these are
+	// accessRead and accessWrite as Nacos marks them (the instance detail is WRITE there
+	// too). Where Nacos names a resource of its own that no namespace grant covers (the
+	// ops, core cluster and namespace controllers) or shows what spans namespaces (the
+	// client views), only an admin may.
+	"POST /nacos/v3/auth/user/login": accessPublic,
+
+	"POST /nacos/v3/admin/ns/instance":                      accessWrite,
+	"DELETE /nacos/v3/admin/ns/instance":                    accessWrite,
+	"PUT /nacos/v3/admin/ns/instance":                       accessWrite,
+	"GET /nacos/v3/admin/ns/instance":                       accessWrite,
+	"GET /nacos/v3/admin/ns/instance/list":                  accessRead,
+	"PUT /nacos/v3/admin/ns/instance/metadata/batch":        accessWrite,
+	"DELETE /nacos/v3/admin/ns/instance/metadata/batch":     accessWrite,
+	"PUT /nacos/v3/admin/ns/instance/partial":               accessWrite,
+	"POST /nacos/v3/admin/ns/service":                       accessWrite,
+	"DELETE /nacos/v3/admin/ns/service":                     accessWrite,
+	"PUT /nacos/v3/admin/ns/service":                        accessWrite,
+	"GET /nacos/v3/admin/ns/service":                        accessRead,
+	"GET /nacos/v3/admin/ns/service/list":                   accessAuthenticated, // filtered per namespace and group
+	"GET /nacos/v3/admin/ns/service/subscribers":            accessRead,
+	"GET /nacos/v3/admin/ns/service/selector/types":         accessRead,
+	"PUT /nacos/v3/admin/ns/cluster":                        accessWrite,
+	"PUT /nacos/v3/admin/ns/health/instance":                accessWrite,
+	"GET /nacos/v3/admin/ns/health/checkers":                accessWrite,
+	"GET /nacos/v3/admin/ns/client/list":                    accessAdmin,
+	"GET /nacos/v3/admin/ns/client":                         accessAdmin,
+	"GET /nacos/v3/admin/ns/client/publish/list":            accessAdmin,
+	"GET /nacos/v3/admin/ns/client/subscribe/list":          accessAdmin,
+	"GET /nacos/v3/admin/ns/client/service/publisher/list":  accessAdmin,
+	"GET /nacos/v3/admin/ns/client/service/subscriber/list": accessAdmin,
+	"GET /nacos/v3/admin/ns/ops/switches":                   accessAdmin,
+	"PUT /nacos/v3/admin/ns/ops/switches":                   accessAdmin,
+	"GET /nacos/v3/admin/ns/ops/metrics":                    accessAdmin,
+	"PUT /nacos/v3/admin/ns/ops/log":                        accessAdmin,
+
+	"GET /nacos/v3/admin/core/cluster/node/list": accessAdmin,
+	"GET /nacos/v3/admin/core/cluster/node/self": accessAdmin,
+	"GET /nacos/v3/admin/core/namespace/list":    accessAdmin,
+	"GET /nacos/v3/admin/core/namespace":         accessAdmin,
+	"POST /nacos/v3/admin/core/namespace":        accessAdmin,
+	"PUT /nacos/v3/admin/core/namespace":         accessAdmin,
+	"DELETE /nacos/v3/admin/core/namespace":      accessAdmin,
+	"GET /nacos/v3/admin/core/namespace/check":   accessAdmin,
+
+	// The console's v1 namespace endpoints: as their v2 equivalents (Nacos secures them
+	// as the console's "namespaces" resource: read for any user, write for admins).
+	"GET /nacos/v1/console/namespaces":          accessAuthenticated, // filtered per namespace; show=all needs read below
+	"POST /nacos/v1/console/namespaces":         accessAdmin,
+	"GET /nacos/v1/console/server/state":        accessPublic, // the console reads it before sign-in (login_page_enabled)
+	"GET /nacos/v1/console/server/announcement": accessPublic,
+	"GET /nacos/v1/console/server/guide":        accessPublic,
+	"POST /nacos/v1/core/cluster/server/leave":  accessAdmin,
+	"GET /nacos/v1/ns/catalog/services":         accessAuthenticated, // filtered per group
+	"GET /nacos/v1/ns/catalog/instances":        accessRead,
+	"GET /nacos/v1/ns/service/selector/types":   accessAuthenticated,
+
+	// The console's user, role and permission pages: administrators only, as Nacos
+	// (a user may change their own password: the handler checks it); the first
+	// administrator's creation is public like the ACL bootstrap, refused once any user
+	// exists.
+	"POST /nacos/v1/auth/users/admin":     accessPublic,
+	"GET /nacos/v1/auth/users":            accessAdmin,
+	"POST /nacos/v1/auth/users":           accessAdmin,
+	"PUT /nacos/v1/auth/users":            accessAuthenticated,
+	"DELETE /nacos/v1/auth/users":         accessAdmin,
+	"GET /nacos/v1/auth/users/search":     accessAdmin,
+	"GET /nacos/v1/auth/roles":            accessAdmin,
+	"POST /nacos/v1/auth/roles":           accessAdmin,
+	"DELETE /nacos/v1/auth/roles":         accessAdmin,
+	"GET /nacos/v1/auth/roles/search":     accessAdmin,
+	"GET /nacos/v1/auth/permissions":      accessAdmin,
+	"POST /nacos/v1/auth/permissions":     accessAdmin,
+	"DELETE /nacos/v1/auth/permissions":   accessAdmin,
+	"PUT /nacos/v1/console/namespaces":    accessAdmin,
+	"DELETE /nacos/v1/console/namespaces": accessAdmin,
+
 	// Prometheus service discovery. Nacos asks only for an authenticated user (HTTP
 	// Basic, PrometheusAuthFilter) on the all-namespaces route and for nothing on the
 	// others; here the all-namespaces route lists only what the caller may read, and a

@@ -11,80 +11,110 @@ import (
 // /health/checkers (HealthController) and the console's GET /catalog/service
 // (CatalogController).
 
-// updateCluster is PUT /cluster. Nacos' parameter checker runs first (namespace, service
-// and group, cluster, the check port under the name 'port', metadata), then the
-// controller requires clusterName, serviceName, checkPort, useInstancePort4Check and
-// healthChecker, in that order. Nothing is stored unless all of it is good.
-func (a *API) updateCluster(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	ns := p.namespace()
-	if err := naming.CheckNamespace(ns); err != nil {
-		return err
-	}
-	var key naming.ServiceKey
-	if raw := p.get("serviceName"); raw != "" {
-		group, name, err := naming.SplitGroupedName(raw, p.get("groupName"))
+// updateCluster is PUT /cluster (v1) and PUT /v3/admin/ns/cluster. Nacos' parameter
+// checker runs first (namespace, service and group, cluster, the check port under the
+// name 'port', metadata), then the controller requires, on v1, clusterName, serviceName,
+// checkPort, useInstancePort4Check and healthChecker in that order; v3's
+// UpdateClusterForm asks for serviceName first and words each as a form field. Nothing
+// is stored unless all of it is good.
+func (a *API) updateCluster(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, key, err := readClusterForm(r, v)
 		if err != nil {
 			return err
 		}
+		if err := a.reg.UpdateCluster(r.Context(), key, c); err != nil {
+			return err
+		}
+		return v.ok(w)
+	}
+}
+
+func readClusterForm(r *http.Request, v *version) (naming.Cluster, naming.ServiceKey, error) {
+	var key naming.ServiceKey
+	p, err := readParams(r)
+	if err != nil {
+		return naming.Cluster{}, key, err
+	}
+	ns := p.namespace()
+	if err := naming.CheckNamespace(ns); err != nil {
+		return naming.Cluster{}, key, err
+	}
+	if raw := p.get("serviceName"); raw != "" {
+		group, name, err := naming.SplitGroupedName(raw, p.get("groupName"))
+		if err != nil {
+			return naming.Cluster{}, key, err
+		}
 		key = naming.ServiceKey{Namespace: ns, Group: group, Name: name}
 		if err := naming.CheckServiceKey(key); err != nil {
-			return err
+			return naming.Cluster{}, key, err
 		}
 	}
 	if err := naming.CheckCluster(p.get("clusterName", "cluster")); err != nil {
-		return err
+		return naming.Cluster{}, key, err
 	}
 	checkPortStr := p.get("checkPort")
 	var checkPort int
 	if checkPortStr != "" {
 		if checkPort, err = naming.ParsePort(checkPortStr); err != nil {
-			return err
+			return naming.Cluster{}, key, err
 		}
 	}
 	md, err := naming.ParseMetadata(p.get("metadata"))
 	if err != nil {
-		return err
+		return naming.Cluster{}, key, err
 	}
-	clusterName, err := p.required("clusterName")
-	if err != nil {
-		return err
+	required := func(name, javaType string) *naming.Error {
+		if v.v3 {
+			return naming.MissingField(name, javaType)
+		}
+		return naming.RequiredParam(name)
+	}
+	if v.v3 && key.Name == "" {
+		return naming.Cluster{}, key, required("serviceName", "String")
+	}
+	clusterName := p.get("clusterName")
+	if clusterName == "" {
+		return naming.Cluster{}, key, required("clusterName", "String")
 	}
 	if key.Name == "" {
-		return naming.RequiredParam("serviceName")
+		return naming.Cluster{}, key, required("serviceName", "String")
 	}
 	if checkPortStr == "" {
-		return naming.RequiredParam("checkPort")
+		return naming.Cluster{}, key, required("checkPort", "Integer")
 	}
-	useInstancePort, err := p.required("useInstancePort4Check")
-	if err != nil {
-		return err
+	useInstancePort := p.get("useInstancePort4Check")
+	if useInstancePort == "" {
+		return naming.Cluster{}, key, required("useInstancePort4Check", "Boolean")
 	}
-	rawChecker, err := p.required("healthChecker")
-	if err != nil {
-		return err
+	rawChecker := p.get("healthChecker")
+	if rawChecker == "" {
+		return naming.Cluster{}, key, required("healthChecker", "String")
 	}
 	checker, err := naming.ParseHealthChecker(rawChecker)
 	if err != nil {
-		return err
+		return naming.Cluster{}, key, err
 	}
-	c := naming.Cluster{
+	return naming.Cluster{
 		Name: clusterName, HealthChecker: checker, Metadata: md,
 		CheckPort: checkPort, UseInstancePort: naming.ParseBool(useInstancePort, false),
-	}
-	if err := a.reg.UpdateCluster(r.Context(), key, c); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
+	}, key, nil
 }
 
 // healthCheckers is GET /health/checkers: each supported type with its default
-// settings, keyed by type, as Nacos lists its loaded checker classes.
-func (a *API) healthCheckers(w http.ResponseWriter, _ *http.Request) error {
+// settings, keyed by type, as Nacos lists its loaded checker classes (v3 in the
+// envelope).
+func (a *API) healthCheckers(v *version) handlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) error {
+		b, err := checkersJSON()
+		if err != nil {
+			return err
+		}
+		return v.encoded(w, b)
+	}
+}
+
+func checkersJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, typ := range naming.CheckerTypes() {
@@ -93,21 +123,18 @@ func (a *API) healthCheckers(w http.ResponseWriter, _ *http.Request) error {
 		}
 		k, err := naming.Marshal(typ)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		v, err := naming.Marshal(naming.DefaultChecker(typ))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b.Write(k)
 		b.WriteByte(':')
 		b.Write(v)
 	}
 	b.WriteByte('}')
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b.Bytes())
-	return nil
+	return b.Bytes(), nil
 }
 
 // catalogServiceJSON is GET /catalog/service's answer (Nacos

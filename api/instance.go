@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -143,14 +144,27 @@ func (a *API) updateInstance(v *version) handlerFunc {
 	}
 }
 
-// patchInstance is v1's PATCH /instance (v2's takes every field as required and
-// answers bare "ok"; no client is known to call it).
-func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
+// patchInstance is v1's PATCH /instance and v3's PUT /instance/partial: metadata,
+// weight and enabled change only when given. (v2's PATCH takes every field as required
+// and answers bare "ok"; no client is known to call it. Nacos 3's partial update fills
+// InstanceForm's defaults before it reads the form, so an absent weight or enabled
+// there resets them to 1.0 and true; Roster leaves them as they are. The maintainer
+// client always sends both, so it sees no difference.)
+func (a *API) patchInstance(v *version) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.patch(r, v); err != nil {
+			return err
+		}
+		return v.ok(w)
+	}
+}
+
+func (a *API) patch(r *http.Request, v *version) error {
 	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
-	svc, ip, port, cluster, err := addrParams(p, apiV1, formField)
+	svc, ip, port, cluster, err := addrParams(p, v, formField)
 	if err != nil {
 		return err
 	}
@@ -173,11 +187,7 @@ func (a *API) patchInstance(w http.ResponseWriter, r *http.Request) error {
 		en := p.boolean(true, "enabled", "enable")
 		patch.Enabled = &en
 	}
-	if err := a.reg.PatchInstance(r.Context(), svc, ip, port, cluster, patch); err != nil {
-		return err
-	}
-	writeText(w, http.StatusOK, "ok")
-	return nil
+	return a.reg.PatchInstance(r.Context(), svc, ip, port, cluster, patch)
 }
 
 // instanceDetail is GET /instance's answer in v1 (InstanceController.detail).
@@ -205,8 +215,12 @@ type instanceDetailV2 struct {
 	Metadata    map[string]string `json:"metadata"`
 }
 
-// instanceDetail is the version's shape of one instance's detail.
-func (v *version) instanceDetail(svc naming.ServiceKey, inst *naming.Instance) any {
+// instanceDetail is the version's shape of one instance's detail; v3 answers the whole
+// Instance (InstanceControllerV3.detail returns Result<Instance>).
+func (v *version) instanceDetail(svc naming.ServiceKey, inst *naming.Instance, t naming.Timing) any {
+	if v.v3 {
+		return naming.NewInstanceJSON(svc, inst, t)
+	}
 	d := instanceDetail{
 		Service: svc.Grouped(), IP: inst.IP, Port: inst.Port, ClusterName: inst.ClusterName,
 		Weight: naming.JavaDouble(inst.Weight), Healthy: inst.Healthy, InstanceID: inst.ID(svc), Metadata: emptyIfNil(inst.Metadata),
@@ -234,7 +248,7 @@ func (a *API) getInstance(v *version) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return v.data(w, v.instanceDetail(svc, inst))
+		return v.data(w, v.instanceDetail(svc, inst, a.reg.Timing()))
 	}
 }
 
@@ -472,6 +486,12 @@ func (a *API) setHealth(v *version) handlerFunc {
 			return err
 		}
 		svc, ip, port, cluster, err := addrParams(p, v, formField)
+		// UpdateHealthForm (v2 and v3) asks for healthy before the rest; Nacos' parameter
+		// checker still runs before it.
+		var ne *naming.Error
+		if v.v2 && !p.has("healthy") && (err == nil || errors.As(err, &ne) && !ne.ParamCheck) {
+			return v.required(formField, "healthy", "Boolean")
+		}
 		if err != nil {
 			return err
 		}

@@ -187,6 +187,9 @@ func newSelectorV2(s naming.Selector) selectorV2 {
 
 // serviceDetail is the version's shape of GET /service's answer.
 func (v *version) serviceDetail(key naming.ServiceKey, d *registry.ServiceDetail) any {
+	if v.v3 {
+		return newServiceDetailInfo(key, d)
+	}
 	if v.v2 {
 		out := serviceDetailV2{
 			Namespace: key.Namespace, ServiceName: key.Name, GroupName: key.Group, ClusterMap: map[string]clusterInfoV2{},
@@ -433,6 +436,7 @@ func (a *API) operatorMetrics(v *version) handlerFunc {
 		if !a.cfg.Ready() {
 			status = "STARTING"
 		}
+		// v3's MetricsInfo is v2's MetricsInfoVo without cpu, load and mem.
 		if p.boolean(true, "onlyStatus") {
 			if v.v2 {
 				return v.data(w, metricsInfoV2{Status: status})
@@ -463,11 +467,14 @@ func (a *API) operatorMetrics(v *version) handlerFunc {
 		services, instances := c.Services, c.PersistentInstances+c.EphemeralInstances
 		clients := cc.Connections + cc.EphemeralIPPort + cc.PersistentIPPort
 		var zero naming.JavaDouble
-		return v.data(w, metricsInfoV2{
+		out := metricsInfoV2{
 			Status: status, ServiceCount: &services, InstanceCount: &instances, SubscribeCount: &cc.Subscriptions,
 			ClientCount: &clients, ConnectionBasedClientCount: &cc.Connections, EphemeralIPPortClientCount: &cc.EphemeralIPPort,
 			PersistentIPPortClientCount: &cc.PersistentIPPort, ResponsibleClientCount: &clients,
-			CPU: &zero, Load: &zero, Mem: &memV2,
-		})
+		}
+		if !v.v3 {
+			out.CPU, out.Load, out.Mem = &zero, &zero, &memV2
+		}
+		return v.data(w, out)
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -24,7 +23,7 @@ func (a *API) namingRoutesV2(r chi.Router) {
 		r.Get(prefix+"/switches", a.serve(apiV2, a.switches))
 		r.Put(prefix+"/switches", a.serve(apiV2, a.updateSwitch))
 	}
-	a.clientRoutesV2(r)
+	a.clientRoutes(r, apiV2)
 }
 
 // coreAndConsoleRoutesV2 are /nacos/v2/core/cluster and /nacos/v2/console.
@@ -32,12 +31,6 @@ func (a *API) coreAndConsoleRoutesV2(r chi.Router) {
 	r.Get("/v2/core/cluster/node/list", a.serve(apiV2, a.nodeList))
 	r.Get("/v2/core/cluster/node/self", a.serve(apiV2, a.nodeSelf))
 	r.Get("/v2/core/cluster/node/self/health", a.serve(apiV2, a.nodeSelfHealth))
-	r.Get("/v2/console/namespace", a.serve(apiV2, a.getNamespace))
-	r.Post("/v2/console/namespace", a.serve(apiV2, a.createNamespace))
-	r.Put("/v2/console/namespace", a.serve(apiV2, a.editNamespace))
-	r.Delete("/v2/console/namespace", a.serve(apiV2, a.deleteNamespace))
-	r.Get("/v2/console/namespace/list", a.serve(apiV2, a.namespaceList))
-	r.Get("/v2/console/namespace/exist", a.serve(apiV2, a.namespaceExists))
 	r.Get("/v2/console/health/liveness", func(w http.ResponseWriter, _ *http.Request) { _ = apiV2.data(w, "ok") })
 	r.Get("/v2/console/health/readiness", func(w http.ResponseWriter, _ *http.Request) {
 		if a.cfg.Ready() {
@@ -272,216 +265,4 @@ func (a *API) nodeSelfHealth(w http.ResponseWriter, r *http.Request) error {
 		return apiV2.data(w, "STARTING")
 	}
 	return apiV2.data(w, "UP")
-}
-
-// Namespaces are not first-class in Roster yet: a namespace exists while it has
-// services, and public always does. The console's namespace API answers from that and
-// refuses to create, edit or delete one.
-
-// namespaceJSON is Nacos' Namespace (core/namespace/model/Namespace.java).
-type namespaceJSON struct {
-	Namespace         string  `json:"namespace"`
-	NamespaceShowName string  `json:"namespaceShowName"`
-	NamespaceDesc     *string `json:"namespaceDesc"`
-	Quota             int     `json:"quota"`
-	ConfigCount       int     `json:"configCount"`
-	Type              int     `json:"type"`
-}
-
-// Nacos' NamespaceTypeEnum and default quota.
-const (
-	namespaceGlobal = 0
-	namespaceCustom = 2
-	namespaceQuota  = 200
-)
-
-// knownNamespaces lists public and every namespace with a service, the ones the caller
-// may read something of, sorted with public first.
-func (a *API) knownNamespaces(r *http.Request) ([]string, error) {
-	keys, err := a.reg.Services("")
-	if err != nil {
-		return nil, err
-	}
-	out := []string{naming.DefaultNamespace}
-	seen := map[string]bool{naming.DefaultNamespace: true}
-	readable := map[string]bool{}
-	for _, k := range keys {
-		if a.mayRead(r, k.Namespace, k.Group) || a.mayRead(r, k.Namespace, naming.DefaultGroup) {
-			readable[k.Namespace] = true
-		}
-		if !seen[k.Namespace] {
-			seen[k.Namespace] = true
-			out = append(out, k.Namespace)
-		}
-	}
-	kept := out[:1]
-	for _, ns := range out[1:] {
-		if readable[ns] {
-			kept = append(kept, ns)
-		}
-	}
-	return kept, nil
-}
-
-func (a *API) namespaceExistsNow(id string) (bool, error) {
-	if id == naming.DefaultNamespace {
-		return true, nil
-	}
-	keys, err := a.reg.Services(id)
-	return len(keys) > 0, err
-}
-
-func (a *API) namespaceList(w http.ResponseWriter, r *http.Request) error {
-	ids, err := a.knownNamespaces(r)
-	if err != nil {
-		return err
-	}
-	out := make([]namespaceJSON, 0, len(ids))
-	for _, id := range ids {
-		if id == naming.DefaultNamespace {
-			out = append(out, namespaceJSON{Namespace: id, NamespaceShowName: "public", Quota: namespaceQuota, Type: namespaceGlobal})
-			continue
-		}
-		out = append(out, namespaceJSON{Namespace: id, NamespaceShowName: id, Quota: namespaceQuota, Type: namespaceCustom})
-	}
-	return apiV2.data(w, out)
-}
-
-// getNamespace is GET /v2/console/namespace?namespaceId=; blank is public.
-func (a *API) getNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if _, present := p["namespaceId"]; !present {
-		return naming.MissingRequestParam("namespaceId", "String")
-	}
-	id := p.namespace()
-	if id == naming.DefaultNamespace {
-		desc := "Public Namespace"
-		return apiV2.data(w, namespaceJSON{Namespace: id, NamespaceShowName: "Public", NamespaceDesc: &desc, Quota: namespaceQuota, Type: namespaceGlobal})
-	}
-	if err := naming.CheckNamespace(id); err != nil {
-		return err
-	}
-	ok, err := a.namespaceExistsNow(id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errNoNamespace(id)
-	}
-	return apiV2.data(w, namespaceJSON{Namespace: id, NamespaceShowName: id, Quota: namespaceQuota, Type: namespaceCustom})
-}
-
-func errNoNamespace(id string) error {
-	return naming.APIError(http.StatusNotFound, naming.CodeNamespaceNotExist, "namespaceId [ "+id+" ] not exist")
-}
-
-// namespaceExists is GET /v2/console/namespace/exist?customNamespaceId= (the check Nacos'
-// console makes before creating one; its 3.x console answers it as a Result<Boolean>).
-func (a *API) namespaceExists(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if _, present := p["customNamespaceId"]; !present {
-		return naming.MissingRequestParam("customNamespaceId", "String")
-	}
-	id := p.get("customNamespaceId")
-	if id == "" {
-		return apiV2.data(w, false)
-	}
-	ok, err := a.namespaceExistsNow(id)
-	if err != nil {
-		return err
-	}
-	return apiV2.data(w, ok)
-}
-
-var (
-	namespaceIDPattern   = regexp.MustCompile(`^[\w-]+$`)
-	namespaceNamePattern = regexp.MustCompile(`^[^@#$%^&*]+$`)
-)
-
-// maxNamespaceIDLength is NamespaceControllerV2's limit on a custom namespace id.
-const maxNamespaceIDLength = 128
-
-// errNamespacesNotStored is the refusal of a namespace write: Nacos answers a failure
-// of its namespace store with 500 and SERVER_ERROR.
-func errNamespacesNotStored(what string) error {
-	return naming.APIError(http.StatusInternalServerError, naming.CodeServerError,
-		"namespaces are not stored by Roster: "+what+"; a namespace exists while it has services")
-}
-
-// namespaceForm reads and checks NamespaceForm (namespaceId and namespaceName must be
-// present; the name may hold none of @#$%^&*).
-func namespaceForm(p params) (id, name string, err error) {
-	if _, present := p["namespaceId"]; !present {
-		return "", "", naming.APIError(http.StatusBadRequest, naming.CodeParameterMissing, "required parameter 'namespaceId' is missing")
-	}
-	if _, present := p["namespaceName"]; !present {
-		return "", "", naming.APIError(http.StatusBadRequest, naming.CodeParameterMissing, "required parameter 'namespaceName' is missing")
-	}
-	return p.get("namespaceId"), p.get("namespaceName"), nil
-}
-
-func errNamespaceName(name string) error {
-	return naming.APIError(http.StatusBadRequest, naming.CodeIllegalNamespace, "namespaceName ["+name+"] contains illegal char")
-}
-
-func (a *API) createNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, name, err := namespaceForm(p)
-	if err != nil {
-		return err
-	}
-	if id != "" {
-		if !namespaceIDPattern.MatchString(id) {
-			return naming.APIError(http.StatusBadRequest, naming.CodeIllegalNamespace, "namespaceId ["+id+"] mismatch the pattern")
-		}
-		if len(id) > maxNamespaceIDLength {
-			return naming.APIError(http.StatusBadRequest, naming.CodeIllegalNamespace, "too long namespaceId, over 128")
-		}
-		exists, err := a.namespaceExistsNow(id)
-		if err != nil {
-			return err
-		}
-		if exists {
-			return naming.APIError(http.StatusBadRequest, naming.CodeIllegalNamespace, "the namespaceId is existed, namespaceId: "+id)
-		}
-	}
-	if !namespaceNamePattern.MatchString(name) {
-		return errNamespaceName(name)
-	}
-	return errNamespacesNotStored("namespace " + id + " cannot be created")
-}
-
-func (a *API) editNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, name, err := namespaceForm(p)
-	if err != nil {
-		return err
-	}
-	if !namespaceNamePattern.MatchString(name) {
-		return errNamespaceName(name)
-	}
-	return errNamespacesNotStored("namespace " + id + " cannot be edited")
-}
-
-func (a *API) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if _, present := p["namespaceId"]; !present {
-		return naming.MissingRequestParam("namespaceId", "String")
-	}
-	return errNamespacesNotStored("namespace " + p.get("namespaceId") + " cannot be deleted")
 }

@@ -11,28 +11,42 @@ import (
 	"github.com/roster-registry/roster/naming"
 )
 
-// version is one generation of Nacos' HTTP API. A handler served under both /nacos/v1
-// and /nacos/v2 parses the request and calls the registry once; its version decides how
-// it answers: v1 bare (text "ok", the data as JSON, failures as text), v2 in Nacos'
-// Result envelope {"code","message","data"} (api/model/v2/Result.java) with the v2 error
-// table below. The few things Nacos' v2 controllers read differently from v1 (parameter
-// names, defaults, the wording of a missing parameter) are asked of the version too.
+// version is one generation of Nacos' HTTP API. A handler served under /nacos/v1,
+// /nacos/v2 and the Nacos 3 admin API (/nacos/v3/admin) parses the request and calls the
+// registry once; its version decides how it answers: v1 bare (text "ok", the data as
+// JSON, failures as text), v2 and v3 in Nacos' Result envelope {"code","message","data"}
+// (api/model/v2/Result.java) with the error table below. The few things Nacos' v2 and
+// v3 controllers read differently from v1 (parameter names, defaults, the wording of a
+// missing parameter) and the v3 answers' own shapes are asked of the version too.
 type version struct {
+	// v2 is set for the Open API v2 and for the v3 admin API, which binds v2's forms
+	// and answers in the same envelope and error table.
 	v2 bool
+	// v3 is the Nacos 3 admin API (naming/controllers/v3, core/controller/v3): its
+	// answers are the maintainer model classes (api/naming/pojo/maintainer).
+	v3 bool
 }
 
 var (
 	apiV1 = &version{}
 	apiV2 = &version{v2: true}
+	apiV3 = &version{v2: true, v3: true}
 )
 
-// v2Prefix is where the v2 API's routes live (naming, core and console).
-const v2Prefix = "/nacos/v2/"
+// v2Prefix is where the v2 API's routes live (naming, core and console); v3Prefix the
+// Nacos 3 admin and auth routes.
+const (
+	v2Prefix = "/nacos/v2/"
+	v3Prefix = "/nacos/v3/"
+)
 
 // versionOf is the version of the route a request is for.
 func versionOf(r *http.Request) *version {
-	if strings.HasPrefix(r.URL.Path, v2Prefix) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, v2Prefix):
 		return apiV2
+	case strings.HasPrefix(r.URL.Path, v3Prefix):
+		return apiV3
 	}
 	return apiV1
 }
@@ -114,9 +128,13 @@ var (
 	serviceParam = missing{v1Spring: true, v2Spring: true} // @RequestParam in both
 )
 
-// required is the refusal of the missing parameter name (of Java type javaType).
+// required is the refusal of the missing parameter name (of Java type javaType). Every
+// v3 naming controller binds a form (InstanceForm, ServiceForm, …), so v3 always words
+// it as a form field.
 func (v *version) required(m missing, name, javaType string) *naming.Error {
 	switch {
+	case v.v3:
+		return naming.MissingField(name, javaType)
 	case v.v2 && m.v2Spring:
 		return naming.MissingRequestParam(name, javaType)
 	case v.v2:
@@ -186,9 +204,11 @@ func (a *API) writeErrorV2(w http.ResponseWriter, r *http.Request, err error) {
 
 // deny answers an access refusal (403, or 429 for too many failed logins): Nacos'
 // text on v1; on v2 the envelope with ACCESS_DENIED around the same text, as Nacos' v2
-// handler answers an AccessException.
+// handler answers an AccessException. The v3 admin API is guarded by Nacos 3's
+// AuthAdminFilter, a servlet filter that answers with sendError(403, text) before any
+// controller, so v3 refusals are the plain text as on v1.
 func deny(w http.ResponseWriter, r *http.Request, status int, text string) {
-	if versionOf(r).v2 {
+	if v := versionOf(r); v.v2 && !v.v3 {
 		writeResult(w, status, result{Code: naming.CodeAccessDenied, Message: naming.CodeAccessDenied.Summary(), Data: text})
 		return
 	}
