@@ -21,6 +21,7 @@ var clients = []Client{
 	{"spring-cloud-alibaba", "Java", "spring-cloud-starter-alibaba-nacos-discovery", "compat-ns", "DEFAULT_GROUP", []string{"compat/java/run.sh", "sca"}},
 	{"spring-cloud-alibaba-2025", "Java", "spring-cloud-starter-alibaba-nacos-discovery 2025", "public", "DEFAULT_GROUP", []string{"compat/java/run.sh", "sca2025"}},
 	{"dubbo", "Java", "Apache Dubbo 3.x (dubbo-registry-nacos)", "compat-ns", "compat-group", []string{"compat/java/run.sh", "dubbo"}},
+	{"maintainer", "Java", "nacos-maintainer-client 3.1.0 (admin API v3)", "compat-ns", "compat-group", []string{"compat/java/run.sh", "maintainer"}},
 	{"python-0.1", "Python", "nacos-sdk-python 0.1.x", "compat-ns", "compat-group", []string{"compat/python/run.sh", "v01"}},
 	{"python-new", "Python", "nacos-sdk-python newest", "public", "DEFAULT_GROUP", []string{"compat/python/run.sh", "new"}},
 	{"node", "JavaScript", "nacos (npm)", "compat-ns", "compat-group", []string{"compat/node/run.sh"}},

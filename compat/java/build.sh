@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Java client programs of the compatibility matrix (compat/java/*/target):
 # java1 (nacos-client 1.4.x), java2 (nacos-client 2.x), java3 (nacos-client 3.x), sca and
-# sca2025 (Spring Cloud Alibaba 2023 and 2025), dubbo (Apache Dubbo 3.x).
+# sca2025 (Spring Cloud Alibaba 2023 and 2025), dubbo (Apache Dubbo 3.x),
+# maintainer (nacos-maintainer-client).
 # Dependencies come from Maven Central on the first run; later runs build offline from
 # the local repository, and skip Maven entirely when nothing changed.
 set -euo pipefail
@@ -18,7 +19,7 @@ jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specificat
 # are up to date.
 stamp=.build-stamp
 want=$( (java -version 2>&1; find . -path '*/target' -prune -o -type f \( -name pom.xml -o -path '*/src/*' \) -print | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
-if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar java2/target/java2.jar java3/target/java3.jar sca/target/sca.jar sca2025/target/sca2025.jar dubbo/target/dubbo.jar >/dev/null 2>&1; then
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar java2/target/java2.jar java3/target/java3.jar sca/target/sca.jar sca2025/target/sca2025.jar dubbo/target/dubbo.jar maintainer/target/maintainer.jar >/dev/null 2>&1; then
   echo "compat/java: up to date"
   exit 0
 fi
@@ -48,4 +49,4 @@ for mod in sca sca2025; do
   fi
 done
 echo "$want" >"$stamp"
-echo "compat/java/build.sh: built compat/java/{java1,java2,java3,sca,sca2025,dubbo}/target"
+echo "compat/java/build.sh: built compat/java/{java1,java2,java3,sca,sca2025,dubbo,maintainer}/target"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# compat/java/run.sh java1|java2|java3|sca|sca2025|dubbo: runs one Java client program of the compatibility
+# compat/java/run.sh java1|java2|java3|sca|sca2025|dubbo|maintainer: runs one Java client program of the compatibility
 # matrix (built by build.sh). exec keeps the JVM in the driver's process group, so the
 # driver's signals reach it; the sca consumer starts its provider JVM in that group too.
 set -euo pipefail
@@ -12,9 +12,10 @@ case "${1:-}" in
   sca) mod=sca main=roster.compat.sca.Main ;;
   sca2025) mod=sca2025 main=roster.compat.sca.Main ;; # sca's program on Spring Cloud Alibaba 2025
   dubbo) mod=dubbo main=roster.compat.dubbo.Main ;;
+  maintainer) mod=maintainer main=roster.compat.maintainer.Main ;;
   sca-train) mod=sca main=roster.compat.sca.Main ;; # build.sh: writes the CDS archive ($2)
   sca2025-train) mod=sca2025 main=roster.compat.sca.Main ;;
-  *) echo "usage: compat/java/run.sh java1|java2|java3|sca|sca2025|dubbo" >&2; exit 2 ;;
+  *) echo "usage: compat/java/run.sh java1|java2|java3|sca|sca2025|dubbo|maintainer" >&2; exit 2 ;;
 esac
 jar="$here/$mod/target/$mod.jar"
 [[ -f $jar ]] || { echo "compat/java/run.sh: $jar is missing: run compat/java/build.sh" >&2; exit 1; }
