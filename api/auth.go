@@ -178,6 +178,8 @@ var routeAccess = map[string]access{
 	"PUT /nacos/v3/admin/core/namespace":         accessAdmin,
 	"DELETE /nacos/v3/admin/core/namespace":      accessAdmin,
 	"GET /nacos/v3/admin/core/namespace/check":   accessAdmin,
+	"GET /nacos/v3/admin/core/state/liveness":    accessPublic,
+	"GET /nacos/v3/admin/core/state/readiness":   accessPublic,
 
 	// The console's v1 namespace endpoints: as their v2 equivalents (Nacos secures them
 	// as the console's "namespaces" resource: read for any user, write for admins).

@@ -64,6 +64,16 @@ func (a *API) coreRoutesV3(r chi.Router) {
 	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.editNamespace))
 	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.deleteNamespace))
 	r.Get("/v3/admin/core/namespace/check", a.serve(apiV3, a.checkNamespaceV3))
+	// The 3.x naming client's HTTP health check (NamingHttpClientProxy.serverHealthy,
+	// used by getServerStatus while its gRPC connection is down) reads liveness' code.
+	r.Get("/v3/admin/core/state/liveness", func(w http.ResponseWriter, _ *http.Request) { _ = apiV3.data(w, "ok") })
+	r.Get("/v3/admin/core/state/readiness", func(w http.ResponseWriter, _ *http.Request) {
+		if a.cfg.Ready() {
+			_ = apiV3.data(w, "ok")
+			return
+		}
+		writeResult(w, http.StatusOK, result{Code: naming.CodeServerError, Message: "naming not in readiness"})
+	})
 	// UserControllerV3.login answers the bare login JSON, and its failures are the
 	// console handler's plain 403 text: v1's login exactly.
 	r.Post("/v3/auth/user/login", a.wrap(a.login))

@@ -245,6 +245,16 @@ func TestV3ClientViews(t *testing.T) {
 func TestV3NotReady(t *testing.T) {
 	s := newStack(t, stackOptions{ready: func() bool { return false }})
 	goldenV3(t, "not_ready_naming", s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "x")))
+	goldenV3(t, "not_ready_liveness", s.do("GET", "/nacos/v3/admin/core/state/liveness", nil))
+	goldenV3(t, "not_ready_readiness", s.do("GET", "/nacos/v3/admin/core/state/readiness", nil))
+}
+
+// TestV3State: Nacos 3's liveness and readiness, which the 3.x naming client's HTTP
+// health check reads (code 0 is healthy); public, as in Nacos.
+func TestV3State(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	goldenV3(t, "state_liveness", s.do("GET", "/nacos/v3/admin/core/state/liveness", nil))
+	goldenV3(t, "state_readiness", s.do("GET", "/nacos/v3/admin/core/state/readiness", nil))
 }
 
 // TestV3Auth checks the v3 login (Nacos 3's HttpLoginProcessor: username in the query,

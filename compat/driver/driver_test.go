@@ -569,3 +569,42 @@ func TestLogHint(t *testing.T) {
 		t.Errorf("logHint of a missing file = %q", got)
 	}
 }
+
+// TestNotApplicable: a client without E reports the steps it cannot take, the driver's
+// cells too, as n/a and exits by itself; the row passes and says n/a.
+func TestNotApplicable(t *testing.T) {
+	d := newTestRunner(t, 60*time.Second)
+	var lines strings.Builder
+	for _, name := range cells {
+		fmt.Fprintf(&lines, "echo '{\"step\":\"%s\",\"ok\":true,\"na\":true,\"ms\":0,\"detail\":\"no %s here\"}'\n", name, name)
+	}
+	r := d.run(context.Background(), fake(script(t, lines.String()+"exit 0\n")))
+	if !r.Passed() || r.Note != "" {
+		t.Fatalf("row did not pass: note %q, cells %v", r.Note, r.Cells)
+	}
+	if got := cellText(r.Cells["stop"], false); got != "n/a: no stop here" {
+		t.Errorf("stop = %q, want the n/a text", got)
+	}
+	if md := (Report{Matrices: []Matrix{{Results: []*Result{r}}}}).Markdown(); !strings.Contains(md, "restart: n/a: no restart here") {
+		t.Errorf("details lack the n/a reason:\n%s", md)
+	}
+}
+
+// TestNotApplicableProtocol: n/a never fails, never covers refused, and a reported E
+// address must be ip:port.
+func TestNotApplicableProtocol(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{"step":"update","ok":false,"na":true}`, `protocol error: step "update" is n/a and failed`},
+		{`{"step":"keepalive","ok":true}`, `protocol error: unknown step "keepalive"`},
+		{`{"ephemeral":"10.9.0.1"}`, `protocol error: ephemeral "10.9.0.1"`},
+	} {
+		d := newTestRunner(t, 30*time.Second)
+		r := d.run(context.Background(), fake(script(t, "echo '"+tc.line+"'\nread ans\n")))
+		if !strings.HasPrefix(r.Note, tc.want) {
+			t.Errorf("%s: note %q, want %q…", tc.line, r.Note, tc.want)
+		}
+	}
+	if ip, port, err := splitAddr("127.0.0.1:20880"); err != nil || ip != "127.0.0.1" || port != 20880 {
+		t.Errorf("splitAddr = %q %d %v", ip, port, err)
+	}
+}

@@ -61,7 +61,10 @@ func (d *runner) refusal(ctx context.Context, c Client, srv *server, httpPort in
 	}
 	defer cl.kill()
 	logf("refusal: client started without credentials (pid %d), service %s", cl.pid(), service)
-	w := &waiter{srv: srv, ns: c.Namespace, group: c.Group, service: service, logf: logf}
+	// Any instance in the run's own service counts: a client that registers its own
+	// address has not said it yet when it is refused.
+	w := newWaiter(srv, c, service, logf)
+	w.ip, w.port = "", 0
 	cell, exited := judgeRefusal(ctx, events, w.lookupE, cl.kill, window, stderrLog)
 	logf("refusal: ok=%v %d ms %s", cell.OK, cell.MS, cell.Detail)
 	if !exited {

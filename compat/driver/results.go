@@ -78,6 +78,8 @@ func cellText(c *Cell, withDetail bool) string {
 		return "FAIL: not run"
 	case !c.OK:
 		return "FAIL: " + oneLine(c.Detail, 160)
+	case c.NA:
+		return "n/a: " + oneLine(c.Detail, 160)
 	case withDetail && c.Detail != "":
 		return fmt.Sprintf("pass %d ms, %s", c.MS, oneLine(c.Detail, 160))
 	default:
@@ -153,7 +155,11 @@ func (r Report) Markdown() string {
 			for _, c := range m.names() {
 				cell := res.Cells[c]
 				if cell.Done && cell.OK && cell.Detail != "" {
-					parts = append(parts, fmt.Sprintf("%s: %s", c, oneLine(cell.Detail, 200)))
+					na := ""
+					if cell.NA {
+						na = "n/a: "
+					}
+					parts = append(parts, fmt.Sprintf("%s: %s%s", c, na, oneLine(cell.Detail, 200)))
 				}
 			}
 			if len(parts) == 0 {
@@ -174,6 +180,8 @@ func (r Report) Markdown() string {
 - ` + "`FAIL: reason`" + `: the step failed, or never ran because the client exited early, printed bad
   JSON, was not built or timed out; the reason says which. Logs of every client and server are kept in
   the directory the driver prints.
+- ` + "`n/a: reason`" + `: the client has no such operation (e.g. Dubbo registers no persistent
+  instance); the reason says what it does instead. It counts as passed.
 - keepalive: E listed healthy at every poll (200 ms) for 3 × the heartbeat timeout (server timings:
   beat 1 s, unhealthy 3 s, removed 6 s).
 - P is registered in a service of its own, ` + "`ROSTER_PERSISTENT_SERVICE`" + ` (E's service name +
@@ -185,7 +193,7 @@ func (r Report) Markdown() string {
   driver's own polling carries the administrator's token; the ACL survives the restart (it is in Raft).
 - refused: the same client program, started again against the same server with empty
   ` + "`ROSTER_USERNAME`" + `/` + "`ROSTER_PASSWORD`" + `, ` + "`ROSTER_EXPECT_REFUSAL=1`" + ` and a service of its own, is killed
-  after its first step line (or 20 s); it passes if the server never listed that run's E, whatever the
+  after its first step line (or 20 s); it passes if the server never listed an instance in that run's service, whatever the
   client printed. N is the time until the step line; the detail says what the client reported.
 `)
 	return b.String()

@@ -21,6 +21,7 @@ import (
 type Cell struct {
 	Done   bool
 	OK     bool
+	NA     bool // the client has no such operation; Detail says why (counts as passed)
 	MS     int64
 	Detail string
 }
@@ -56,6 +57,17 @@ func (r *Result) failRest(reason string) {
 	}
 }
 
+// reportedAll reports whether every cell but refused (the driver's, after the run) is
+// filled.
+func (r *Result) reportedAll() bool {
+	for _, name := range r.Names {
+		if name != "refused" && !r.Cells[name].Done {
+			return false
+		}
+	}
+	return true
+}
+
 // Passed reports whether every cell passed.
 func (r *Result) Passed() bool {
 	for _, name := range r.Names {
@@ -69,11 +81,16 @@ func (r *Result) Passed() bool {
 // message is one JSON line of a client program.
 type message struct {
 	Version *string `json:"version"`
-	Step    string  `json:"step"`
-	Wait    string  `json:"wait"`
-	OK      *bool   `json:"ok"`
-	MS      *int64  `json:"ms"`
-	Detail  string  `json:"detail"`
+	// Ephemeral is E's "ip:port" when the client registers its own address instead of
+	// 10.9.0.1:8080; the driver's waits watch that address from then on.
+	Ephemeral string `json:"ephemeral"`
+	Step      string `json:"step"`
+	// NA marks a step the client cannot take; its detail says why.
+	NA     bool   `json:"na"`
+	Wait   string `json:"wait"`
+	OK     *bool  `json:"ok"`
+	MS     *int64 `json:"ms"`
+	Detail string `json:"detail"`
 }
 
 // event is what the client's stdout reader and waiter send the run loop.
@@ -245,7 +262,7 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 		}()
 	}
 
-	w := &waiter{srv: srv, ns: c.Namespace, group: c.Group, service: service, logf: logf}
+	w := newWaiter(srv, c, service, logf)
 	stopped := false
 	eof := false
 	var exitState *os.ProcessState
@@ -297,9 +314,19 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 				if v := strings.TrimSpace(*m.Version); v != "" {
 					r.Version = v
 				}
+			case m.Ephemeral != "":
+				ip, port, err := splitAddr(m.Ephemeral)
+				if err != nil {
+					r.Note = fmt.Sprintf("protocol error: ephemeral %q: %v", m.Ephemeral, err)
+					return nil
+				}
+				w.ip, w.port = ip, port
+				logf("E is %s:%d (reported by the client)", ip, port)
 			case m.Step != "":
 				cell, ok := r.Cells[m.Step]
-				if !ok || driverCells[m.Step] {
+				// A driver cell may be reported by the client only as n/a: the client
+				// has no E for the driver to watch.
+				if !ok || (driverCells[m.Step] && (!m.NA || m.Step == "refused")) {
 					r.Note = fmt.Sprintf("protocol error: unknown step %q", m.Step)
 					return nil
 				}
@@ -319,7 +346,12 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 				if !*m.OK && detail == "" {
 					detail = "failed (no detail)"
 				}
+				if m.NA && !*m.OK {
+					r.Note = fmt.Sprintf("protocol error: step %q is n/a and failed", m.Step)
+					return nil
+				}
 				r.set(m.Step, *m.OK, ms, detail)
+				r.Cells[m.Step].NA = m.NA
 			case m.Wait != "":
 				if !driverCells[m.Wait] {
 					r.Note = fmt.Sprintf("protocol error: unknown wait %q", m.Wait)
@@ -363,6 +395,11 @@ func (d *runner) runWith(ctx, base context.Context, c Client, r *Result, httpPor
 
 // ended fills the cells a client that exited never reported.
 func (d *runner) ended(r *Result, st *os.ProcessState, stopped bool, logf func(string, ...any)) error {
+	if !stopped && st != nil && st.Success() && r.reportedAll() {
+		// A client with nothing for the stop step (reported n/a) ends by itself.
+		logf("client exited after reporting every cell")
+		return nil
+	}
 	if stopped {
 		if !r.Passed() {
 			r.failRest("never reported by the client")

@@ -285,6 +285,8 @@ type instance struct {
 // lookup reads ip:port in the service's instance list. An instance listed while the
 // protection threshold is reached is unhealthy whatever its healthy flag says (Nacos
 // copies unhealthy hosts as healthy then).
+//
+// An empty ip matches the first instance of the service, whatever its address.
 func (s *server) lookup(ctx context.Context, namespace, group, service, ip string, port int) (instance, error) {
 	q := url.Values{
 		"serviceName": {group + "@@" + service},
@@ -321,7 +323,7 @@ func (s *server) lookup(ctx context.Context, namespace, group, service, ip strin
 		return instance{}, fmt.Errorf("GET /nacos/v1/ns/instance/list: %v in %q", err, body)
 	}
 	for _, h := range info.Hosts {
-		if h.IP == ip && h.Port == port {
+		if ip == "" || (h.IP == ip && h.Port == port) {
 			return instance{present: true, healthy: h.Healthy && !info.ReachProtectionThreshold}, nil
 		}
 	}

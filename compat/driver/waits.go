@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -11,11 +13,32 @@ import (
 type waiter struct {
 	srv                *server
 	ns, group, service string
-	logf               func(string, ...any)
+	// ip and port are E's address: the contract's unless the client reported its own;
+	// an empty ip matches any instance of the service.
+	ip   string
+	port int
+	logf func(string, ...any)
+}
+
+func newWaiter(srv *server, c Client, service string, logf func(string, ...any)) *waiter {
+	return &waiter{srv: srv, ns: c.Namespace, group: c.Group, service: service, ip: ephemeralIP, port: ephemeralPort, logf: logf}
 }
 
 func (w *waiter) lookupE(ctx context.Context) (instance, error) {
-	return w.srv.lookup(ctx, w.ns, w.group, w.service, ephemeralIP, ephemeralPort)
+	return w.srv.lookup(ctx, w.ns, w.group, w.service, w.ip, w.port)
+}
+
+// splitAddr parses a client's "ip:port".
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 || net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("want ip:port")
+	}
+	return host, port, nil
 }
 
 // keepalive requires E present and healthy at every poll (every 200 ms) for three

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Java client programs of the compatibility matrix (compat/java/*/target):
-# java1 (nacos-client 1.4.x), java2 (nacos-client 2.x), sca (Spring Cloud Alibaba).
+# java1 (nacos-client 1.4.x), java2 (nacos-client 2.x), java3 (nacos-client 3.x), sca and
+# sca2025 (Spring Cloud Alibaba 2023 and 2025), dubbo (Apache Dubbo 3.x),
+# maintainer (nacos-maintainer-client).
 # Dependencies come from Maven Central on the first run; later runs build offline from
 # the local repository, and skip Maven entirely when nothing changed.
 set -euo pipefail
@@ -17,7 +19,7 @@ jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specificat
 # are up to date.
 stamp=.build-stamp
 want=$( (java -version 2>&1; find . -path '*/target' -prune -o -type f \( -name pom.xml -o -path '*/src/*' \) -print | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
-if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar java2/target/java2.jar sca/target/sca.jar >/dev/null 2>&1; then
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && ls java1/target/java1.jar java2/target/java2.jar java3/target/java3.jar sca/target/sca.jar sca2025/target/sca2025.jar dubbo/target/dubbo.jar maintainer/target/maintainer.jar >/dev/null 2>&1; then
   echo "compat/java: up to date"
   exit 0
 fi
@@ -38,11 +40,13 @@ else
 fi
 # Class data sharing for the Spring applications (two or three JVMs per run): a training
 # run records the classes they load. Without it they still run, only slower to start.
-rm -f sca/target/sca.jsa
-if ./run.sh sca-train "$PWD/sca/target/sca.jsa.tmp" >sca/target/train.log 2>&1 && [[ -s sca/target/sca.jsa.tmp ]]; then
-  mv sca/target/sca.jsa.tmp sca/target/sca.jsa
-else
-  echo "compat/java/build.sh: warning: no class data sharing archive for sca (see compat/java/sca/target/train.log)" >&2
-fi
+for mod in sca sca2025; do
+  rm -f $mod/target/$mod.jsa
+  if ./run.sh $mod-train "$PWD/$mod/target/$mod.jsa.tmp" >$mod/target/train.log 2>&1 && [[ -s $mod/target/$mod.jsa.tmp ]]; then
+    mv $mod/target/$mod.jsa.tmp $mod/target/$mod.jsa
+  else
+    echo "compat/java/build.sh: warning: no class data sharing archive for $mod (see compat/java/$mod/target/train.log)" >&2
+  fi
+done
 echo "$want" >"$stamp"
-echo "compat/java/build.sh: built compat/java/{java1,java2,sca}/target"
+echo "compat/java/build.sh: built compat/java/{java1,java2,java3,sca,sca2025,dubbo,maintainer}/target"

@@ -139,6 +139,23 @@ public final class Contract {
         emit(b.append('}').toString());
     }
 
+    /**
+     * Reports a step the client cannot take (it has no such operation); the row shows
+     * "n/a" and the reason instead of a result.
+     */
+    public void notApplicable(String name, String reason) {
+        log("step " + name + ": n/a: " + reason);
+        emit("{\"step\":" + quote(name) + ",\"ok\":true,\"na\":true,\"ms\":0,\"detail\":" + quote(reason) + "}");
+    }
+
+    /**
+     * Tells the driver where E is when the client registers its own address instead of
+     * 10.9.0.1:8080 (the driver's keepalive, restart and stop cells watch that address).
+     */
+    public void ephemeralAt(String ip, int port) {
+        emit("{\"ephemeral\":" + quote(ip + ":" + port) + "}");
+    }
+
     /** Asks the driver for a wait and returns its answer line. */
     public String waitFor(String name) {
         emit("{\"wait\":" + quote(name) + "}");
