@@ -104,7 +104,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
-		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready}, reg)
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready, Console: consoleStub}, reg)
 	srv := httptest.NewServer(h)
 	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}
 	t.Cleanup(func() {
