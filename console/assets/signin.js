@@ -30,20 +30,26 @@ function signOut() {
 
 async function start() {
   const token = sessionStorage.getItem(TOKEN_KEY) || '';
-  if (token) setCookie(token);
-  const me = await whoami(token).catch(() => null);
-  if (me) {
-    try {
-      const app = await import('./app/app.js');
-      document.getElementById('signin').hidden = true;
-      await app.start({ token, me, signOut });
-      return;
-    } catch (err) {
-      console.error('console did not load', err);
-    }
-  }
+  if (await enter(token)) return;
   clearSession();
   showSignIn();
+}
+
+// enter loads the console proper for a token (blank with auth off) and reports whether
+// it could.
+async function enter(token) {
+  if (token) setCookie(token);
+  const me = await whoami(token).catch(() => null);
+  if (!me) return false;
+  try {
+    const app = await import('./app/app.js');
+    document.getElementById('signin').hidden = true;
+    await app.start({ token, me, signOut });
+    return true;
+  } catch (err) {
+    console.error('console did not load', err);
+    return false;
+  }
 }
 
 function showSignIn() {
@@ -70,9 +76,10 @@ function showSignIn() {
     }
     const answer = JSON.parse(text);
     sessionStorage.setItem(TOKEN_KEY, answer.accessToken);
-    // A fresh document loads app/ with the new cookie.
-    history.replaceState(null, '', '/console/#/services');
-    location.reload();
+    if (!location.hash || location.hash === '#/') history.replaceState(null, '', '/console/#/services');
+    // A document that failed to load app/ before keeps that failure for the module:
+    // a fresh one tries again.
+    if (!(await enter(answer.accessToken))) location.reload();
   });
 }
 
