@@ -116,7 +116,7 @@ func (a *API) routes() http.Handler {
 	r.Use(a.authorize(r))
 
 	a.operatorRoutes(r)
-	a.consoleRoutes(r)
+	a.webConsoleRoutes(r)
 	a.aclRoutes(r)
 	a.snapshotRoutes(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
@@ -137,6 +137,9 @@ func (a *API) routes() http.Handler {
 			a.namingRoutesV2(r)
 		})
 		a.coreAndConsoleRoutesV2(r)
+		a.namespaceRoutes(r)
+		a.consoleRoutes(r)
+		a.nacosAuthRoutes(r)
 		a.prometheusRoutes(r)
 		r.Post("/v1/auth/login", a.wrap(a.login))
 		r.Post("/v1/auth/users/login", a.wrap(a.login))
@@ -193,6 +196,7 @@ func (a *API) namingRoutes(r chi.Router) {
 	r.Get("/health/checkers", a.wrap(a.healthCheckers))
 	r.Put("/cluster", a.wrap(a.updateCluster))
 	r.Get("/catalog/service", a.wrap(a.catalogService))
+	a.consoleNamingRoutes(r)
 	r.Get("/raft/leader", a.wrap(a.raftLeader))
 	for _, prefix := range []string{"/operator", "/ops"} {
 		r.Get(prefix+"/servers", a.wrap(a.operatorServers))
@@ -283,12 +287,18 @@ type member struct {
 	Abilities     map[string]any `json:"abilities"`
 }
 
+// clusterNodes is GET /nacos/v1/core/cluster/nodes; keyword keeps the members whose
+// address contains it.
 func (a *API) clusterNodes(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
 	ms, err := a.members()
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": ms})
+	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": filterMembers(ms, p.get("keyword"))})
 }
 
 func (a *API) clusterSelf(w http.ResponseWriter, r *http.Request) error {
