@@ -68,3 +68,28 @@ func TestConsoleRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestWhoAmIListsOwnGrants: whoami tells a user the grants it holds through its roles,
+// and no one else's.
+func TestWhoAmIListsOwnGrants(t *testing.T) {
+	s := newStack(t, stackOptions{auth: true})
+	admin := s.bootstrapACL()
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/roster/v1/acl/users?username=reader&password=reader-password-1"},
+		{http.MethodPost, "/roster/v1/acl/users?username=other&password=other-password-1"},
+		{http.MethodPost, "/roster/v1/acl/roles?role=readers&username=reader"},
+		{http.MethodPost, "/roster/v1/acl/roles?role=others&username=other"},
+		{http.MethodPost, "/roster/v1/acl/grants?role=readers&resource=shop&action=r"},
+		{http.MethodPost, "/roster/v1/acl/grants?role=others&resource=billing&action=rw"},
+	} {
+		if a := s.do(c.method, c.path+"&accessToken="+admin, nil); a.status != 200 {
+			t.Fatalf("%s %s = %d %q", c.method, c.path, a.status, a.body)
+		}
+	}
+	token := s.login("reader", "reader-password-1")
+	a := s.do(http.MethodGet, "/roster/v1/acl/whoami?accessToken="+token, nil)
+	want := `{"authEnabled":true,"globalAdmin":false,"grants":[{"role":"readers","resource":"shop","action":"r"}],"username":"reader"}`
+	if a.status != 200 || a.body != want {
+		t.Fatalf("whoami = %d %s, want %s", a.status, a.body, want)
+	}
+}

@@ -112,6 +112,8 @@ func into[T any](dst *T, a chromedp.Action[T]) step {
 // until waits for a JavaScript condition to hold in the page (within the browser
 // context's deadline).
 func until(expr string) step {
+	// A page between two renders may lack an element the condition reads: not yet.
+	expr = fmt.Sprintf("(() => { try { return !!(%s); } catch (e) { return false; } })()", expr)
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(0))
 }
 
@@ -163,6 +165,28 @@ func authServer(t *testing.T) (s *Server, admin *client.Credential, c *client.Cl
 		t.Fatal(err)
 	}
 	return s, admin, c, login.AccessToken
+}
+
+// subscribe lists a service as a Nacos 1.x Java client does, with a UDP port for its
+// pushes: the node then lists it as a subscriber.
+func subscribe(t *testing.T, s *Server, token, namespace, service string, port int) {
+	t.Helper()
+	v := url.Values{"namespaceId": {namespace}, "serviceName": {service}, "udpPort": {fmt.Sprint(port)},
+		"clientIP": {"127.0.0.1"}, "app": {"shop-web"}}
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/nacos/v1/ns/instance/list?"+v.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "Nacos-Java-Client:v1.4.6")
+	req.Header.Set("accessToken", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("subscribing list = %s", resp.Status)
+	}
 }
 
 // udpPort opens a UDP socket on 127.0.0.1 for a subscriber's pushes to land on.
@@ -248,9 +272,19 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A 1.x-style subscriber (udpPort on a list) for the subscribers page.
-	if _, err := adm.ListInstances(api, orders, client.ListOptions{UDPPort: udpPort(t), ClientIP: "127.0.0.1"}); err != nil {
-		t.Fatal(err)
+
+	// More services, so that the list has something to compare with: one whose only
+	// instance is down, one in another group.
+	for _, x := range []struct {
+		svc     client.ServiceRef
+		healthy bool
+	}{
+		{client.ServiceRef{Namespace: "shop", Group: "DEFAULT_GROUP", Name: "payments"}, false},
+		{client.ServiceRef{Namespace: "shop", Group: "batch", Name: "invoices"}, true},
+	} {
+		if err := adm.RegisterInstance(api, x.svc, client.Instance{IP: "10.9.0.7", Port: 9000, Weight: 1, Healthy: x.healthy, Enabled: true, ClusterName: "DEFAULT"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	row := `tr[data-service="DEFAULT_GROUP@@orders"]`
@@ -261,6 +295,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		pageReady("services"),
 		chromedp.WaitVisible(chromedp.CSS(row)),
 		until(fmt.Sprintf(`document.querySelector('%s').children[3].textContent === '2' && document.querySelector('%s').children[4].textContent === '2'`, row, row)),
+		until(`document.querySelector('tr[data-service="DEFAULT_GROUP@@payments"]')?.classList.contains('unhealthy')`),
 		screenshot(t, shots, "services"),
 		chromedp.Click(chromedp.CSS(row+" td a")),
 		pageReady("service"),
@@ -300,6 +335,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("instance after offline = %+v, %v; want enabled=false, weight 3.5", info, err)
 	}
 
+	// A 1.x-style subscriber (udpPort on a list) for the subscribers page. It subscribes
+	// only now: a subscriber that does not ack the pushes of the edits above is dropped.
+	subscribe(t, s, token, "shop", "DEFAULT_GROUP@@orders", udpPort(t))
 	run(t, ctx, "subscribers",
 		chromedp.Navigate(s.URL+"/console/#/subscribers?group=DEFAULT_GROUP&name=orders"),
 		pageReady("subscribers"),

@@ -58,7 +58,7 @@ export async function start({ token, me, signOut }) {
 // the chosen one if it is still there.
 async function fillNamespaces() {
   await guard(async () => {
-    ctx.namespaces = await loadNamespaces();
+    ctx.namespaces = (await loadNamespaces()).filter(mayWorkIn);
   });
   const ids = ctx.namespaces.map((n) => n.namespace);
   if (!ids.includes(ctx.namespace)) ctx.namespace = ids[0] ?? '';
@@ -66,6 +66,16 @@ async function fillNamespaces() {
   const sel = document.getElementById('namespace-select');
   sel.replaceChildren(...ctx.namespaces.map((n) =>
     el('option', { value: n.namespace, selected: n.namespace === ctx.namespace }, n.namespaceShowName || n.namespace || 'public')));
+}
+
+// mayWorkIn keeps, for a user who is not an administrator, the namespaces its grants
+// name: the node lists public to everyone, as Nacos does, but a user granted one
+// namespace has nothing to do in another.
+function mayWorkIn(ns) {
+  const me = ctx.me;
+  if (!me.authEnabled || me.globalAdmin || !Array.isArray(me.grants)) return true;
+  const id = ns.namespace || 'public';
+  return me.grants.some((g) => g.resource === '*' || g.resource.split(':')[0] === id);
 }
 
 function chooseNamespace(id) {
