@@ -253,6 +253,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-namespace="shop"]`)),
 		until(`[...document.querySelectorAll('#namespace-select option')].some(o => o.value === 'shop')`),
 		screenshot(t, shots, "namespaces"))
+	run(t, ctx, "edit and delete a namespace",
+		chromedp.Click(chromedp.CSS("#create-namespace")),
+		chromedp.WaitVisible(chromedp.CSS("#f-id")),
+		chromedp.SendKeys(chromedp.CSS("#f-id"), "scratch"),
+		chromedp.SendKeys(chromedp.CSS("#f-name"), "Scratch"),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-namespace="scratch"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-namespace="scratch"] button.edit-namespace`)),
+		chromedp.WaitVisible(chromedp.CSS("#f-desc")),
+		chromedp.SetValue(chromedp.CSS("#f-desc"), "to be deleted"),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		until(`document.querySelector('tr[data-namespace="scratch"]').textContent.includes('to be deleted')`),
+		chromedp.Click(chromedp.CSS(`tr[data-namespace="scratch"] button.delete-namespace`)),
+		chromedp.WaitVisible(chromedp.CSS("#dialog-submit")),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		until(`document.querySelector('#namespaces') && !document.querySelector('tr[data-namespace="scratch"]')`))
 	var nsList struct {
 		Data []struct {
 			Namespace, NamespaceShowName string
@@ -302,6 +318,29 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(inst)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-instance="10.9.0.2:8080"]`)),
 		screenshot(t, shots, "service"))
+
+	run(t, ctx, "create and delete a service",
+		chromedp.Click(chromedp.CSS(`header nav a[href="#/services"]`)),
+		pageReady("services"),
+		chromedp.Click(chromedp.CSS("#create-service")),
+		chromedp.WaitVisible(chromedp.CSS("#f-serviceName")),
+		chromedp.SendKeys(chromedp.CSS("#f-serviceName"), "catalog"),
+		chromedp.SetValue(chromedp.CSS("#f-protectThreshold"), "0.5"),
+		chromedp.SendKeys(chromedp.CSS("#f-metadata"), "owner=web"),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-service="DEFAULT_GROUP@@catalog"]`)))
+	detail, err := adm.GetService(api, client.ServiceRef{Namespace: "shop", Group: "DEFAULT_GROUP", Name: "catalog"})
+	if err != nil || detail.ProtectThreshold != 0.5 || detail.Metadata["owner"] != "web" {
+		t.Fatalf("service made in the console = %+v, %v; want protect threshold 0.5 and owner=web", detail, err)
+	}
+	run(t, ctx, "delete the service",
+		chromedp.Click(chromedp.CSS(`tr[data-service="DEFAULT_GROUP@@catalog"] button.delete-service`)),
+		chromedp.WaitVisible(chromedp.CSS("#dialog-submit")),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		until(`document.querySelector('#services') && !document.querySelector('tr[data-service="DEFAULT_GROUP@@catalog"]')`),
+		chromedp.Click(chromedp.CSS(`tr[data-service="DEFAULT_GROUP@@orders"] td a`)),
+		pageReady("service"),
+		chromedp.WaitVisible(chromedp.CSS(inst)))
 
 	run(t, ctx, "edit the instance's weight",
 		chromedp.Click(chromedp.CSS(inst+" .edit-instance")),

@@ -46,8 +46,8 @@ export async function namespacesPage(ctx) {
     el('td', { class: 'num' }, limit(n.quota)),
     el('td', { class: 'num' }, limit(n.instanceQuota)),
     el('td', { class: 'actions' },
-      n.type === 0 ? null : el('button', { type: 'button', class: 'link', onclick: () => namespaceDialog(ctx, n) }, 'Edit'),
-      n.type === 0 ? null : el('button', { type: 'button', class: 'link danger', onclick: () => confirmDialog(
+      n.type === 0 ? null : el('button', { type: 'button', class: 'link edit-namespace', onclick: () => namespaceDialog(ctx, n) }, 'Edit'),
+      n.type === 0 ? null : el('button', { type: 'button', class: 'link danger delete-namespace', onclick: () => confirmDialog(
         `Delete namespace ${n.namespace}? A namespace that has services cannot be deleted.`, async () => {
           await api.write('DELETE', '/nacos/v1/console/namespaces', { namespaceId: n.namespace });
           notice(`Namespace ${n.namespace} deleted.`);

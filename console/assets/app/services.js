@@ -77,7 +77,7 @@ export async function servicesPage(ctx, q) {
       el('a', { href: serviceHash('#/service', s.groupName, s.name) }, 'Detail'),
       el('a', { href: serviceHash('#/subscribers', s.groupName, s.name) }, 'Subscribers'),
       el('button', { type: 'button', class: 'link', onclick: () => editService(ctx, s.groupName, s.name) }, 'Edit'),
-      el('button', { type: 'button', class: 'link danger', onclick: () => deleteService(ctx, s.groupName, s.name, ctx.refresh) }, 'Delete'))));
+      el('button', { type: 'button', class: 'link danger delete-service', onclick: () => deleteService(ctx, s.groupName, s.name, ctx.refresh) }, 'Delete'))));
   const filterForm = el('form', { class: 'filters', id: 'service-filter', onsubmit: (ev) => {
     ev.preventDefault();
     const f = ev.target.elements;
