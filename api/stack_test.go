@@ -45,6 +45,9 @@ type stackOptions struct {
 	auth        bool      // authentication and authorization on
 	logTo       io.Writer // debug log of the whole node; nil discards
 	ready       func() bool
+	console     bool // serve the web console (consoleStub) at / and /console/
+	// namespaceMaxServices and namespaceMaxInstances are the registry's default quotas.
+	namespaceMaxServices, namespaceMaxInstances int
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -93,6 +96,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	clock.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	d := distro.New(distro.Config{Timing: timing, CheckInterval: time.Hour, Clock: clock, Logger: log})
 	reg, err := registry.New(registry.Config{Timing: timing, Logger: log,
+		NamespaceMaxServices: opts.namespaceMaxServices, NamespaceMaxInstances: opts.namespaceMaxInstances,
 		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, soloParts(t, dir, node, machine, d))
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +107,12 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err := reg.EnsureSigningKey(ctx, authority); err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
-		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready, Console: consoleStub}, reg)
+	var console http.Handler
+	if opts.console {
+		console = consoleStub
+	}
+	h := New(Config{Console: console, MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
+		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready}, reg)
 	srv := httptest.NewServer(h)
 	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}
 	t.Cleanup(func() {
