@@ -17,7 +17,7 @@ const ctx = {
   namespace: sessionStorage.getItem(NS_KEY) || '',
   namespaces: [],
   go: (hash) => { location.hash = hash; },
-  refresh: () => route(),
+  refresh: () => route({ keepNotice: true }),
   refreshNamespaces: () => fillNamespaces(),
 };
 
@@ -49,7 +49,7 @@ export async function start({ token, me, signOut }) {
     el('main', { id: 'page' }));
   root.hidden = false;
   await fillNamespaces();
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => route());
   if (!location.hash) location.hash = '#/services';
   else route();
 }
@@ -90,13 +90,15 @@ function params() {
   return Object.fromEntries(new URLSearchParams(q));
 }
 
-async function route() {
+// route renders the page the fragment names. A refresh after an action keeps the
+// action's notice; moving to another page drops it.
+async function route({ keepNotice = false } = {}) {
   const base = location.hash.split('?')[0] || '#/services';
   const p = pages.find((x) => x.hash === base) || pages[0];
   for (const a of document.querySelectorAll('header nav a')) {
     a.classList.toggle('active', a.dataset.page === (p.under || p.hash));
   }
-  document.getElementById('notice').hidden = true;
+  if (!keepNotice) document.getElementById('notice').hidden = true;
   clearError();
   const main = document.getElementById('page');
   main.dataset.page = p.hash.slice(2);

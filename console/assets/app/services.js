@@ -1,7 +1,7 @@
 // Services: the list (Nacos' catalog), a service's detail with its clusters and
 // instances, and its subscribers.
 import * as api from './api.js';
-import { el, table, formDialog, confirmDialog, guard, metadataText, page, notice } from './ui.js';
+import { el, table, formDialog, confirmDialog, guard, metadataText, metadataJSON, page, notice } from './ui.js';
 
 const PAGE_SIZE = 20;
 const DEFAULT_GROUP = 'DEFAULT_GROUP';
@@ -36,7 +36,7 @@ async function serviceDialog(ctx, old) {
     if (v.selectorType !== 'none' && v.selectorExpression) selector.expression = v.selectorExpression;
     await api.write(old ? 'PUT' : 'POST', '/nacos/v1/ns/service', {
       namespaceId: ctx.namespace, serviceName: v.serviceName, groupName: v.groupName,
-      protectThreshold: v.protectThreshold, metadata: v.metadata.split('\n').filter((l) => l.trim()).join(','),
+      protectThreshold: v.protectThreshold, metadata: metadataJSON(v.metadata),
       selector: JSON.stringify(selector),
     });
     notice(old ? `Service ${v.serviceName} saved.` : `Service ${v.serviceName} created.`);
@@ -121,7 +121,7 @@ function clusterDialog(ctx, group, name, c) {
     await api.write('PUT', '/nacos/v1/ns/cluster', {
       namespaceId: ctx.namespace, serviceName: `${group}@@${name}`, clusterName: c.name,
       checkPort: v.checkPort, useInstancePort4Check: v.useInstancePort4Check, healthChecker: JSON.stringify(checker),
-      metadata: v.metadata.split('\n').filter((l) => l.trim()).join(','),
+      metadata: metadataJSON(v.metadata),
     });
     notice(`Cluster ${c.name} saved.`);
     ctx.refresh();

@@ -109,6 +109,19 @@ export function confirmDialog(text, action, label = 'Delete') {
   return formDialog('Are you sure?', [], action, label).querySelector('h2').after(el('p', {}, text));
 }
 
+// metadataJSON turns the k=v lines of a metadata text area into the JSON object text
+// the API takes (a value may then hold commas and equals signs).
+export function metadataJSON(text) {
+  const md = {};
+  for (const line of (text || '').split('\n')) {
+    if (!line.trim()) continue;
+    const i = line.indexOf('=');
+    if (i <= 0) throw new Error(`metadata line "${line}" is not key=value`);
+    md[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return JSON.stringify(md);
+}
+
 export function metadataText(md) {
   return Object.entries(md || {}).map(([k, v]) => `${k}=${v}`).join('\n');
 }
