@@ -374,6 +374,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("instance after offline = %+v, %v; want enabled=false, weight 3.5", info, err)
 	}
 
+	run(t, ctx, "edit the cluster's health checker",
+		chromedp.Click(chromedp.CSS(`section[data-cluster="DEFAULT"] .edit-cluster`)),
+		chromedp.WaitVisible(chromedp.CSS("#f-type")),
+		chromedp.SetValue(chromedp.CSS("#f-type"), "HTTP"),
+		chromedp.SetValue(chromedp.CSS("#f-path"), "/health"),
+		chromedp.SetValue(chromedp.CSS("#f-metadata"), "tier=gold"),
+		chromedp.Click(chromedp.CSS("#dialog-submit")),
+		until(`document.querySelector('section[data-cluster="DEFAULT"]').textContent.includes('HTTP /health')`))
+	svc, err := adm.GetService(api, orders)
+	if err != nil || len(svc.Clusters) != 1 || svc.Clusters[0].HealthChecker.Type != "HTTP" || svc.Clusters[0].HealthChecker.Path != "/health" ||
+		svc.Clusters[0].Metadata["tier"] != "gold" {
+		t.Fatalf("cluster after the edit in the console = %+v, %v; want an HTTP checker on /health and tier=gold", svc, err)
+	}
+
 	// A 1.x-style subscriber (udpPort on a list) for the subscribers page. It subscribes
 	// only now: a subscriber that does not ack the pushes of the edits above is dropped.
 	subscribe(t, s, token, "shop", "DEFAULT_GROUP@@orders", udpPort(t))
