@@ -536,3 +536,21 @@ func TestConsoleAuth(t *testing.T) {
 		t.Fatalf("instance after the refused edit = %+v, %v; want weight 1", got, err)
 	}
 }
+
+// TestConsoleAuthOff: on a node without auth the console opens at / with no sign-in,
+// shows the services of the chosen namespace and offers no sign-out.
+func TestConsoleAuthOff(t *testing.T) {
+	s := StartServer(t)
+	api := ctxT(t)
+	svc := client.ServiceRef{Namespace: "public", Group: "DEFAULT_GROUP", Name: "web"}
+	if err := rosterClient(t, s).RegisterInstance(api, svc, client.Instance{IP: "10.9.2.1", Port: 80, Weight: 1, Healthy: true, Enabled: true, ClusterName: "DEFAULT"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	run(t, ctx, "open the console",
+		chromedp.Navigate(s.URL+"/"),
+		pageReady("services"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-service="DEFAULT_GROUP@@web"]`)),
+		until(`document.getElementById('signin').hidden && document.getElementById('sign-out') === null`),
+		until(`[...document.querySelectorAll('header nav a')].some(a => a.getAttribute('href') === '#/acl')`))
+}
