@@ -21,7 +21,7 @@ FUZZTIME_NODE ?= 20000x
 # test starts by other means inherits it from the environment.
 export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
 
-.PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto packaging-check
+.PHONY: all build run cluster bench bench-quick test unit fuzz e2e console-test console-screenshots compat compat-deps lint fmt clean proto packaging-check
 
 all: build
 
@@ -92,10 +92,27 @@ fuzz:
 
 # End-to-end tests with the real nacos-sdk-go v1.1.4 against real roster processes.
 # e2e/prometheus.sh first installs Debian's prometheus (if missing) for the test of a
-# real Prometheus discovering its targets through Roster.
+# real Prometheus discovering its targets through Roster;
+# e2e/chromium.sh installs Debian's chromium (if missing) for the tests that drive the
+# web console in a headless browser; their screenshots land in bin/e2e-artifacts.
+E2E_ARTIFACTS := $(CURDIR)/bin/e2e-artifacts
 e2e:
 	bash e2e/prometheus.sh
-	cd e2e && $(GO) test -race -count=1 -timeout 10m ./...
+	bash e2e/chromium.sh
+	@mkdir -p $(E2E_ARTIFACTS)
+	cd e2e && $(GO) test -race -count=1 -timeout 10m -artifacts -outputdir $(E2E_ARTIFACTS) ./...
+
+# The browser tests of the web console alone, and the screenshots in docs/console/ that
+# the README shows, taken from their run.
+console-test:
+	bash e2e/chromium.sh
+	@rm -rf $(E2E_ARTIFACTS)/console && mkdir -p $(E2E_ARTIFACTS)/console
+	cd e2e && $(GO) test -count=1 -run '^TestConsole' -artifacts -outputdir $(E2E_ARTIFACTS)/console .
+
+console-screenshots: console-test
+	@mkdir -p docs/console
+	@for f in $$(find $(E2E_ARTIFACTS)/console -name '*.png' ! -name failed.png); do cp "$$f" docs/console/; done
+	@ls -l docs/console
 
 # The compatibility matrix (compat/README.md): every client program against its own
 # roster process, once with auth off and once with --auth (a user per client, plus the

@@ -239,5 +239,18 @@ func (a *API) aclWhoAmI(w http.ResponseWriter, r *http.Request) error {
 	if id == nil {
 		return writeJSON(w, map[string]any{"username": "", "globalAdmin": true, "authEnabled": false})
 	}
-	return writeJSON(w, map[string]any{"username": id.Name, "globalAdmin": id.Admin(), "authEnabled": true})
+	return writeJSON(w, map[string]any{"username": id.Name, "globalAdmin": id.Admin(), "authEnabled": true, "grants": a.grantsOf(id.Name)})
+}
+
+// grantsOf lists the grants a user holds through its roles, so that a user (the web
+// console, for one) can tell which namespaces it may work in.
+func (a *API) grantsOf(user string) []auth.Grant {
+	st := a.cfg.Auth.State()
+	out := []auth.Grant{}
+	for _, g := range st.Grants {
+		if slices.Contains(st.Roles[g.Role], user) {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -56,9 +56,9 @@ type Config struct {
 	Auth *auth.Authority
 	// AuditLogger receives one line per write and admin action; default Logger.
 	AuditLogger *slog.Logger
-	// ConsoleUI says whether the node serves its web console (console_ui_enabled in
-	// the console's server state).
-	ConsoleUI bool
+	// Console serves the web console's files under /console/ (the console package);
+	// nil leaves /, /console and /console/ unrouted.
+	Console http.Handler
 }
 
 // API is the HTTP front of one node.
@@ -116,6 +116,7 @@ func (a *API) routes() http.Handler {
 	r.Use(a.authorize(r))
 
 	a.operatorRoutes(r)
+	a.webConsoleRoutes(r)
 	a.aclRoutes(r)
 	a.snapshotRoutes(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })

@@ -56,6 +56,13 @@ var routeAccess = map[string]access{
 	"POST /nacos/v1/auth/users/login":        accessPublic,
 	"POST /roster/v1/acl/bootstrap":          accessPublic,
 
+	// The web console: its sign-in shell is public, the console proper needs a
+	// signed-in user (console.go). The data it shows comes from the routes below.
+	"GET /":                   accessPublic,
+	"GET /console":            accessPublic,
+	"GET " + consolePublic:    accessPublic,
+	"GET " + consoleApp + "*": accessAuthenticated,
+
 	"GET /nacos/v1/core/cluster/nodes":  accessAuthenticated,
 	"GET /nacos/v1/core/cluster/self":   accessAuthenticated,
 	"GET /nacos/v1/core/cluster/health": accessAuthenticated,
@@ -328,7 +335,11 @@ func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
 			if need == accessRead || need == accessWrite {
 				ns, group = requestScope(pattern, rctx, p)
 			}
-			id, err := a.cfg.Auth.Identify(credentialsOf(r, p, strings.HasPrefix(pattern, prometheusPrefix)))
+			creds := credentialsOf(r, p, strings.HasPrefix(pattern, prometheusPrefix))
+			if strings.HasPrefix(pattern, consoleApp) {
+				creds = consoleCredentials(r, creds)
+			}
+			id, err := a.cfg.Auth.Identify(creds)
 			if err == nil {
 				err = checkAccess(id, need, ns, group)
 			}

@@ -61,7 +61,7 @@ var pathParams = regexp.MustCompile(`\{[^}]*\}`)
 // declares its access and, with auth on, refuses a request without credentials unless
 // it is public or node-to-node.
 func TestEveryRouteDeclaresAccess(t *testing.T) {
-	s := newStack(t, stackOptions{auth: true})
+	s := newStack(t, stackOptions{auth: true, console: true})
 	s.bootstrapACL()
 	mux := s.srv.Config.Handler.(*chi.Mux)
 	n := 0

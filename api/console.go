@@ -50,7 +50,7 @@ func (a *API) serverState(w http.ResponseWriter, r *http.Request) error {
 		"login_page_enabled": strconv.FormatBool(authOn),
 		"auth_system_type":   "nacos",
 		"auth_admin_request": strconv.FormatBool(adminRequest),
-		"console_ui_enabled": strconv.FormatBool(a.cfg.ConsoleUI),
+		"console_ui_enabled": strconv.FormatBool(a.cfg.Console != nil),
 	})
 }
 

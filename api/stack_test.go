@@ -45,6 +45,7 @@ type stackOptions struct {
 	auth        bool      // authentication and authorization on
 	logTo       io.Writer // debug log of the whole node; nil discards
 	ready       func() bool
+	console     bool // serve the web console (consoleStub) at / and /console/
 	// namespaceMaxServices and namespaceMaxInstances are the registry's default quotas.
 	namespaceMaxServices, namespaceMaxInstances int
 }
@@ -106,7 +107,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err := reg.EnsureSigningKey(ctx, authority); err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
+	var console http.Handler
+	if opts.console {
+		console = consoleStub
+	}
+	h := New(Config{Console: console, MaxBody: opts.maxBody, NodeID: "n1", HTTPAddr: "127.0.0.1:8848", Version: "test", Logger: log,
 		MaxSnapshot: opts.maxSnapshot, SpoolDir: dir, Auth: authority, Ready: opts.ready}, reg)
 	srv := httptest.NewServer(h)
 	s := &stack{t: t, srv: srv, reg: reg, distro: d, clock: clock, node: node, dir: dir, authority: authority}

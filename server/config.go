@@ -77,6 +77,9 @@ type Config struct {
 	// Security is the node credential and client-port TLS.
 	Security SecurityConfig
 
+	// Console serves the web console at / and /console/ on the HTTP port.
+	Console bool
+
 	// Version is reported by the API and in the start line.
 	Version string
 }
@@ -107,6 +110,7 @@ func DefaultConfig() Config {
 		HealthCheck:         defaultHealthCheckConfig(),
 		Auth:                defaultAuthConfig(),
 		Security:            defaultSecurityConfig(),
+		Console:             true,
 		Version:             "dev",
 	}
 }

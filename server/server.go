@@ -19,6 +19,7 @@ import (
 	"github.com/roster-registry/roster/api"
 	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/cluster"
+	"github.com/roster-registry/roster/console"
 	"github.com/roster-registry/roster/distro"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/grpcapi"
@@ -291,12 +292,16 @@ func (s *Server) open() error {
 	s.grpcLn = cfg.Security.grpcListener(gln, cred)
 	log.Info("grpc listening", "grpc", s.grpcLn.Addr().String())
 
+	var consoleHandler http.Handler
+	if cfg.Console {
+		consoleHandler = console.Handler()
+	}
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
 		ExtraCollectors: append(grpcSrv.Collectors(), prober.Collectors()...),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
-		Auth: authority,
+		Auth: authority, Console: consoleHandler,
 	}, reg)
 	s.httpSrv = &http.Server{
 		Handler:           handler,

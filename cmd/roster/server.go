@@ -125,6 +125,7 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 
 	// Go's profiling endpoints on their own listener, off unless given, and only on a
 	// loopback address (they expose the process's internals).
+	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at / and /console/ on the HTTP port")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve /debug/pprof/ on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	return fs
 }
