@@ -56,6 +56,9 @@ type Config struct {
 	Auth *auth.Authority
 	// AuditLogger receives one line per write and admin action; default Logger.
 	AuditLogger *slog.Logger
+	// ConsoleUI says whether the node serves its web console (console_ui_enabled in
+	// the console's server state).
+	ConsoleUI bool
 }
 
 // API is the HTTP front of one node.
@@ -133,6 +136,9 @@ func (a *API) routes() http.Handler {
 			a.namingRoutesV2(r)
 		})
 		a.coreAndConsoleRoutesV2(r)
+		a.namespaceRoutes(r)
+		a.consoleRoutes(r)
+		a.nacosAuthRoutes(r)
 		a.prometheusRoutes(r)
 		r.Post("/v1/auth/login", a.wrap(a.login))
 		r.Post("/v1/auth/users/login", a.wrap(a.login))
@@ -189,6 +195,7 @@ func (a *API) namingRoutes(r chi.Router) {
 	r.Get("/health/checkers", a.wrap(a.healthCheckers))
 	r.Put("/cluster", a.wrap(a.updateCluster))
 	r.Get("/catalog/service", a.wrap(a.catalogService))
+	a.consoleNamingRoutes(r)
 	r.Get("/raft/leader", a.wrap(a.raftLeader))
 	for _, prefix := range []string{"/operator", "/ops"} {
 		r.Get(prefix+"/servers", a.wrap(a.operatorServers))
@@ -279,12 +286,18 @@ type member struct {
 	Abilities     map[string]any `json:"abilities"`
 }
 
+// clusterNodes is GET /nacos/v1/core/cluster/nodes; keyword keeps the members whose
+// address contains it.
 func (a *API) clusterNodes(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
 	ms, err := a.members()
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": ms})
+	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": filterMembers(ms, p.get("keyword"))})
 }
 
 func (a *API) clusterSelf(w http.ResponseWriter, r *http.Request) error {

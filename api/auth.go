@@ -133,6 +133,38 @@ var routeAccess = map[string]access{
 	"PUT /nacos/v2/console/namespace":       accessAdmin,
 	"DELETE /nacos/v2/console/namespace":    accessAdmin,
 
+	// The console's v1 namespace endpoints: as their v2 equivalents (Nacos secures them
+	// as the console's "namespaces" resource: read for any user, write for admins).
+	"GET /nacos/v1/console/namespaces":          accessAuthenticated, // filtered per namespace; show=all needs read below
+	"POST /nacos/v1/console/namespaces":         accessAdmin,
+	"GET /nacos/v1/console/server/state":        accessPublic, // the console reads it before sign-in (login_page_enabled)
+	"GET /nacos/v1/console/server/announcement": accessPublic,
+	"GET /nacos/v1/console/server/guide":        accessPublic,
+	"POST /nacos/v1/core/cluster/server/leave":  accessAdmin,
+	"GET /nacos/v1/ns/catalog/services":         accessAuthenticated, // filtered per group
+	"GET /nacos/v1/ns/catalog/instances":        accessRead,
+	"GET /nacos/v1/ns/service/selector/types":   accessAuthenticated,
+
+	// The console's user, role and permission pages: administrators only, as Nacos
+	// (a user may change their own password: the handler checks it); the first
+	// administrator's creation is public like the ACL bootstrap, refused once any user
+	// exists.
+	"POST /nacos/v1/auth/users/admin":     accessPublic,
+	"GET /nacos/v1/auth/users":            accessAdmin,
+	"POST /nacos/v1/auth/users":           accessAdmin,
+	"PUT /nacos/v1/auth/users":            accessAuthenticated,
+	"DELETE /nacos/v1/auth/users":         accessAdmin,
+	"GET /nacos/v1/auth/users/search":     accessAdmin,
+	"GET /nacos/v1/auth/roles":            accessAdmin,
+	"POST /nacos/v1/auth/roles":           accessAdmin,
+	"DELETE /nacos/v1/auth/roles":         accessAdmin,
+	"GET /nacos/v1/auth/roles/search":     accessAdmin,
+	"GET /nacos/v1/auth/permissions":      accessAdmin,
+	"POST /nacos/v1/auth/permissions":     accessAdmin,
+	"DELETE /nacos/v1/auth/permissions":   accessAdmin,
+	"PUT /nacos/v1/console/namespaces":    accessAdmin,
+	"DELETE /nacos/v1/console/namespaces": accessAdmin,
+
 	// Prometheus service discovery. Nacos asks only for an authenticated user (HTTP
 	// Basic, PrometheusAuthFilter) on the all-namespaces route and for nothing on the
 	// others; here the all-namespaces route lists only what the caller may read, and a

@@ -121,9 +121,13 @@ func TestV2GoldenAnswers(t *testing.T) {
 		{"namespace_get_public", "GET", "/nacos/v2/console/namespace", vals("namespaceId", "public")},
 		{"namespace_exist", "GET", "/nacos/v2/console/namespace/exist", vals("customNamespaceId", "public")},
 		{"namespace_exist_not", "GET", "/nacos/v2/console/namespace/exist", vals("customNamespaceId", "dev")},
-		{"namespace_create_refused", "POST", "/nacos/v2/console/namespace", vals("namespaceId", "dev", "namespaceName", "Dev")},
-		{"namespace_edit_refused", "PUT", "/nacos/v2/console/namespace", vals("namespaceId", "dev", "namespaceName", "Dev")},
-		{"namespace_delete_refused", "DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "dev")},
+		{"namespace_create", "POST", "/nacos/v2/console/namespace", vals("namespaceId", "staging", "namespaceName", "Staging", "namespaceDesc", "pre-production")},
+		{"namespace_exist_created", "GET", "/nacos/v2/console/namespace/exist", vals("customNamespaceId", "staging")},
+		{"namespace_edit", "PUT", "/nacos/v2/console/namespace", vals("namespaceId", "staging", "namespaceName", "Staging 2", "maxServices", "3")},
+		{"namespace_get_created", "GET", "/nacos/v2/console/namespace", vals("namespaceId", "staging")},
+		{"namespace_list_created", "GET", "/nacos/v2/console/namespace/list", nil},
+		{"namespace_delete", "DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "staging")},
+		{"namespace_delete_gone", "DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "staging")},
 		{"liveness", "GET", "/nacos/v2/console/health/liveness", nil},
 		{"readiness", "GET", "/nacos/v2/console/health/readiness", nil},
 	}
@@ -134,6 +138,8 @@ func TestV2GoldenAnswers(t *testing.T) {
 	s.must("POST", "/nacos/v1/ns/instance", vals("namespaceId", "dev", "serviceName", "orders", "ip", "10.0.1.5", "port", "8080"))
 	goldenV2(t, "namespace_list_with_dev", s.do("GET", "/nacos/v2/console/namespace/list", nil))
 	goldenV2(t, "namespace_get_dev", s.do("GET", "/nacos/v2/console/namespace", vals("namespaceId", "dev")))
+	goldenV2(t, "err_22000_namespace_not_empty", s.do("DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "dev")))
+	goldenV2(t, "err_22000_namespace_public", s.do("DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "public")))
 }
 
 // TestV2ErrorCodes answers one failure per v2 error code (PROTOCOL.md §7 and the codes

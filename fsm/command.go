@@ -29,9 +29,12 @@ const (
 	PutServiceType          CommandType = 4
 	DeleteServiceType       CommandType = 5
 	UpdateMetadataBatchType CommandType = 6
-	AuthChangeType          CommandType = 7 // users, roles, grants, signing keys (package auth)
-	FlipHealthType          CommandType = 8 // a prober's health result, refused when stale (health.go)
-	PutClusterType          CommandType = 9 // one cluster's health check and metadata (health.go)
+	AuthChangeType          CommandType = 7  // users, roles, grants, signing keys (package auth)
+	FlipHealthType          CommandType = 8  // a prober's health result, refused when stale (health.go)
+	PutClusterType          CommandType = 9  // one cluster's health check and metadata (health.go)
+	PutNamespaceType        CommandType = 10 // a namespace record (namespace.go)
+	DeleteNamespaceType     CommandType = 11 // refused while the namespace has services
+	// 12 is held for namespaces; 13-15 for the performance work.
 )
 
 // Ignorable reports whether servers that do not know t may skip it.

@@ -17,11 +17,11 @@ import (
 	"github.com/roster-registry/roster/naming"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite the current version's golden snapshot, testdata/snapshot/v3.snap")
+var updateGolden = flag.Bool("update", false, "rewrite the current version's golden snapshot, testdata/snapshot/v4.snap")
 
 // goldenSnapshot is a version-1 snapshot file kept in the repository: every later build
-// must read it (formats are only ever added, never changed in place). v2.snap and
-// v3.snap are the files of the later versions; only the current version's file is ever
+// must read it (formats are only ever added, never changed in place). v2.snap,
+// v3.snap and v4.snap are the files of the later versions; only the current version's file is ever
 // rewritten (-update), the older ones are frozen as their builds wrote them.
 var goldenSnapshot = filepath.Join("..", "testdata", "snapshot", "v1.snap")
 
@@ -221,23 +221,17 @@ func TestGoldenV2Snapshot(t *testing.T) {
 	}
 }
 
-// TestGoldenV3Snapshot reads the current version's file (populateStamped; regenerate
-// with go test ./persistence -run TestGoldenV3Snapshot -update) and restores it with
-// its stamps and health checkers.
+// TestGoldenV3Snapshot reads the version-3 file kept in testdata (written by a
+// version-3 build from populateStamped) and restores it with its stamps and health
+// checkers, and without namespace records.
 func TestGoldenV3Snapshot(t *testing.T) {
 	path := filepath.Join("..", "testdata", "snapshot", "v3.snap")
 	want := openStore(t, "")
 	want.SetNodeID("golden")
 	populateStamped(t, want, 7, 3)
-	if *updateGolden {
-		b, _ := snapshotBytes(t, want)
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	info, err := VerifyFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./persistence -run %s -update to create it)", err, t.Name())
+		t.Fatal(err)
 	}
 	if info.FormatVersion != 3 || info.Index != 8 || info.Term != 3 || info.NodeID != "golden" ||
 		info.Namespaces != 3 || info.Services != 4 || info.Instances != 9 {
@@ -253,6 +247,87 @@ func TestGoldenV3Snapshot(t *testing.T) {
 	if doc := authOf(t, got); !bytes.Equal(doc, goldenAuthDoc) {
 		t.Errorf("auth state = %s, want %s", doc, goldenAuthDoc)
 	}
+}
+
+// goldenNamespaces are the namespace records of the version-4 golden file.
+func goldenNamespaces() []*naming.Namespace {
+	zero, five := 0, 5
+	return []*naming.Namespace{
+		{ID: "dev", Name: "Development", Desc: "the dev team's services", MaxServices: &five},
+		{ID: "empty", Name: "empty"},
+		{ID: "prod", Name: "Production", MaxServices: &zero, MaxInstances: &five},
+	}
+}
+
+// TestGoldenV4Snapshot reads the current version's file (populateStamped and the
+// namespace records; regenerate with go test ./persistence -run TestGoldenV4Snapshot
+// -update) and restores it with its namespace records.
+func TestGoldenV4Snapshot(t *testing.T) {
+	path := filepath.Join("..", "testdata", "snapshot", "v4.snap")
+	want := openStore(t, "")
+	want.SetNodeID("golden")
+	populateStamped(t, want, 7, 3)
+	update(t, want, 9, func(tx *Tx) error {
+		for _, n := range goldenNamespaces() {
+			if err := tx.PutNamespaceRecord(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if *updateGolden {
+		b, _ := snapshotBytes(t, want)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := VerifyFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./persistence -run %s -update to create it)", err, t.Name())
+	}
+	if info.FormatVersion != 4 || info.Index != 9 || info.Term != 1 || info.NodeID != "golden" ||
+		info.Namespaces != 3 || info.Services != 4 || info.Instances != 9 {
+		t.Errorf("golden header = %+v", info)
+	}
+	got := restoreFile(t, path)
+	if g, w := dump(t, got), dump(t, want); !reflect.DeepEqual(g, w) {
+		t.Errorf("golden restores to\n %+v\nwant\n %+v", g, w)
+	}
+	if g, w := namespacesOf(t, got), goldenNamespaces(); !reflect.DeepEqual(g, w) {
+		t.Errorf("namespace records restored as %+v, want %+v", g, w)
+	}
+	if doc := authOf(t, got); !bytes.Equal(doc, goldenAuthDoc) {
+		t.Errorf("auth state = %s, want %s", doc, goldenAuthDoc)
+	}
+	// A restore from an older file has no namespace records, and replaces any there were.
+	old := restoreFile(t, filepath.Join("..", "testdata", "snapshot", "v3.snap"))
+	if n := namespacesOf(t, old); len(n) != 0 {
+		t.Errorf("restored from v3: namespace records %+v", n)
+	}
+	f, err := os.Open(filepath.Join("..", "testdata", "snapshot", "v3.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := got.Restore(f); err != nil {
+		t.Fatal(err)
+	}
+	if n := namespacesOf(t, got); len(n) != 0 {
+		t.Errorf("v4 store restored over with v3: namespace records %+v", n)
+	}
+}
+
+func namespacesOf(t *testing.T, s *Store) []*naming.Namespace {
+	t.Helper()
+	var out []*naming.Namespace
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		out, err = tx.NamespaceRecords()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // populateStamped is populate at (index, term) and then, at index+1, what version 3

@@ -19,6 +19,7 @@ var (
 	keyServiceCount  = []byte("services")  // uint64 number of service records
 	keyInstanceCount = []byte("instances") // uint64 number of instance records
 	keyAuth          = []byte("auth")      // JSON of the access-control state (package auth)
+	keyNamespaces    = []byte("ns")        // JSON array of the namespace records, sorted by id
 )
 
 // Service keys are stored as an order-preserving tuple encoding of (namespace, group,

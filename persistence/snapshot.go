@@ -28,19 +28,24 @@ import (
 //	"RSTRSNAP"                      magic, 8 bytes
 //	uint32 version                  SnapshotVersion
 //	uint32 n, n bytes               Header as JSON
-//	records, each (services, then instances, each in key order, then at most one auth record):
-//	  byte type                     1 = service, 2 = instance, 3 = auth (version 2 on)
+//	records, each (services, then instances, each in key order, then at most one auth record,
+//	then at most one namespaces record):
+//	  byte type                     1 = service, 2 = instance, 3 = auth (version 2 on),
+//	                                4 = namespaces (version 4 on)
 //	  uint32 n, n bytes             JSON: naming.Service, or {"service": key, "instance": naming.Instance
-//	                                with its Stamp's fields}, or the access-control document (package auth)
+//	                                with its Stamp's fields}, or the access-control document (package auth),
+//	                                or the array of namespace records (naming.Namespace) sorted by id
 //	byte 0xFF                       end marker
 //	32 bytes                        SHA-256 of everything before it
 //
 // Version 2 added the auth record. Version 3 added each instance's stamp (revision,
 // flipEpoch) and the clusters' configurable health checkers (the GRPC checker's service
 // among them) to the records: a build that knows only version 2 would read such a stream
-// and silently drop them, so it must refuse it, and the version says so. Versions 1 and
-// 2 are still read; their instances restore with the zero stamp.
-const SnapshotVersion uint32 = 3
+// and silently drop them, so it must refuse it, and the version says so. Version 4 added
+// the namespaces record (the namespaces operators created, with their quotas). Versions
+// 1 to 3 are still read: their instances restore with the zero stamp (before 3) and
+// without namespace records (before 4).
+const SnapshotVersion uint32 = 4
 
 // minSnapshotVersion is the oldest stream version Restore and Verify accept.
 const minSnapshotVersion uint32 = 1
@@ -50,6 +55,7 @@ const (
 	recordService   = 1
 	recordInstance  = 2
 	recordAuth      = 3
+	recordNamespace = 4
 	recordEnd       = 0xFF
 	maxHeaderLen    = 1 << 20
 	maxRecordLen    = 16 << 20
@@ -239,6 +245,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return fail(err)
 		}
 	}
+	if doc := sn.tx.Bucket(bucketMeta).Get(keyNamespaces); doc != nil {
+		if err := writeRecord(recordNamespace, doc); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := out.Write([]byte{recordEnd}); err != nil {
 		return fail(err)
 	}
@@ -362,7 +373,9 @@ func readStream(r io.Reader, onRecord func(kind byte, body []byte) error) (Heade
 		if kind[0] == recordEnd {
 			break
 		}
-		if kind[0] != recordService && kind[0] != recordInstance && (kind[0] != recordAuth || hdr.FormatVersion < 2) {
+		known := kind[0] == recordService || kind[0] == recordInstance ||
+			kind[0] == recordAuth && hdr.FormatVersion >= 2 || kind[0] == recordNamespace && hdr.FormatVersion >= 4
+		if !known {
 			return hdr, fmt.Errorf("%w: unknown record type 0x%02x", ErrSnapshotCorrupt, kind[0])
 		}
 		n, err := sr.uint32()
@@ -406,6 +419,28 @@ type recordSet struct {
 	lastService         []byte
 	lastInstance        [2][]byte // encoded service key, instance key
 	auth                []byte    // the auth record, at most one
+	nsRecords           []*naming.Namespace
+	sawNamespaces       bool // the namespaces record, at most one
+}
+
+func (rs *recordSet) namespaceDoc(body []byte) ([]*naming.Namespace, error) {
+	if rs.sawNamespaces {
+		return nil, fmt.Errorf("%w: more than one namespaces record", ErrSnapshotCorrupt)
+	}
+	rs.sawNamespaces = true
+	all, err := decodeNamespaces(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: namespaces record: %v", ErrSnapshotCorrupt, err)
+	}
+	for _, n := range all {
+		for _, q := range []*int{n.MaxServices, n.MaxInstances} {
+			if q != nil && *q < 0 {
+				return nil, fmt.Errorf("%w: namespace %s has a negative quota", ErrSnapshotCorrupt, n.ID)
+			}
+		}
+	}
+	rs.nsRecords = all
+	return all, nil
 }
 
 func (rs *recordSet) authDoc(body []byte) error {
@@ -514,6 +549,8 @@ func Verify(r io.Reader) (Header, error) {
 			_, err = rs.instance(body)
 		case recordAuth:
 			err = rs.authDoc(body)
+		case recordNamespace:
+			_, err = rs.namespaceDoc(body)
 		}
 		return err
 	})
@@ -640,6 +677,14 @@ func fillFile(path string, opts Options, r io.Reader) (err error) {
 				return err
 			}
 			if err := tx.PutAuthState(body); err != nil {
+				return err
+			}
+		case recordNamespace:
+			all, err := rs.namespaceDoc(body)
+			if err != nil {
+				return err
+			}
+			if err := tx.putNamespaces(all); err != nil {
 				return err
 			}
 		}

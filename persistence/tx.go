@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -377,6 +378,92 @@ func (tx *Tx) addCount(key []byte, delta int) error {
 	}
 	if err := tx.meta().Put(key, u64(uint64(int64(n)+int64(delta)))); err != nil {
 		return tx.writeErr("update "+string(key)+" counter", err)
+	}
+	return nil
+}
+
+// NamespaceRecords returns the stored namespace records sorted by id (none before the
+// first is created). They are few (an operator makes them), so they live in one record.
+func (tx *Tx) NamespaceRecords() ([]*naming.Namespace, error) {
+	return decodeNamespaces(tx.meta().Get(keyNamespaces))
+}
+
+func decodeNamespaces(v []byte) ([]*naming.Namespace, error) {
+	out := []*naming.Namespace{}
+	if v == nil {
+		return out, nil
+	}
+	if err := json.Unmarshal(v, &out); err != nil {
+		return nil, err
+	}
+	for i, n := range out {
+		if n == nil || n.ID == "" {
+			return nil, fmt.Errorf("namespace record %d has no id", i+1)
+		}
+		if i > 0 && out[i-1].ID >= n.ID {
+			return nil, fmt.Errorf("namespace %s duplicate or out of order", n.ID)
+		}
+	}
+	return out, nil
+}
+
+// NamespaceRecord returns one namespace record, or nil when there is none.
+func (tx *Tx) NamespaceRecord(id string) (*naming.Namespace, error) {
+	all, err := tx.NamespaceRecords()
+	if err != nil {
+		return nil, tx.corrupt("namespace records", err)
+	}
+	for _, n := range all {
+		if n.ID == id {
+			return n, nil
+		}
+	}
+	return nil, nil
+}
+
+// PutNamespaceRecord creates or replaces the record of n.ID.
+func (tx *Tx) PutNamespaceRecord(n *naming.Namespace) error {
+	all, err := tx.NamespaceRecords()
+	if err != nil {
+		return tx.corrupt("namespace records", err)
+	}
+	i, found := slices.BinarySearchFunc(all, n.ID, func(e *naming.Namespace, id string) int {
+		return strings.Compare(e.ID, id)
+	})
+	if found {
+		all[i] = n.Clone()
+	} else {
+		all = slices.Insert(all, i, n.Clone())
+	}
+	return tx.putNamespaces(all)
+}
+
+// DeleteNamespaceRecord removes the record of id; removing none is not an error.
+func (tx *Tx) DeleteNamespaceRecord(id string) error {
+	all, err := tx.NamespaceRecords()
+	if err != nil {
+		return tx.corrupt("namespace records", err)
+	}
+	kept := slices.DeleteFunc(all, func(n *naming.Namespace) bool { return n.ID == id })
+	return tx.putNamespaces(kept)
+}
+
+func (tx *Tx) putNamespaces(all []*naming.Namespace) error {
+	if len(all) == 0 {
+		if err := tx.meta().Delete(keyNamespaces); err != nil {
+			return tx.writeErr("delete namespace records", err)
+		}
+		return nil
+	}
+	data, err := json.Marshal(all)
+	if err != nil {
+		return fmt.Errorf("persistence: encode namespace records: %w", err)
+	}
+	if len(data) > maxRecordLen {
+		return fmt.Errorf("persistence: namespace records of %d bytes are over the limit of %d", len(data), maxRecordLen)
+	}
+	if err := tx.meta().Put(keyNamespaces, data); err != nil {
+		return tx.writeErr("put namespace records", err)
 	}
 	return nil
 }

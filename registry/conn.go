@@ -28,7 +28,7 @@ func (r *Registry) checkConnWrite(svc naming.ServiceKey, insts []*naming.Instanc
 	if persistent {
 		return naming.ErrPersistentService(svc)
 	}
-	return nil
+	return r.checkQuota(svc, insts...)
 }
 
 // RegisterForConn stores inst as the one instance connection conn holds in svc,

@@ -83,6 +83,22 @@ func (r *Registry) OnLeader(w http.ResponseWriter, req *http.Request) (here bool
 	return false, nil
 }
 
+// OnLeaderWithBody is OnLeader for a request whose body was already read: body is
+// sent on in its place.
+func (r *Registry) OnLeaderWithBody(w http.ResponseWriter, req *http.Request, body []byte) (here bool, err error) {
+	if r.node.IsLeader() {
+		return true, nil
+	}
+	if req.Header.Get(ForwardedHeader) != "" {
+		return false, ErrNotLeader
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	r.cluster.ProxyToLeader(w, req, body)
+	return false, nil
+}
+
 // ConsistentRead makes the leader confirm its leadership and apply everything committed
 // before the call, so that a read after it is linearizable.
 func (r *Registry) ConsistentRead(ctx context.Context) error {

@@ -31,6 +31,10 @@ type Config struct {
 	NodeID   string
 	HTTPAddr string
 	Logger   *slog.Logger
+	// NamespaceMaxServices and NamespaceMaxInstances are every namespace's quotas unless
+	// its record overrides them (public's are always these); 0 is unlimited.
+	NamespaceMaxServices  int
+	NamespaceMaxInstances int
 }
 
 // Parts are the stores and the cluster the router decides between. Every part is

@@ -22,6 +22,9 @@ func (r *Registry) CreateService(ctx context.Context, svc *naming.Service) error
 	if r.distro.HasService(svc.Key) {
 		return naming.ErrServiceExists(svc.Key)
 	}
+	if err := r.checkServiceQuota(svc.Key); err != nil {
+		return err
+	}
 	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate})
 	return err
 }

@@ -28,6 +28,9 @@ func (r *Registry) Register(ctx context.Context, svc naming.ServiceKey, inst *na
 		if r.distro.HasService(svc) {
 			return naming.ErrEphemeralService(svc)
 		}
+		if err := r.checkQuota(svc, inst); err != nil {
+			return err
+		}
 		_, err := r.propose(ctx, cmd)
 		return err
 	}
@@ -50,6 +53,9 @@ func (r *Registry) registerLocal(svc naming.ServiceKey, inst *naming.Instance) e
 	}
 	if persistent {
 		return naming.ErrPersistentService(svc)
+	}
+	if err := r.checkQuota(svc, inst); err != nil {
+		return err
 	}
 	r.distro.Register(svc, inst.Clone())
 	return nil
@@ -101,6 +107,9 @@ func (r *Registry) Update(ctx context.Context, svc naming.ServiceKey, inst *nami
 	}
 	if !exists {
 		return naming.ErrUpdateNoService(svc, inst.Ephemeral)
+	}
+	if err := r.checkQuota(svc, inst); err != nil {
+		return err
 	}
 	if !persistent {
 		if peer, ok := r.responsibleElsewhere(ctx, inst.IP, inst.Port); ok {

@@ -48,6 +48,11 @@ type Config struct {
 	MaxSnapshotSize int64 // largest snapshot a restore may upload, bytes
 	MaxMetadata     int   // largest summed length of an instance's metadata keys and values
 
+	// NamespaceMaxServices and NamespaceMaxInstances are each namespace's quotas unless
+	// the namespace's record overrides them; 0 is unlimited.
+	NamespaceMaxServices  int
+	NamespaceMaxInstances int
+
 	// BootstrapExpect > 0 forms a new cluster once this many nodes with empty data dirs
 	// know each other (with Join).
 	BootstrapExpect int
@@ -149,6 +154,10 @@ func (c *Config) Validate() error {
 		return bad("max-snapshot-size", "must be positive")
 	case c.MaxMetadata <= 0:
 		return bad("max-metadata", "must be positive")
+	case c.NamespaceMaxServices < 0:
+		return bad("namespace-max-services", "must be 0 (unlimited) or more")
+	case c.NamespaceMaxInstances < 0:
+		return bad("namespace-max-instances", "must be 0 (unlimited) or more")
 	case c.BootstrapExpect < 0 || c.BootstrapExpect > 7:
 		return bad("bootstrap-expect", "must be between 0 and 7")
 	case c.BootstrapExpect > 0 && len(c.Join) == 0 && c.BootstrapExpect > 1:

@@ -249,6 +249,7 @@ func (s *Server) open() error {
 
 	reg, err := registry.New(registry.Config{
 		Timing: timing, MaxMetadata: cfg.MaxMetadata, Logger: log,
+		NamespaceMaxServices: cfg.NamespaceMaxServices, NamespaceMaxInstances: cfg.NamespaceMaxInstances,
 		Push: udppush.Config{Logger: log}, NodeID: id, HTTPAddr: httpAddr,
 	}, registry.Parts{Node: node, FSM: machine, Ephemeral: ephemeral, Replicator: replicator, Cluster: members})
 	if err != nil {

@@ -84,6 +84,8 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	fs.Var((*byteSize)(&c.MaxBody), "max-body", "largest request body (e.g. 1MiB)")
 	fs.Var((*byteSize)(&c.MaxSnapshotSize), "max-snapshot-size", "largest snapshot a restore may upload (e.g. 1GiB)")
 	fs.IntVar(&c.MaxMetadata, "max-metadata", c.MaxMetadata, "largest summed length of an instance's metadata keys and values")
+	fs.IntVar(&c.NamespaceMaxServices, "namespace-max-services", c.NamespaceMaxServices, "services a namespace may hold unless its record says otherwise (0 = unlimited)")
+	fs.IntVar(&c.NamespaceMaxInstances, "namespace-max-instances", c.NamespaceMaxInstances, "instances a namespace may hold unless its record says otherwise (0 = unlimited)")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many nodes with empty data dirs know each other (with --join)")
 	fs.StringVar(&v.join, "join", "", "comma-separated HTTP addresses of cluster members to form or join a cluster with")
 	fs.DurationVar(&c.HoldTimeout, "hold-timeout", c.HoldTimeout, "how long a write waits for a leader before it fails with 503")
