@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,7 +195,7 @@ func TestImportFromRoster(t *testing.T) {
 	if !rep.DryRun || rep.Totals.Writes == 0 || rep.Totals.Created != 2*5 {
 		t.Fatalf("dry run report: %+v", rep.Totals)
 	}
-	if d := exportOf(t, dstAddr, "public", "dev"); len(d.Services) != 0 {
+	if d := exportOf(t, dstAddr); len(d.Services) != 0 || len(d.Namespaces) != 1 {
 		t.Fatalf("the dry run wrote %d services", len(d.Services))
 	}
 
@@ -206,6 +207,15 @@ func TestImportFromRoster(t *testing.T) {
 		t.Errorf("notes do not tell that ephemeral clients re-register: %q", rep.Notes)
 	}
 	sameData(t, "after import", exportOf(t, srcAddr, nss...), exportOf(t, dstAddr, nss...))
+	if nsFlags == nil {
+		list, err := newClient(t, dstAddr).ListNamespaces(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(list, client.Namespace{ID: "dev", Name: "Development", Desc: "for tests"}) {
+			t.Errorf("target namespaces: %+v", list)
+		}
+	}
 
 	// Field for field through the open API too: a disabled persistent instance, weights
 	// and metadata.
