@@ -21,7 +21,7 @@ FUZZTIME_NODE ?= 20000x
 # test starts by other means inherits it from the environment.
 export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
 
-.PHONY: all build run cluster bench bench-quick test unit fuzz e2e compat compat-deps lint fmt clean proto
+.PHONY: all build run cluster bench bench-quick test test-rnacos unit fuzz e2e compat compat-deps lint fmt clean proto
 
 all: build
 
@@ -69,6 +69,15 @@ bench-quick: build
 	done
 
 test: lint unit fuzz e2e compat bench-quick
+
+# roster import nacos against r-nacos, an independent Nacos-protocol server (Rust). It is
+# not in make test: bench/rnacos.sh builds r-nacos from crates.io once (cargo install
+# --locked, about NN minutes on 2 cores), into the cache make bench shares. The import
+# from a Roster source runs in make test (unit).
+test-rnacos:
+	@bin="$$(bash bench/rnacos.sh)"; \
+	if [ -z "$$bin" ]; then echo "test-rnacos: r-nacos could not be built (see above)"; exit 1; fi; \
+	ROSTER_RNACOS="$$bin" $(GO) test -race -count=1 -timeout 10m -run RNacos ./cmd/roster
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...

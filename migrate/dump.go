@@ -50,11 +50,13 @@ func Export(ctx context.Context, r Reader, namespaces []string, progress func(do
 			progress(i+1, len(names), svc.ID())
 		}
 	}
-	d.sort()
+	d.Normalize()
 	return d, nil
 }
 
-func (d *Dump) sort() {
+// Normalize sorts a dump (namespaces, services, their clusters and instances) and drops
+// what carries no data, so that two dumps of the same data are equal.
+func (d *Dump) Normalize() {
 	slices.SortFunc(d.Namespaces, func(a, b Namespace) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(d.Services, func(a, b Service) int { return strings.Compare(a.ID(), b.ID()) })
 	for i := range d.Services {
