@@ -478,7 +478,14 @@ func (s *Source) Service(ctx context.Context, ns, group, name string) (*Service,
 			serviceWire
 			Clusters *[]clusterWire `json:"clusters"`
 		}
-		if err := s.get(ctx, "/nacos/v1/ns/service", q, &d); err != nil {
+		err := s.get(ctx, "/nacos/v1/ns/service", q, &d)
+		if absent(err) {
+			if wire, clusters, detailURL, err = s.v3Detail(ctx, q); err != nil {
+				return nil, err
+			}
+			break
+		}
+		if err != nil {
 			return nil, err
 		}
 		detailURL = s.url("/nacos/v1/ns/service", q)
@@ -645,7 +652,11 @@ func (s *Source) instances(ctx context.Context, ns, group, name string, clusters
 	var list struct {
 		Hosts *[]instanceWire `json:"hosts"`
 	}
-	if err := s.get(ctx, listPath, q, &list); err != nil {
+	err := s.get(ctx, listPath, q, &list)
+	if absent(err) {
+		return s.v3Instances(ctx, ns, group, name)
+	}
+	if err != nil {
 		return nil, err
 	}
 	lu := s.url(listPath, q)
@@ -729,3 +740,70 @@ func mergeOrder(order []string, byKey map[string]sourceInstance) []sourceInstanc
 
 // SetToken sends an access token with every read (one the caller logged in for).
 func (s *Source) SetToken(token string) { s.token = token }
+
+// v3Detail reads a service's detail from Nacos 3's admin API, for a server without the
+// v1 one: {"code":0,"data":{…,"clusterMap":{name:{healthChecker,healthyCheckPort,
+// useInstancePortForCheck,metadata}}}}.
+func (s *Source) v3Detail(ctx context.Context, q url.Values) (serviceWire, []clusterWire, string, error) {
+	const path = "/nacos/v3/admin/ns/service"
+	var out struct {
+		Code *int `json:"code"`
+		Data *struct {
+			serviceWire
+			ClusterMap *map[string]struct {
+				HealthChecker   *checkerWire      `json:"healthChecker"`
+				CheckPort       *int              `json:"healthyCheckPort"`
+				UseInstancePort *bool             `json:"useInstancePortForCheck"`
+				Metadata        map[string]string `json:"metadata"`
+			} `json:"clusterMap"`
+		} `json:"data"`
+	}
+	v := url.Values{"namespaceId": q["namespaceId"], "groupName": q["groupName"]}
+	_, plain := splitGrouped(q.Get("serviceName"), "")
+	v.Set("serviceName", plain)
+	u := s.url(path, v)
+	if err := s.get(ctx, path, v, &out); err != nil {
+		return serviceWire{}, nil, u, err
+	}
+	if out.Code == nil || *out.Code != 0 {
+		return serviceWire{}, nil, u, missing(u, "code (0)")
+	}
+	if out.Data == nil || out.Data.ClusterMap == nil {
+		return serviceWire{}, nil, u, missing(u, "data.clusterMap")
+	}
+	var clusters []clusterWire
+	for name, c := range *out.Data.ClusterMap {
+		name := name
+		clusters = append(clusters, clusterWire{Name: &name, HealthChecker: c.HealthChecker, DefaultCheckPort: c.CheckPort,
+			UseIPPort4Check: c.UseInstancePort, Metadata: c.Metadata})
+	}
+	return out.Data.serviceWire, clusters, u, nil
+}
+
+// v3Instances lists a service's instances through Nacos 3's admin API.
+func (s *Source) v3Instances(ctx context.Context, ns, group, name string) ([]sourceInstance, error) {
+	const path = "/nacos/v3/admin/ns/instance/list"
+	q := serviceQuery(ns, group, name)
+	q.Set("serviceName", name)
+	q.Set("healthyOnly", "false")
+	var out struct {
+		Code *int            `json:"code"`
+		Data *[]instanceWire `json:"data"`
+	}
+	if err := s.get(ctx, path, q, &out); err != nil {
+		return nil, err
+	}
+	u := s.url(path, q)
+	if out.Code == nil || *out.Code != 0 || out.Data == nil {
+		return nil, missing(u, "data")
+	}
+	var all []sourceInstance
+	for i, w := range *out.Data {
+		in, err := w.read(u, fmt.Sprintf("data[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, in)
+	}
+	return all, nil
+}

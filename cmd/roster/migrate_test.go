@@ -440,3 +440,35 @@ func TestImportBadSources(t *testing.T) {
 		}
 	})
 }
+
+// TestImportFromNacos3 reads a source that has only Nacos 3's admin API (v1 gone).
+func TestImportFromNacos3(t *testing.T) {
+	dst := rosterURL(servertest.StartNode(t).HTTPAddr())
+	f := newFakeNacos(t)
+	f.answer("GET", "/nacos/v3/admin/core/namespace/list", 200, `{"code":0,"message":"success","data":[{"namespace":"public","namespaceShowName":"public","namespaceDesc":"Public Namespace","quota":200,"configCount":0,"type":0}]}`)
+	f.answer("GET", "/nacos/v3/admin/ns/service/list", 200, `{"code":0,"message":"success","data":{"totalCount":1,"pageNumber":1,"pagesAvailable":1,"pageItems":[{"name":"orders","groupName":"G","clusterCount":1,"ipCount":2,"healthyInstanceCount":2,"triggerFlag":false}]}}`)
+	f.answerFunc("GET", "/nacos/v3/admin/ns/service", 200, func(v url.Values) string {
+		if v.Get("serviceName") != "orders" || v.Get("groupName") != "G" {
+			return `{"code":20004,"message":"service not found","data":null}`
+		}
+		return `{"code":0,"message":"success","data":{"namespaceId":"public","serviceName":"orders","groupName":"G","protectThreshold":0.4,"metadata":{"a":"b"},"selector":{"type":"none","contextType":"NONE"},"ephemeral":false,
+			"clusterMap":{"C1":{"clusterName":"C1","healthChecker":{"type":"HTTP","path":"/ping","headers":"","expectedResponseCode":200},"healthyCheckPort":8081,"useInstancePortForCheck":false,"metadata":{}}}}}`
+	})
+	f.answer("GET", "/nacos/v3/admin/ns/instance/list", 200, `{"code":0,"message":"success","data":[
+		{"ip":"127.0.0.7","port":7001,"weight":2.0,"healthy":true,"enabled":false,"ephemeral":false,"clusterName":"C1","serviceName":"G@@orders","metadata":{"m":"1"}},
+		{"ip":"127.0.0.8","port":7002,"weight":1.0,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"C1","serviceName":"G@@orders","metadata":{}}]}`)
+	rep := importReport(t, "import", "nacos", "--from", f.URL, "--addr", dst)
+	if rep.Totals.Created != 1 || rep.Totals.PersistentCopied != 1 || rep.Totals.EphemeralNotCopied != 1 {
+		t.Fatalf("%+v %+v", rep.Totals, rep.Services)
+	}
+	got := exportOf(t, dst)
+	want := &migrate.Dump{Format: migrate.FileFormat, Version: migrate.FileVersion, Namespaces: got.Namespaces, Services: []migrate.Service{{
+		Namespace: "public", Group: "G", Name: "orders", ProtectThreshold: 0.4, Metadata: map[string]string{"a": "b"}, Selector: client.Selector{Type: "none"},
+		Clusters:  []migrate.Cluster{{Name: "C1", HealthChecker: client.HealthChecker{Type: "HTTP", Path: "/ping", ExpectedResponseCode: 200}, CheckPort: 8081}},
+		Instances: []migrate.Instance{{IP: "127.0.0.7", Port: 7001, Cluster: "C1", Weight: 2, Enabled: false, Metadata: map[string]string{"m": "1"}}},
+	}}}
+	sameData(t, "from a Nacos 3 source", want, got)
+	if rep := importReport(t, "import", "nacos", "--from", f.URL, "--addr", dst); rep.Changed {
+		t.Fatalf("second run: %+v", rep.Totals)
+	}
+}
