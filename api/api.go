@@ -297,7 +297,7 @@ func (a *API) clusterNodes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": filterMembers(ms, p.get("keyword"))})
+	return writeJSON(w, restResult(http.StatusOK, nil, filterMembers(ms, p.get("keyword"))))
 }
 
 func (a *API) clusterSelf(w http.ResponseWriter, r *http.Request) error {

@@ -156,9 +156,9 @@ func (a *API) catalogClusterInstances(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	cluster, err := p.required("clusterName")
-	if err != nil {
-		return err
+	cluster := p.get("clusterName")
+	if cluster == "" {
+		return naming.MissingParameter("clusterName")
 	}
 	pageNo, err := requiredInt(p, "pageNo")
 	if err != nil {
@@ -186,9 +186,15 @@ func (a *API) selectorTypes(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, restResult(http.StatusOK, nil, []string{"none", "label"}))
 }
 
-// restResult is Nacos' RestResult {code, message, data}.
-func restResult(code int, message *string, data any) map[string]any {
-	return map[string]any{"code": code, "message": message, "data": data}
+// restResultJSON is Nacos' RestResult, its fields in Nacos' order.
+type restResultJSON struct {
+	Code    int     `json:"code"`
+	Message *string `json:"message"`
+	Data    any     `json:"data"`
+}
+
+func restResult(code int, message *string, data any) restResultJSON {
+	return restResultJSON{Code: code, Message: message, Data: data}
 }
 
 // writeRestError answers a failure as a RestResult whose code is the HTTP status.

@@ -153,7 +153,7 @@ func (a *API) consoleNamespacesGet(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]any{"code": 200, "message": nil, "data": list})
+	return writeJSON(w, restResult(http.StatusOK, nil, list))
 }
 
 // quotaParams reads Roster's quota parameters, maxServices and maxInstances: a number
@@ -186,7 +186,7 @@ func refusedFalse(w http.ResponseWriter, err error) error {
 	if err == nil {
 		return writeJSON(w, true)
 	}
-	if errors.As(err, &ne) && ne.Code == naming.CodeIllegalNamespace && ne.Status == http.StatusBadRequest {
+	if errors.As(err, &ne) && (ne.Code == naming.CodeIllegalNamespace || ne.Code == naming.CodeNamespaceNotExist) {
 		return writeJSON(w, false)
 	}
 	return err

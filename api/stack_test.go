@@ -45,6 +45,8 @@ type stackOptions struct {
 	auth        bool      // authentication and authorization on
 	logTo       io.Writer // debug log of the whole node; nil discards
 	ready       func() bool
+	// namespaceMaxServices and namespaceMaxInstances are the registry's default quotas.
+	namespaceMaxServices, namespaceMaxInstances int
 }
 
 // fakeClock is a settable clock for the distro store; tests move it forward to expire
@@ -93,6 +95,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	clock.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	d := distro.New(distro.Config{Timing: timing, CheckInterval: time.Hour, Clock: clock, Logger: log})
 	reg, err := registry.New(registry.Config{Timing: timing, Logger: log,
+		NamespaceMaxServices: opts.namespaceMaxServices, NamespaceMaxInstances: opts.namespaceMaxInstances,
 		Push: udppush.Config{ListenAddr: "127.0.0.1:0", Delay: 20 * time.Millisecond, Logger: log}}, soloParts(t, dir, node, machine, d))
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ Usage:
   roster server [flags]                      run a node (no flags: single node on 127.0.0.1:8848)
   roster instance register|deregister|list   manage instances through the HTTP API
   roster service list|get                    read services through the HTTP API
+  roster namespace list|create|update|delete manage namespaces and their quotas
   roster operator raft list-peers|remove-peer|transfer-leader
                                              manage the cluster's Raft membership
   roster snapshot save|inspect|restore FILE  back up and restore all persistent state
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runInstance(ctx, args[1:], stdout, stderr)
 	case "service":
 		return runService(ctx, args[1:], stdout, stderr)
+	case "namespace":
+		return runNamespace(ctx, args[1:], stdout, stderr)
 	case "operator":
 		return runOperator(ctx, args[1:], stdout, stderr)
 	case "snapshot":

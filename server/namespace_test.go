@@ -1,0 +1,255 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+	"github.com/roster-registry/roster/registry"
+	"github.com/roster-registry/roster/server"
+	"github.com/roster-registry/roster/server/servertest"
+)
+
+// form sends a form request to a node and returns the status and body.
+func form(t *testing.T, srv *server.Server, method, path string, params url.Values) (int, string) {
+	t.Helper()
+	return v1Call(t, srv, v1Request{method: method, path: path, params: params})
+}
+
+func namespaceIDs(t *testing.T, srv *server.Server) string {
+	t.Helper()
+	list, err := srv.Registry().Namespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range list {
+		ids = append(ids, n.ID+"="+n.Name)
+	}
+	return strings.Join(ids, ",")
+}
+
+// TestNamespacesReplicateAndSurviveSnapshots: a namespace created, edited and deleted
+// through a follower's console endpoint is the same on every member; one with
+// services is refused deletion on every path; a snapshot taken and restored brings the
+// namespace records back as they were.
+func TestNamespacesReplicateAndSurviveSnapshots(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3)
+	var leader, follower *server.Server
+	for _, n := range nodes {
+		if n.IsLeader() {
+			leader = n
+		} else {
+			follower = n
+		}
+	}
+	if leader == nil || follower == nil {
+		t.Fatal("no leader and follower")
+	}
+	nsPath := "/nacos/v1/console/namespaces"
+	if code, body := form(t, follower, "POST", nsPath, url.Values{"customNamespaceId": {"dev"}, "namespaceName": {"Dev"}}); code != 200 || body != "true" {
+		t.Fatalf("create through a follower: %d %s", code, body)
+	}
+	if code, body := form(t, follower, "PUT", nsPath, url.Values{"namespace": {"dev"}, "namespaceShowName": {"Development"}, "maxServices": {"5"}}); code != 200 || body != "true" {
+		t.Fatalf("edit through a follower: %d %s", code, body)
+	}
+	want := "public=public,dev=Development"
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			got := namespaceIDs(t, n)
+			return got == want, n.NodeID() + " lists " + got
+		})
+		info, err := n.Registry().Namespace("dev")
+		if err != nil || info == nil || info.QuotaServices != 5 || info.Kind != registry.NamespaceCreated {
+			t.Fatalf("%s: dev = %+v, %v", n.NodeID(), info, err)
+		}
+	}
+
+	// A persistent service in dev: every member refuses to delete dev.
+	if code, body := form(t, follower, "POST", "/nacos/v1/ns/instance", url.Values{"namespaceId": {"dev"}, "serviceName": {"db"},
+		"ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			keys, _ := n.Registry().Services("dev")
+			return len(keys) == 1, n.NodeID() + " has not got the service"
+		})
+		code, body := form(t, n, "DELETE", nsPath, url.Values{"namespaceId": {"dev"}})
+		if code != http.StatusBadRequest || !strings.Contains(body, "still has 1 service") {
+			t.Fatalf("%s deleted a namespace with a service: %d %s", n.NodeID(), code, body)
+		}
+	}
+	// The FSM refuses it too, when a proposal gets past the registry's check.
+	err := leader.Registry().DeleteNamespace(context.Background(), "dev")
+	var ne *naming.Error
+	if !asNamingError(err, &ne) || ne.Code != naming.CodeIllegalNamespace {
+		t.Fatalf("registry delete: %v", err)
+	}
+
+	// Snapshot now; then add a namespace and restore: the records are the snapshot's.
+	snap := download(t, follower)
+	if code, body := form(t, leader, "POST", nsPath, url.Values{"customNamespaceId": {"later"}, "namespaceName": {"Later"}}); body != "true" {
+		t.Fatalf("create later: %d %s", code, body)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		got := namespaceIDs(t, follower)
+		return strings.Contains(got, "later"), got
+	})
+	upload(t, follower, snap)
+	for _, n := range nodes {
+		eventually(t, 20*time.Second, func() (bool, string) {
+			got := namespaceIDs(t, n)
+			return got == want, n.NodeID() + " after restore lists " + got
+		})
+	}
+
+	// Emptied, dev can be deleted, on every member.
+	if code, body := form(t, leader, "DELETE", "/nacos/v1/ns/instance", url.Values{"namespaceId": {"dev"}, "serviceName": {"db"},
+		"ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}); code != 200 {
+		t.Fatalf("deregister: %d %s", code, body)
+	}
+	if code, body := form(t, leader, "DELETE", "/nacos/v1/ns/service", url.Values{"namespaceId": {"dev"}, "serviceName": {"db"}}); code != 200 {
+		t.Fatalf("delete service: %d %s", code, body)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		code, body := form(t, follower, "DELETE", nsPath, url.Values{"namespaceId": {"dev"}})
+		return code == 200 && body == "true", body
+	})
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			got := namespaceIDs(t, n)
+			return got == "public=public", n.NodeID() + " lists " + got
+		})
+	}
+}
+
+func asNamingError(err error, ne **naming.Error) bool {
+	e, ok := err.(*naming.Error)
+	if ok {
+		*ne = e
+	}
+	return ok
+}
+
+func download(t *testing.T, srv *server.Server) []byte {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.HTTPAddr() + "/roster/v1/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("snapshot download: %d %v", resp.StatusCode, err)
+	}
+	return b
+}
+
+func upload(t *testing.T, srv *server.Server, snap []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+srv.HTTPAddr()+"/roster/v1/snapshot", bytes.NewReader(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("snapshot restore: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestNamespaceQuotasHoldOnEveryPath: the server's default quotas and a namespace's
+// own are refused with the same error through v1 HTTP (ephemeral and persistent
+// registrations, service creation), the v2 API and gRPC (single and batch).
+func TestNamespaceQuotasHoldOnEveryPath(t *testing.T) {
+	srv := servertest.StartNode(t, func(c *server.Config) {
+		c.NamespaceMaxServices = 2
+		c.NamespaceMaxInstances = 3
+	})
+	reg := func(ns, svc, ip string, extra ...string) (int, string) {
+		p := url.Values{"namespaceId": {ns}, "serviceName": {svc}, "ip": {ip}, "port": {"80"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			p.Set(extra[i], extra[i+1])
+		}
+		return form(t, srv, "POST", "/nacos/v1/ns/instance", p)
+	}
+	mustOK := func(code int, body string) {
+		t.Helper()
+		if code != 200 {
+			t.Fatalf("refused: %d %s", code, body)
+		}
+	}
+	mustRefuse := func(want string) func(int, string) {
+		return func(code int, body string) {
+			t.Helper()
+			if code != http.StatusBadRequest || !strings.Contains(body, want) {
+				t.Fatalf("got %d %q, want 400 with %q", code, body, want)
+			}
+		}
+	}
+	// public: two services, three instances.
+	mustOK(reg("public", "a", "10.0.0.1"))
+	mustOK(reg("public", "a", "10.0.0.2"))
+	mustOK(reg("public", "b", "10.0.0.3", "ephemeral", "false"))
+	mustRefuse("namespace public has reached its quota of 2 services")(reg("public", "c", "10.0.0.4"))
+	mustRefuse("namespace public has reached its quota of 3 instances")(reg("public", "a", "10.0.0.5"))
+	mustRefuse("namespace public has reached its quota of 3 instances")(reg("public", "b", "10.0.0.5", "ephemeral", "false"))
+	mustRefuse("quota of 2 services")(form(t, srv, "POST", "/nacos/v1/ns/service", url.Values{"serviceName": {"c"}}))
+	code, body := form(t, srv, "POST", "/nacos/v2/ns/instance", url.Values{"serviceName": {"a"}, "ip": {"10.0.0.6"}, "port": {"80"}})
+	if code != 400 || !strings.Contains(body, `"code":23000`) || !strings.Contains(body, "quota of 3 instances") {
+		t.Fatalf("v2 register over quota: %d %s", code, body)
+	}
+	// Re-registering what is there, and a beat, are no new instances.
+	mustOK(reg("public", "a", "10.0.0.1"))
+
+	// gRPC: a single register and a batch are refused the same way.
+	g := dialGRPC(t, srv)
+	ecode, msg := g.fail(t, "InstanceRequest", grpcInstance("registerInstance", "", "a", "10.0.0.7", 80, ""))
+	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 3 instances" {
+		t.Fatalf("gRPC register over quota: %d %q", ecode, msg)
+	}
+	batch := `{"requestId":"","namespace":"","serviceName":"d","groupName":"DEFAULT_GROUP","module":"naming","type":"batchRegisterInstance",` +
+		`"instances":[{"ip":"10.0.0.8","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"","metadata":{}}]}`
+	ecode, msg = g.fail(t, "BatchInstanceRequest", batch)
+	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 2 services" {
+		t.Fatalf("gRPC batch over quota: %d %q", ecode, msg)
+	}
+
+	// A namespace's own quotas override the defaults: unlimited services, one instance.
+	if code, body := form(t, srv, "POST", "/nacos/v1/console/namespaces", url.Values{"customNamespaceId": {"tight"}, "namespaceName": {"Tight"},
+		"maxServices": {"0"}, "maxInstances": {"1"}}); body != "true" {
+		t.Fatalf("create tight: %d %s", code, body)
+	}
+	mustOK(reg("tight", "x", "10.0.1.1"))
+	mustRefuse("namespace tight has reached its quota of 1 instances")(reg("tight", "y", "10.0.1.2"))
+	if code, body := form(t, srv, "POST", "/nacos/v1/ns/service", url.Values{"namespaceId": {"tight"}, "serviceName": {"y"}}); code != 200 {
+		t.Fatalf("service in tight: %d %s", code, body)
+	}
+	// Dropping the override (-1) brings the defaults back: two services are there.
+	if code, body := form(t, srv, "PUT", "/nacos/v1/console/namespaces", url.Values{"namespace": {"tight"}, "maxServices": {"-1"}, "maxInstances": {"-1"}}); body != "true" {
+		t.Fatalf("edit tight: %d %s", code, body)
+	}
+	mustRefuse("quota of 2 services")(form(t, srv, "POST", "/nacos/v1/ns/service", url.Values{"namespaceId": {"tight"}, "serviceName": {"z"}}))
+	mustOK(reg("tight", "y", "10.0.1.2", "ephemeral", "false"))
+
+	// Nothing refused was stored.
+	var list struct {
+		Count int `json:"count"`
+	}
+	_, body = form(t, srv, "GET", "/nacos/v1/ns/service/list", url.Values{"pageNo": {"1"}, "pageSize": {"10"}})
+	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Count != 2 {
+		t.Fatalf("services in public: %s", body)
+	}
+}
