@@ -8,56 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/roster-registry/roster/naming"
 )
-
-// Namespace is one entry of Nacos' console namespace list.
-type Namespace struct {
-	ID   string `json:"namespace"`
-	Name string `json:"namespaceShowName"`
-	Desc string `json:"namespaceDesc"`
-}
-
-// ListNamespaces answers GET /nacos/v1/console/namespaces. Nacos' public namespace has
-// the id "" there; it is answered as "public".
-func (c *Client) ListNamespaces(ctx context.Context) ([]Namespace, error) {
-	b, err := c.doPath(ctx, http.MethodGet, "/nacos/v1/console/namespaces", nil)
-	if err != nil {
-		return nil, err
-	}
-	var out struct {
-		Data []Namespace `json:"data"`
-	}
-	if err := decode(b, &out); err != nil {
-		return nil, err
-	}
-	for i := range out.Data {
-		if out.Data[i].ID == "" {
-			out.Data[i].ID = naming.DefaultNamespace
-		}
-	}
-	return out.Data, nil
-}
-
-// CreateNamespace is POST /nacos/v1/console/namespaces with Nacos' parameters.
-func (c *Client) CreateNamespace(ctx context.Context, ns Namespace) error {
-	v := url.Values{}
-	v.Set("customNamespaceId", ns.ID)
-	v.Set("namespaceName", ns.Name)
-	v.Set("namespaceDesc", ns.Desc)
-	_, err := c.doPath(ctx, http.MethodPost, "/nacos/v1/console/namespaces", v)
-	return err
-}
-
-// UpdateNamespace is PUT /nacos/v1/console/namespaces: a new name and description.
-func (c *Client) UpdateNamespace(ctx context.Context, ns Namespace) error {
-	v := url.Values{}
-	v.Set("namespace", ns.ID)
-	v.Set("namespaceShowName", ns.Name)
-	v.Set("namespaceDesc", ns.Desc)
-	_, err := c.doPath(ctx, http.MethodPut, "/nacos/v1/console/namespaces", v)
-	return err
-}
 
 // CatalogCluster is one cluster of GET /catalog/service, with its check port settings.
 type CatalogCluster struct {

@@ -274,20 +274,19 @@ func (t *Target) importNamespaces(ctx context.Context, namespaces []Namespace, d
 	for _, ns := range namespaces {
 		res := NamespaceResult{ID: ns.ID, Name: ns.Name, Action: ActionUnchanged}
 		i := slices.IndexFunc(have, func(n client.Namespace) bool { return n.ID == ns.ID })
+		spec := client.NamespaceSpec{ID: ns.ID, Name: displayName(ns), Desc: ns.Desc, DescSet: true}
 		var write func() error
 		switch {
 		case ns.ID == naming.DefaultNamespace:
 			// public always exists and keeps its own name.
-		case i < 0:
+		case i < 0 || have[i].Type == client.NamespaceImplicit:
+			// An implicit namespace is one in use that nobody created: creating it
+			// gives it the source's name and description.
 			res.Action = ActionCreate
-			write = func() error {
-				return t.c.CreateNamespace(ctx, client.Namespace{ID: ns.ID, Name: displayName(ns), Desc: ns.Desc})
-			}
-		case have[i].Name != displayName(ns) || have[i].Desc != ns.Desc:
+			write = func() error { return t.c.CreateNamespace(ctx, spec) }
+		case have[i].Name != spec.Name || deref(have[i].Desc) != ns.Desc:
 			res.Action = ActionUpdate
-			write = func() error {
-				return t.c.UpdateNamespace(ctx, client.Namespace{ID: ns.ID, Name: displayName(ns), Desc: ns.Desc})
-			}
+			write = func() error { return t.c.UpdateNamespace(ctx, spec) }
 		}
 		if write != nil && !dryRun {
 			if err := write(); err != nil {
@@ -297,6 +296,13 @@ func (t *Target) importNamespaces(ctx context.Context, namespaces []Namespace, d
 		rep.Namespaces = append(rep.Namespaces, res)
 	}
 	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func displayName(ns Namespace) string {

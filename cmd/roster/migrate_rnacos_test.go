@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -89,7 +92,7 @@ func fillRNacos(t *testing.T, addr string, servicesPerNS int) (*migrate.Dump, in
 		Namespaces: []migrate.Namespace{{ID: "public", Name: "public"}}}
 	for _, ns := range []migrate.Namespace{{ID: "dev", Name: "Development"}, {ID: "prod", Name: "Production"}} {
 		// r-nacos keeps no description: what it answers is the data.
-		if err := c.CreateNamespace(ctx, client.Namespace{ID: ns.ID, Name: ns.Name, Desc: "kept by Nacos, not by r-nacos"}); err != nil {
+		if err := createRNacosNamespace(t, addr, ns.ID, ns.Name, "kept by Nacos, not by r-nacos"); err != nil {
 			t.Fatalf("r-nacos namespace %s: %v", ns.ID, err)
 		}
 		want.Namespaces = append(want.Namespaces, ns)
@@ -197,4 +200,20 @@ func TestImportFromRNacosKilledHalfway(t *testing.T) {
 		t.Fatalf("rerun: %+v", rep.Totals)
 	}
 	sameData(t, "after the rerun", want, exportOf(t, dst))
+}
+
+// createRNacosNamespace creates a namespace through Nacos' v1 console API, which r-nacos
+// serves.
+func createRNacosNamespace(t *testing.T, addr, id, name, desc string) error {
+	t.Helper()
+	resp, err := http.PostForm(addr+"/nacos/v1/console/namespaces", url.Values{"customNamespaceId": {id}, "namespaceName": {name}, "namespaceDesc": {desc}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) == "false" {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return nil
 }
