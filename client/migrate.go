@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-
 )
 
 // CatalogCluster is one cluster of GET /catalog/service, with its check port settings.
