@@ -209,6 +209,16 @@ func (rep *Report) finish() {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
 			"%d ephemeral instances were not copied: their clients re-register them once pointed at Roster.", rep.Totals.EphemeralNotCopied))
 	}
+	mixed := 0
+	for _, s := range rep.Services {
+		if s.Kind == "persistent" && s.EphemeralInstances > 0 {
+			mixed++
+		}
+	}
+	if mixed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(
+			"%d services hold both kinds of instances at the source; Roster keeps a service to one kind, as Nacos 2 does: they are persistent, and their ephemeral clients' registrations will be refused.", mixed))
+	}
 	if rep.Totals.Failed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
 			"%d services failed and are left as they were before their first write; run the import again once the cause is fixed.", rep.Totals.Failed))

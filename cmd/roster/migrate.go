@@ -79,7 +79,7 @@ type importFlags struct {
 func addImportFlags(sc *subcommand, f *importFlags) {
 	sc.fs.Var(&f.namespaces, "namespace", "import only this namespace `id` (repeatable; default: all)")
 	sc.fs.BoolVar(&f.dryRun, "dry-run", false, "read both sides and print what would be written; write nothing")
-	sc.fs.DurationVar(&f.pace, "pace", 0, "wait this `long` between services, to spare a busy source")
+	sc.fs.DurationVar(&f.pace, "pace", 0, "pause this `duration` between services, to spare a busy source")
 	sc.fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: `auto` (on a terminal), lines, off")
 	sc.fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "bound of each request")
 }
