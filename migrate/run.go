@@ -221,7 +221,7 @@ func (rep *Report) finish() {
 	}
 	if rep.Totals.Failed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
-			"Services failed: %d; each is left as it was before its first write of this run; run the import again once the cause is fixed.", rep.Totals.Failed))
+			"Services failed: %d (each with its error): one whose source could not be read was not written at all; one whose write failed is completed by running the import again.", rep.Totals.Failed))
 	}
 	if !rep.Changed && rep.Totals.Failed == 0 {
 		if rep.DryRun {
