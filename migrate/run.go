@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/roster-registry/roster/client"
@@ -31,6 +32,8 @@ type Options struct {
 	DryRun bool
 	// Pace waits this long between services, to keep the load on a production source low.
 	Pace time.Duration
+	// Parallel is how many services are read and written at once (at least 1).
+	Parallel int
 	// Progress, if set, is told after each service.
 	Progress func(done, total int, s ServiceResult)
 }
@@ -155,22 +158,56 @@ func Import(ctx context.Context, r Reader, t *Target, opts Options) (*Report, er
 			jobs = append(jobs, job{ns.ID, n.Group, n.Name})
 		}
 	}
-	for i, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
+	results := make([]*ServiceResult, len(jobs))
+	next := make(chan int)
+	var mu sync.Mutex // guards done and the Progress calls
+	done := 0
+	var wg sync.WaitGroup
+	workers := max(1, opts.Parallel)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res := t.importService(ctx, r, jobs[i].ns, jobs[i].group, jobs[i].name, opts.DryRun)
+				results[i] = &res
+				if opts.Progress != nil {
+					mu.Lock()
+					done++
+					opts.Progress(done, len(jobs), res)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var stopped error
+feed:
+	for i := range jobs {
 		if i > 0 && opts.Pace > 0 {
 			select {
 			case <-ctx.Done():
-				return rep, ctx.Err()
+				stopped = ctx.Err()
+				break feed
 			case <-time.After(opts.Pace):
 			}
 		}
-		res := t.importService(ctx, r, j.ns, j.group, j.name, opts.DryRun)
-		rep.add(res)
-		if opts.Progress != nil {
-			opts.Progress(i+1, len(jobs), res)
+		select {
+		case <-ctx.Done():
+			stopped = ctx.Err()
+			break feed
+		case next <- i:
 		}
+	}
+	close(next)
+	wg.Wait()
+	// Services finished before an interruption are reported; the rest were not begun.
+	for _, res := range results {
+		if res != nil {
+			rep.add(*res)
+		}
+	}
+	if stopped != nil {
+		return rep, stopped
 	}
 	rep.finish()
 	return rep, nil

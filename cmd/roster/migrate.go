@@ -72,6 +72,7 @@ type importFlags struct {
 	namespaces listFlag
 	dryRun     bool
 	pace       time.Duration
+	parallel   int
 	progress   string
 	timeout    time.Duration
 }
@@ -80,6 +81,7 @@ func addImportFlags(sc *subcommand, f *importFlags) {
 	sc.fs.Var(&f.namespaces, "namespace", "import only this namespace `id` (repeatable; default: all)")
 	sc.fs.BoolVar(&f.dryRun, "dry-run", false, "read both sides and print what would be written; write nothing")
 	sc.fs.DurationVar(&f.pace, "pace", 0, "pause this `duration` between services, to spare a busy source")
+	sc.fs.IntVar(&f.parallel, "parallel", 4, "import this `many` services at once")
 	sc.fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: `auto` (on a terminal), lines, off")
 	sc.fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "bound of each request")
 }
@@ -100,6 +102,9 @@ func importNacos(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if code, ok := sc.require(stderr, "from"); !ok {
 		return code
+	}
+	if f.parallel < 1 {
+		return sc.usageError(stderr, "--parallel must be at least 1")
 	}
 	progress, clear, err := progressFunc(f.progress, stderr)
 	if err != nil {
@@ -176,7 +181,8 @@ func runImportFrom(ctx context.Context, sc *subcommand, r migrate.Reader, f impo
 	if err != nil {
 		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
-	rep, err := migrate.Import(ctx, r, t, migrate.Options{Namespaces: f.namespaces, DryRun: f.dryRun, Pace: f.pace, Progress: progress})
+	rep, err := migrate.Import(ctx, r, t, migrate.Options{Namespaces: f.namespaces, DryRun: f.dryRun, Pace: f.pace,
+		Parallel: f.parallel, Progress: progress})
 	clear()
 	if err != nil && rep == nil {
 		return fail(stderr, err)
