@@ -19,6 +19,7 @@ import (
 
 	"github.com/roster-registry/roster/client"
 	"github.com/roster-registry/roster/migrate"
+	"github.com/roster-registry/roster/server"
 	"github.com/roster-registry/roster/server/servertest"
 )
 
@@ -115,11 +116,17 @@ func servesCatalogInstances(t *testing.T, c *client.Client) bool {
 }
 
 // exportOf reads a Roster's persistent data through the export command.
+// Arguments that begin with "--" are passed as they are; others name namespaces.
 func exportOf(t *testing.T, addr string, namespaces ...string) *migrate.Dump {
 	t.Helper()
 	args := []string{"export", "-", "--addr", addr}
-	for _, ns := range namespaces {
-		args = append(args, "--namespace", ns)
+	for i := 0; i < len(namespaces); i++ {
+		if strings.HasPrefix(namespaces[i], "--") {
+			args = append(args, namespaces[i], namespaces[i+1])
+			i++
+			continue
+		}
+		args = append(args, "--namespace", namespaces[i])
 	}
 	code, out, errOut := cli(t, args...)
 	if code != 0 {
@@ -476,4 +483,42 @@ func TestImportFromNacos3(t *testing.T) {
 	if rep := importReport(t, "import", "nacos", "--from", f.URL, "--addr", dst); rep.Changed {
 		t.Fatalf("second run: %+v", rep.Totals)
 	}
+}
+
+// TestImportWithAuth: a source and a target with auth on, each logged in to with its
+// own flags (--username/--password the source's, --roster-username/--roster-password
+// Roster's).
+func TestImportWithAuth(t *testing.T) {
+	authOn := func(c *server.Config) { c.Auth.Mode = server.AuthOn }
+	src, dst := servertest.StartNode(t, authOn), servertest.StartNode(t, authOn)
+	srcAddr, dstAddr := rosterURL(src.HTTPAddr()), rosterURL(dst.HTTPAddr())
+	ctx := context.Background()
+	login := func(addr string) (*client.Client, *client.Credential) {
+		c := newClient(t, addr)
+		cred, err := c.ACLBootstrap(ctx, "admin", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Login(ctx, cred.Username, cred.Password); err != nil {
+			t.Fatal(err)
+		}
+		return c, cred
+	}
+	sc, srcCred := login(srcAddr)
+	_, dstCred := login(dstAddr)
+	fillRoster(t, sc, []string{"public"}, 2)
+
+	code, _, errOut := cli(t, "import", "nacos", "--from", srcAddr, "--addr", dstAddr)
+	if code != exitError || !strings.Contains(errOut, srcAddr+"/nacos/v1/console/namespaces") {
+		t.Fatalf("without credentials: %d %q", code, errOut)
+	}
+	rep := importReport(t, "import", "nacos", "--from", srcAddr, "--addr", dstAddr,
+		"--username", srcCred.Username, "--password", srcCred.Password,
+		"--roster-username", dstCred.Username, "--roster-password", dstCred.Password)
+	if rep.Totals.Created != 3 || rep.Totals.Failed != 0 {
+		t.Fatalf("%+v %+v", rep.Totals, rep.Services)
+	}
+	sameData(t, "with auth",
+		exportOf(t, srcAddr, "--username", srcCred.Username, "--password", srcCred.Password),
+		exportOf(t, dstAddr, "--username", dstCred.Username, "--password", dstCred.Password))
 }
