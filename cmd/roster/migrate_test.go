@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -521,4 +524,51 @@ func TestImportWithAuth(t *testing.T) {
 	sameData(t, "with auth",
 		exportOf(t, srcAddr, "--username", srcCred.Username, "--password", srcCred.Password),
 		exportOf(t, dstAddr, "--username", dstCred.Username, "--password", dstCred.Password))
+}
+
+// TestImportWriteFailsMidService: the target refuses one write in the middle of a
+// service (a proxy in front of a real Roster answers 500 to the second instance
+// registration). The service is reported failed with how far it got, the command exits
+// 1, and a rerun completes it: the writes made are the source's values, so nothing needs
+// undoing.
+func TestImportWriteFailsMidService(t *testing.T) {
+	src := servertest.StartNode(t)
+	dst := servertest.StartNode(t)
+	srcAddr, dstAddr := rosterURL(src.HTTPAddr()), rosterURL(dst.HTTPAddr())
+	fillRoster(t, newClient(t, srcAddr), []string{"public"}, 1)
+
+	target, _ := url.Parse(dstAddr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	registrations := 0
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/nacos/v1/ns/instance" {
+			mu.Lock()
+			registrations++
+			n := registrations
+			mu.Unlock()
+			if n == 2 {
+				http.Error(w, "server is busy", http.StatusInternalServerError)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	code, out, errOut := cli(t, "import", "nacos", "--from", srcAddr, "--addr", front.URL, "--parallel", "1")
+	if code != exitError || !strings.Contains(errOut, "server is busy") || !strings.Contains(errOut, "run again to complete") {
+		t.Fatalf("%d %q\n%s", code, errOut, out)
+	}
+	partial := exportOf(t, dstAddr)
+	full := exportOf(t, srcAddr)
+	i := slices.IndexFunc(partial.Services, func(s migrate.Service) bool { return s.Name == "svca" })
+	if i < 0 || len(partial.Services[i].Instances) >= 3 {
+		t.Fatalf("the refused write did not leave the service part-written: %+v", partial.Services)
+	}
+	rep := importReport(t, "import", "nacos", "--from", srcAddr, "--addr", dstAddr)
+	if rep.Totals.Failed != 0 || rep.Totals.Updated != 1 {
+		t.Fatalf("rerun: %+v", rep.Totals)
+	}
+	sameData(t, "after the rerun", full, exportOf(t, dstAddr))
 }
