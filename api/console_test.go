@@ -119,6 +119,23 @@ func TestConsoleGoldenAnswers(t *testing.T) {
 	for _, c := range calls {
 		goldenConsole(t, c.name, s.do(c.method, c.path, c.params))
 	}
+	// The service dialog, the cluster dialog, the subscriber page and the delete button.
+	more := []call{
+		{"service_create", "POST", "/nacos/v1/ns/service", vals("serviceName", "web", "groupName", "DEFAULT_GROUP", "protectThreshold", "0.2",
+			"metadata", "team=a,tier=front", "selector", `{"type":"none"}`, "namespaceId", "")},
+		{"service_edit", "PUT", "/nacos/v1/ns/service", vals("serviceName", "web", "groupName", "DEFAULT_GROUP", "protectThreshold", "0.3",
+			"metadata", `{"team":"b"}`, "selector", `{"type":"label","expression":"CONSUMER.label.a = PROVIDER.label.a"}`, "namespaceId", "")},
+		{"catalog_service_edited", "GET", "/nacos/v1/ns/catalog/service", vals("serviceName", "web", "groupName", "DEFAULT_GROUP", "namespaceId", "")},
+		{"cluster_edit_grouped", "PUT", "/nacos/v1/ns/cluster", vals("serviceName", "pay@@billing", "clusterName", "c1", "metadata", `{"zone":"z"}`,
+			"checkPort", "9091", "useInstancePort4Check", "false", "healthChecker", `{"type":"NONE"}`, "namespaceId", "")},
+		{"catalog_service_cluster_edited", "GET", "/nacos/v1/ns/catalog/service", vals("serviceName", "billing", "groupName", "pay")},
+		{"subscribers", "GET", "/nacos/v1/ns/service/subscribers", vals("serviceName", "orders", "groupName", "DEFAULT_GROUP", "pageNo", "1", "pageSize", "10", "namespaceId", "")},
+		{"service_delete_not_empty", "DELETE", "/nacos/v1/ns/service", vals("serviceName", "orders", "groupName", "DEFAULT_GROUP", "namespaceId", "")},
+		{"service_delete", "DELETE", "/nacos/v1/ns/service", vals("serviceName", "web", "groupName", "DEFAULT_GROUP", "namespaceId", "")},
+	}
+	for _, c := range more {
+		goldenConsole(t, c.name, s.do(c.method, c.path, c.params))
+	}
 	goldenConsole(t, "server_leave_bad_body", s.json("POST", "/nacos/v1/core/cluster/server/leave", `{"a":1}`))
 	goldenConsole(t, "server_leave_unknown", s.json("POST", "/nacos/v1/core/cluster/server/leave", `["10.9.9.9:8848"]`))
 	// The console's instance edit and online/offline toggle go through PUT /instance and

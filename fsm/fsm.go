@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -33,7 +34,15 @@ type FSM struct {
 	mu       sync.Mutex // guards onChange and onAuth
 	onChange []func(changed []naming.ServiceKey, all bool)
 	onAuth   []func(doc []byte)
+
+	// namespaceGen moves after every batch that changed a namespace record and after
+	// Restore, so that readers can cache the records (NamespaceGeneration).
+	namespaceGen atomic.Uint64
 }
+
+// NamespaceGeneration changes, after the commit, whenever the namespace records may
+// have changed: records read when it had a value are current while it keeps it.
+func (f *FSM) NamespaceGeneration() uint64 { return f.namespaceGen.Load() }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
 
@@ -152,6 +161,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if d := time.Since(start); d > SlowApply {
 		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
 	}
+	if a.namespacesChanged {
+		f.namespaceGen.Add(1)
+	}
 	f.notify(a.changed, false)
 	if a.authDoc != nil {
 		f.notifyAuth(a.authDoc)
@@ -185,6 +197,8 @@ type applier struct {
 	changed []naming.ServiceKey
 	seen    map[naming.ServiceKey]bool
 	authDoc []byte // the access-control document after the batch, when it changed
+	// namespacesChanged: a namespace record was written or removed.
+	namespacesChanged bool
 }
 
 func (a *applier) touch(k naming.ServiceKey) {
@@ -492,6 +506,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	index, term := f.store.Applied()
 	f.logger.Info("snapshot restored", "index", index, "term", term)
+	f.namespaceGen.Add(1)
 	f.notify(nil, true)
 	doc, err := f.AuthState()
 	if err != nil {

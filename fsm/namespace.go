@@ -64,6 +64,7 @@ func (a *applier) putNamespace(c PutNamespace) (any, error) {
 	default:
 		return naming.BadRequest("unknown put mode " + c.Mode.String()), nil
 	}
+	a.namespacesChanged = true
 	return nil, a.tx.PutNamespaceRecord(&c.Namespace)
 }
 
@@ -75,5 +76,6 @@ func (a *applier) deleteNamespace(c DeleteNamespace) (any, error) {
 	if len(services) > 0 {
 		return naming.ErrNamespaceNotEmpty(c.ID, len(services)), nil
 	}
+	a.namespacesChanged = true
 	return nil, a.tx.DeleteNamespaceRecord(c.ID)
 }

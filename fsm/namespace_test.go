@@ -35,6 +35,7 @@ func refusal(t *testing.T, r any) *naming.Error {
 
 func TestNamespaceCommands(t *testing.T) {
 	f := newFSM(t)
+	gen := f.NamespaceGeneration()
 	five := 5
 	dev := naming.Namespace{ID: "dev", Name: "Dev", Desc: "d", MaxServices: &five}
 	applyOK(t, f, logs(t, 1,
@@ -44,7 +45,17 @@ func TestNamespaceCommands(t *testing.T) {
 	if got := namespaces(t, f); len(got) != 2 || got[0].ID != "alpha" || !reflect.DeepEqual(got[1], &dev) {
 		t.Fatalf("records %+v", got)
 	}
-	res := f.ApplyBatch(logs(t, 3,
+	// Readers cache the records by generation: it moves with a namespace change only.
+	if f.NamespaceGeneration() == gen {
+		t.Error("generation did not move with a namespace change")
+	}
+	gen = f.NamespaceGeneration()
+	applyOK(t, f, logs(t, 3, register("other", "10.9.9.9", 9)))
+	if f.NamespaceGeneration() != gen {
+		t.Error("generation moved without a namespace change")
+	}
+	applyOK(t, f, logs(t, 4, deregister("other", "10.9.9.9", 9), DeleteService{Service: key("other")}))
+	res := f.ApplyBatch(logs(t, 6,
 		PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "again"}, Mode: PutCreate},
 		PutNamespace{Namespace: naming.Namespace{ID: "ghost", Name: "g"}, Mode: PutUpdate},
 		PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "Development"}, Mode: PutUpdate},
@@ -65,12 +76,12 @@ func TestNamespaceCommands(t *testing.T) {
 	// A persistent service in dev keeps it; gone, dev can be deleted; deleting what is
 	// not there succeeds.
 	svc := naming.ServiceKey{Namespace: "dev", Group: "G", Name: "db"}
-	applyOK(t, f, logs(t, 6, RegisterInstance{Service: svc, Instance: persistent("10.0.0.1", 1)}))
-	res = f.ApplyBatch(logs(t, 7, DeleteNamespace{ID: "dev"}))
+	applyOK(t, f, logs(t, 9, RegisterInstance{Service: svc, Instance: persistent("10.0.0.1", 1)}))
+	res = f.ApplyBatch(logs(t, 10, DeleteNamespace{ID: "dev"}))
 	if ne := refusal(t, res[0]); ne.Message != "namespace dev still has 1 service(s); delete them before the namespace" {
 		t.Errorf("delete with a service: %v", ne)
 	}
-	applyOK(t, f, logs(t, 8,
+	applyOK(t, f, logs(t, 11,
 		DeregisterInstance{Service: svc, IP: "10.0.0.1", Port: 1, Cluster: "DEFAULT"},
 		DeleteService{Service: svc},
 		DeleteNamespace{ID: "dev"},

@@ -46,24 +46,52 @@ const (
 	PublicNamespaceDesc = "Public Namespace"
 )
 
-func (r *Registry) namespaceRecords() ([]*naming.Namespace, error) {
-	var out []*naming.Namespace
+// namespaceCache holds the namespace records as of one FSM namespace generation: every
+// instance write reads its namespace's quota, and the records change rarely.
+type namespaceCache struct {
+	gen  uint64
+	list []*naming.Namespace
+	byID map[string]*naming.Namespace
+}
+
+// namespaces returns the current records, from cache while the FSM's generation says
+// they have not changed. Callers must not modify what it returns.
+func (r *Registry) namespaces() (*namespaceCache, error) {
+	gen := r.fsm.NamespaceGeneration()
+	if c := r.nsCache.Load(); c != nil && c.gen == gen {
+		return c, nil
+	}
+	var list []*naming.Namespace
 	err := r.store.View(func(tx *persistence.Tx) error {
 		var err error
-		out, err = tx.NamespaceRecords()
+		list, err = tx.NamespaceRecords()
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	c := &namespaceCache{gen: gen, list: list, byID: make(map[string]*naming.Namespace, len(list))}
+	for _, n := range list {
+		c.byID[n.ID] = n
+	}
+	r.nsCache.Store(c)
+	return c, nil
+}
+
+func (r *Registry) namespaceRecords() ([]*naming.Namespace, error) {
+	c, err := r.namespaces()
+	if err != nil {
+		return nil, err
+	}
+	return c.list, nil
 }
 
 func (r *Registry) namespaceRecord(id string) (*naming.Namespace, error) {
-	var out *naming.Namespace
-	err := r.store.View(func(tx *persistence.Tx) error {
-		var err error
-		out, err = tx.NamespaceRecord(id)
-		return err
-	})
-	return out, err
+	c, err := r.namespaces()
+	if err != nil {
+		return nil, err
+	}
+	return c.byID[id], nil
 }
 
 // effectiveQuota is a record's override, else the server default.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roster-registry/roster/cluster"
@@ -77,6 +78,8 @@ type Registry struct {
 	probes *probeCache
 	// conns is the gRPC front's connection directory (clients.go).
 	conns connDirectory
+	// nsCache holds the namespace records (namespaces.go).
+	nsCache atomic.Pointer[namespaceCache]
 }
 
 // view is an immutable snapshot of one service as both stores last reported it.

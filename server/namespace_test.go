@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -220,6 +221,10 @@ func TestNamespaceQuotasHoldOnEveryPath(t *testing.T) {
 	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 3 instances" {
 		t.Fatalf("gRPC register over quota: %d %q", ecode, msg)
 	}
+	ecode, msg = g.fail(t, "PersistentInstanceRequest", grpcInstance("registerInstance", "", "b", "10.0.0.9", 80, ""))
+	if ecode != http.StatusBadRequest || msg != "namespace public has reached its quota of 3 instances" {
+		t.Fatalf("gRPC persistent register over quota: %d %q", ecode, msg)
+	}
 	batch := `{"requestId":"","namespace":"","serviceName":"d","groupName":"DEFAULT_GROUP","module":"naming","type":"batchRegisterInstance",` +
 		`"instances":[{"ip":"10.0.0.8","port":80,"weight":1,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"","metadata":{}}]}`
 	ecode, msg = g.fail(t, "BatchInstanceRequest", batch)
@@ -252,4 +257,50 @@ func TestNamespaceQuotasHoldOnEveryPath(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Count != 2 {
 		t.Fatalf("services in public: %s", body)
 	}
+}
+
+// TestConsoleNodeLeave: the console's node leave, sent to a follower, reaches the
+// leader with its JSON body and removes the named member from the Raft configuration.
+func TestConsoleNodeLeave(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3)
+	var leader *server.Server
+	var followers []*server.Server
+	for _, n := range nodes {
+		if n.IsLeader() {
+			leader = n
+		} else {
+			followers = append(followers, n)
+		}
+	}
+	if leader == nil || len(followers) != 2 {
+		t.Fatal("no leader and two followers")
+	}
+	gone := followers[1]
+	body := `["` + gone.HTTPAddr() + `"]`
+	resp, err := http.Post("http://"+followers[0].HTTPAddr()+"/nacos/v1/core/cluster/server/leave", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != `{"code":200,"message":null,"data":"ok"}` {
+		t.Fatalf("leave answered %d %s", resp.StatusCode, b)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		servers, err := leader.Registry().RaftServers()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range servers {
+			if s.ID == gone.NodeID() {
+				return false, gone.NodeID() + " is still a peer"
+			}
+		}
+		return len(servers) == 2, fmt.Sprintf("%d servers", len(servers))
+	})
+	// The node list no longer shows it.
+	eventually(t, 10*time.Second, func() (bool, string) {
+		code, list := form(t, followers[0], "GET", "/nacos/v1/core/cluster/nodes", url.Values{"keyword": {gone.HTTPAddr()}})
+		return code == 200 && strings.Contains(list, `"data":[]`), list
+	})
 }
