@@ -21,7 +21,7 @@ FUZZTIME_NODE ?= 20000x
 # test starts by other means inherits it from the environment.
 export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
 
-.PHONY: all build run cluster bench bench-quick test unit fuzz e2e console-test console-screenshots compat compat-deps lint fmt clean proto packaging-check
+.PHONY: all build run cluster bench bench-quick test test-rnacos unit fuzz e2e console-test console-screenshots compat compat-deps lint fmt clean proto packaging-check
 
 all: build
 
@@ -76,6 +76,15 @@ test: lint packaging-check unit fuzz e2e compat bench-quick
 # Dockerfile, the entrypoint's mapping and sd_notify are tested by go test ./packaging.
 packaging-check: build
 	bash packaging/check.sh
+
+# roster import nacos against r-nacos, an independent Nacos-protocol server (Rust). It is
+# not in make test: bench/rnacos.sh builds r-nacos from crates.io once (cargo install
+# --locked: 42 min wall, 17 min CPU on this 2-core machine), into the cache make bench shares. The import
+# from a Roster source runs in make test (unit).
+test-rnacos:
+	@bin="$$(bash bench/rnacos.sh)"; \
+	if [ -z "$$bin" ]; then echo "test-rnacos: r-nacos could not be built (see above)"; exit 1; fi; \
+	ROSTER_RNACOS="$$bin" $(GO) test -race -count=1 -timeout 10m -run RNacos ./cmd/roster
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m ./...

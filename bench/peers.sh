@@ -4,19 +4,8 @@
 # Debian's etcd-server and zookeeper. A peer that cannot be installed is left out here;
 # roster-bench then reports why its rows are empty.
 set -u
-RNACOS_VERSION=0.8.8
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/roster-bench/peers"
-
-if [ ! -x "$cache/bin/rnacos" ]; then
-  if command -v cargo >/dev/null; then
-    echo "peers: building r-nacos $RNACOS_VERSION with cargo (once; this takes a while on 2 cores)"
-    mkdir -p "$cache"
-    cargo install --locked --root "$cache" "rnacos@$RNACOS_VERSION" >"$cache/install.log" 2>&1 \
-      || echo "peers: r-nacos build failed, see $cache/install.log"
-  else
-    echo "peers: no cargo, r-nacos left out"
-  fi
-fi
+# r-nacos: bench/rnacos.sh builds it once into the shared cache (the import test uses it too).
+bash "$(dirname "$0")/rnacos.sh" >/dev/null
 
 if ! command -v etcd >/dev/null || [ ! -f /usr/share/java/zookeeper.jar ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

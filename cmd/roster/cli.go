@@ -45,6 +45,12 @@ type subcommand struct {
 // newSubcommand returns a subcommand whose flag set reports to stderr and carries
 // --addr and -o.
 func newSubcommand(name, short string, stderr io.Writer) *subcommand {
+	return newSubcommandLogin(name, short, "username", "password", stderr)
+}
+
+// newSubcommandLogin is newSubcommand with Roster's login flags under other names, for a
+// command whose --username and --password are another server's (roster import nacos).
+func newSubcommandLogin(name, short, userFlag, passFlag string, stderr io.Writer) *subcommand {
 	sc := &subcommand{name: name, short: short}
 	sc.fs = flag.NewFlagSet("roster "+name, flag.ContinueOnError)
 	sc.fs.SetOutput(stderr)
@@ -55,8 +61,8 @@ func newSubcommand(name, short string, stderr io.Writer) *subcommand {
 	sc.fs.StringVar(&sc.cf.addr, "addr", addr, "server `URL` (env ROSTER_ADDR)")
 	sc.fs.StringVar(&sc.cf.output, "o", "table", "output `format`: table or json")
 	sc.fs.StringVar(&sc.cf.token, "token", os.Getenv("ROSTER_TOKEN"), "access `token` for a server with auth on (env ROSTER_TOKEN)")
-	sc.fs.StringVar(&sc.cf.username, "username", os.Getenv("ROSTER_USERNAME"), "log in as this `user` first (env ROSTER_USERNAME)")
-	sc.fs.StringVar(&sc.cf.password, "password", os.Getenv("ROSTER_PASSWORD"), "the user's `password` (env ROSTER_PASSWORD)")
+	sc.fs.StringVar(&sc.cf.username, userFlag, os.Getenv("ROSTER_USERNAME"), "log in to Roster as this `user` first (env ROSTER_USERNAME)")
+	sc.fs.StringVar(&sc.cf.password, passFlag, os.Getenv("ROSTER_PASSWORD"), "the Roster user's `password` (env ROSTER_PASSWORD)")
 	sc.fs.Usage = func() {
 		fmt.Fprintf(sc.fs.Output(), "Usage: roster %s [flags]%s\n\n%s\n\nFlags:\n", sc.name, sc.args, sc.short)
 		sc.fs.PrintDefaults()

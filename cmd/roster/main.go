@@ -23,6 +23,8 @@ Usage:
   roster operator raft list-peers|remove-peer|transfer-leader
                                              manage the cluster's Raft membership
   roster snapshot save|inspect|restore FILE  back up and restore all persistent state
+  roster import nacos --from URL             copy persistent services from a running Nacos
+  roster export FILE | roster import FILE    Roster's own data as readable JSON
   roster acl bootstrap|login|user|role|grant|rotate-key
                                              manage users, roles, grants and token keys
   roster health [--addr URL]                 exit 0 when the node answers /readyz with 200
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runOperator(ctx, args[1:], stdout, stderr)
 	case "snapshot":
 		return runSnapshot(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
 	case "acl":
 		return runACL(ctx, args[1:], stdout, stderr)
 	case "health":

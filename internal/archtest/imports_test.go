@@ -49,9 +49,10 @@ var allowed = map[string][]string{
 	"server":             {anythingButCmd},
 	"server/servertest":  {"server", "naming", "client"},
 	"client":             {"naming"},
+	"migrate":            {"client", "naming"},
 	// Offline snapshot restore and the ACL commands need the stores; the wiring of a
 	// running node is server's.
-	"cmd/roster":        {"server", "client", "naming", "auth", "persistence", "raftnode", "fsm", "nodeauth"},
+	"cmd/roster":        {"server", "client", "migrate", "naming", "auth", "persistence", "raftnode", "fsm", "nodeauth"},
 	"internal/archtest": nil,
 	"packaging":         nil, // tests only: they build and exec cmd/roster
 }
