@@ -113,7 +113,9 @@ func (s *Server) open() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := persistence.Open(filepath.Join(cfg.DataDir, "fsm.db"), persistence.Options{OpenTimeout: time.Second})
+	store, err := persistence.Open(filepath.Join(cfg.DataDir, "fsm.db"), persistence.Options{
+		OpenTimeout: time.Second, CommitInterval: cfg.FSMCommitInterval, CommitEntries: cfg.FSMCommitEntries,
+	})
 	if err != nil {
 		if errors.Is(err, persistence.ErrLocked) {
 			return fmt.Errorf("data dir %s is in use by another roster process: %w", cfg.DataDir, err)
