@@ -235,6 +235,10 @@ func (c *Cluster) catchUp(ctx context.Context, index uint64) {
 	if c.cfg.Applied == nil || index == 0 || c.cfg.Applied() >= index {
 		return
 	}
+	if c.cfg.WaitApplied != nil {
+		c.cfg.WaitApplied(ctx, index, catchUpWait)
+		return
+	}
 	deadline := time.NewTimer(catchUpWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(2 * time.Millisecond)

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -258,5 +259,25 @@ func TestRestoreCommitsOpenBatchFirst(t *testing.T) {
 	update(t, s, 8, putOne(8))
 	if n := instanceCount(t, s); n != 2 {
 		t.Fatalf("%d instances, want 2 (the snapshot's and the one after)", n)
+	}
+}
+
+func TestWaitAppliedWakesOnUpdate(t *testing.T) {
+	s := openBatched(t, "", time.Hour, 1000)
+	done := make(chan bool)
+	go func() { done <- s.WaitApplied(context.Background(), 3, 10*time.Second) }()
+	for i := uint64(1); i <= 3; i++ {
+		update(t, s, i, putOne(i))
+	}
+	if !<-done {
+		t.Fatal("WaitApplied gave up although index 3 was applied")
+	}
+	if s.WaitApplied(context.Background(), 4, 10*time.Millisecond) {
+		t.Fatal("WaitApplied reported index 4, never applied")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s.WaitApplied(ctx, 4, time.Minute) {
+		t.Fatal("WaitApplied reported index 4 after its context ended")
 	}
 }

@@ -601,6 +601,7 @@ func (s *Store) reopenLocked() error {
 	s.db = db
 	s.applied.Store(&pos)
 	s.durable.Store(&pos)
+	s.signalAdvanced()
 	return nil
 }
 

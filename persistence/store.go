@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -121,6 +122,8 @@ type Store struct {
 	applied atomic.Pointer[appliedPos]
 	durable atomic.Pointer[appliedPos]
 	commits atomic.Uint64
+	// advanced is closed, and replaced, each time applied moves forward.
+	advanced atomic.Pointer[chan struct{}]
 }
 
 // Open opens or creates the store at path. It creates the buckets, checks the format
@@ -136,6 +139,8 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{path: path, opts: opts, db: db}
 	s.applied.Store(&pos)
 	s.durable.Store(&pos)
+	ch := make(chan struct{})
+	s.advanced.Store(&ch)
 	// A crash during Restore can leave its temporary file behind. It never holds state
 	// anyone depends on, and we hold the lock on the live file now.
 	removeStaleRestores(path)
@@ -324,6 +329,35 @@ func (s *Store) Durable() (index, term uint64) {
 	return p.index, p.term
 }
 
+// signalAdvanced wakes every WaitApplied.
+func (s *Store) signalAdvanced() {
+	next := make(chan struct{})
+	close(*s.advanced.Swap(&next))
+}
+
+// WaitApplied waits until Applied reaches index, ctx ends or timeout passes, and
+// reports whether it was reached. It wakes on each Update rather than polling.
+func (s *Store) WaitApplied(ctx context.Context, index uint64, timeout time.Duration) bool {
+	if cur, _ := s.Applied(); cur >= index {
+		return true
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		ch := *s.advanced.Load() // taken before the check, so no wake-up is missed
+		if cur, _ := s.Applied(); cur >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
 // Flush commits the open batch now, if there is one.
 func (s *Store) Flush() error {
 	s.writeMu.Lock()
@@ -417,6 +451,7 @@ func (s *Store) Update(index, term uint64, fn func(tx *Tx) error) error {
 		return err
 	}
 	s.applied.Store(&appliedPos{index, term})
+	s.signalAdvanced()
 	if s.opts.CommitInterval <= 0 || index-s.durable.Load().index >= s.opts.CommitEntries {
 		return s.commitLocked()
 	}
