@@ -79,6 +79,9 @@ type Cluster struct {
 
 	calls handlers // methods of typed calls this member serves (call.go)
 
+	fwdMu      sync.Mutex
+	forwarders map[string]*forwarder // by leader HTTP address (forward.go)
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
