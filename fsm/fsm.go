@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -33,6 +34,19 @@ type FSM struct {
 	mu       sync.Mutex // guards onChange and onAuth
 	onChange []func(changed []naming.ServiceKey, all bool)
 	onAuth   []func(doc []byte)
+
+	batches, commands atomic.Uint64
+}
+
+// Stats count what the FSM applied since it started: the batches Raft handed over that
+// held new entries, and the commands in them.
+type Stats struct {
+	Batches, Commands uint64
+}
+
+// Stats reports the FSM's counters.
+func (f *FSM) Stats() Stats {
+	return Stats{Batches: f.batches.Load(), Commands: f.commands.Load()}
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -149,6 +163,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: apply logs %d-%d: %v", first.Index, last.Index, err))
 	}
+	f.batches.Add(1)
+	f.commands.Add(uint64(len(work)))
 	if d := time.Since(start); d > SlowApply {
 		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
 	}

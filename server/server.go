@@ -296,7 +296,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: append(grpcSrv.Collectors(), prober.Collectors()...),
+		ExtraCollectors: append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store)...),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority,
 	}, reg)
