@@ -29,7 +29,7 @@ const (
 // checked, and a table lookup per byte costs a fraction of a regexp match. The Java
 // patterns they stand for are in the comments.
 var (
-	namespacePattern       = newCharset(alnum+"_-", false) // ^[\w-]+$
+	namespacePattern       = newCharset(alnum+"_-", false)  // ^[\w-]+$
 	groupPattern           = newCharset(alnum+"-_:.", true) // ^[a-zA-Z0-9\-_:.]*$
 	clusterParamPattern    = newCharset(alnum+"-_", false)  // ^[0-9a-zA-Z\-_]+$
 	instanceClusterPattern = newCharset(alnum+"-", false)   // ^[0-9a-zA-Z-]+$
