@@ -22,8 +22,10 @@ import (
 const PathApplyBatch = "/roster/v1/cluster/apply-batch"
 
 const (
-	// maxForwardBatch bounds the commands of one forwarded request.
+	// maxForwardBatch bounds the commands of one forwarded request, and
+	// maxForwardBytes their summed size (a single command, up to maxCommand, always fits).
 	maxForwardBatch = 256
+	maxForwardBytes = 16 << 20
 	// forwardSenders is how many forwarded requests may be in flight to the leader at
 	// once; each keeps one pooled connection busy. While they are, new writes queue and
 	// leave together in the next request.
@@ -107,9 +109,10 @@ func (c *Cluster) outcome(ctx context.Context, addr string, cmd []byte, a applyA
 
 // serveApplyBatch proposes every command of a batch at once and answers each, in order.
 func (c *Cluster) serveApplyBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxForwardBatch*(maxCommand+binary.MaxVarintLen64)+1))
-	if err != nil {
-		writeText(w, http.StatusBadRequest, "cluster: unreadable batch")
+	limit := int64(maxForwardBytes + maxForwardBatch*binary.MaxVarintLen64)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil || int64(len(body)) > limit {
+		writeText(w, http.StatusBadRequest, "cluster: unreadable or oversized batch")
 		return
 	}
 	cmds, err := splitBatch(body)
@@ -230,17 +233,25 @@ func (f *forwarder) send() {
 		case <-f.c.stop:
 			return
 		}
-		batch := []*forwardItem{first}
+		batch, size := []*forwardItem{first}, len(first.cmd)
+		var next *forwardItem // taken from the queue but over the size bound: leads the next batch
 	fill:
 		for len(batch) < maxForwardBatch {
 			select {
 			case it := <-f.queue:
-				batch = append(batch, it)
+				if size+len(it.cmd) > maxForwardBytes {
+					next = it
+					break fill
+				}
+				batch, size = append(batch, it), size+len(it.cmd)
 			default:
 				break fill
 			}
 		}
 		f.flush(batch)
+		if next != nil {
+			f.flush([]*forwardItem{next})
+		}
 	}
 }
 

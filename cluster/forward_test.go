@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,5 +70,38 @@ func TestForwardFallsBackToSingleApply(t *testing.T) {
 	}
 	if f.stored(ordersKey, in) == nil {
 		t.Fatalf("follower %s has not applied its own write when Apply returned", f.id)
+	}
+}
+
+func TestBatchFramesRoundTripAndRefuseMalformed(t *testing.T) {
+	cmds := [][]byte{[]byte("a"), bytes.Repeat([]byte("b"), 300), []byte("c")}
+	var body []byte
+	for _, c := range cmds {
+		body = appendFrame(body, c)
+	}
+	got, err := splitBatch(body)
+	if err != nil || len(got) != len(cmds) {
+		t.Fatalf("splitBatch = %d commands, %v; want %d", len(got), err, len(cmds))
+	}
+	for i := range cmds {
+		if !bytes.Equal(got[i], cmds[i]) {
+			t.Fatalf("command %d = %q, want %q", i, got[i], cmds[i])
+		}
+	}
+	var tooMany []byte
+	for range maxForwardBatch + 1 {
+		tooMany = appendFrame(tooMany, []byte("x"))
+	}
+	for name, bad := range map[string][]byte{
+		"empty":          nil,
+		"truncated":      body[:len(body)-1],
+		"zero length":    {0},
+		"bad varint":     {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"too many":       tooMany,
+		"length too big": binary.AppendUvarint(nil, maxCommand+1),
+	} {
+		if _, err := splitBatch(bad); err == nil {
+			t.Errorf("%s: splitBatch accepted it", name)
+		}
 	}
 }

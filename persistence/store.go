@@ -451,10 +451,16 @@ func (s *Store) Update(index, term uint64, fn func(tx *Tx) error) error {
 		return err
 	}
 	s.applied.Store(&appliedPos{index, term})
-	s.signalAdvanced()
 	if s.opts.CommitInterval <= 0 || index-s.durable.Load().index >= s.opts.CommitEntries {
-		return s.commitLocked()
+		// commitLocked puts applied back to durable if the commit fails; waiters are
+		// woken only for a position that stands.
+		if err := s.commitLocked(); err != nil {
+			return err
+		}
+		s.signalAdvanced()
+		return nil
 	}
+	s.signalAdvanced()
 	s.pendingAcked++
 	if s.pendingTimer == nil {
 		s.pendingTimer = time.AfterFunc(s.opts.CommitInterval, func() { s.flushBatch(btx) })
