@@ -109,6 +109,7 @@ func (a *API) wrap(h handlerFunc) http.HandlerFunc {
 
 func (a *API) routes() http.Handler {
 	r := chi.NewRouter()
+	r.Use(a.fastBeat) // before everything: it serves most beats by itself
 	r.Use(middleware.RequestID)
 	r.Use(a.instrument)
 	r.Use(middleware.Recoverer)

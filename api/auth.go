@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -292,10 +293,28 @@ func (a *API) authOn() bool { return a.cfg.Auth != nil && a.cfg.Auth.Enabled() }
 // Nacos' 403 texts (token invalid!, token expired!, user not found!, authorization
 // failed!). Writes and admin actions are audited with who, what, where and the result.
 func (a *API) authorize(router *chi.Mux) func(http.Handler) http.Handler {
+	// staticRoutes remembers the routes whose pattern is their path (no parameters):
+	// "METHOD path" -> pattern. Only such routes are kept, so it holds at most one entry
+	// per static route whatever paths clients send, and the hot routes (beats, lists,
+	// registrations) skip a second walk of the router.
+	var staticRoutes sync.Map
+	// find returns the route's pattern and its URL parameters (none for a static one).
+	find := func(r *http.Request) (string, *chi.Context) {
+		rctx := chi.NewRouteContext()
+		path := routePath(r)
+		key := r.Method + " " + path
+		if p, ok := staticRoutes.Load(key); ok {
+			return p.(string), rctx
+		}
+		pattern := router.Find(rctx, r.Method, path)
+		if pattern != "" && pattern == path && !strings.ContainsAny(pattern, "{*") {
+			staticRoutes.Store(key, pattern)
+		}
+		return pattern, rctx
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rctx := chi.NewRouteContext()
-			pattern := router.Find(rctx, r.Method, routePath(r))
+			pattern, rctx := find(r)
 			if pattern == "" {
 				next.ServeHTTP(w, r) // no route: the not-found answers run, nothing else
 				return

@@ -52,6 +52,10 @@ type Config struct {
 	// so a client reads its own writes (and its own grants) through the node it wrote
 	// to. Nil skips that wait.
 	Applied func() uint64
+	// WaitApplied, when set, is how that wait is done: it returns once this node has
+	// applied index (true), or when ctx ends or timeout passes (false), woken by each
+	// apply (persistence.Store.WaitApplied). Nil polls Applied.
+	WaitApplied func(ctx context.Context, index uint64, timeout time.Duration) bool
 }
 
 // Member is one node as the cluster knows it.
@@ -74,6 +78,9 @@ type Cluster struct {
 	saveMu      sync.Mutex // one save of members.json at a time (save)
 
 	calls handlers // methods of typed calls this member serves (call.go)
+
+	fwdMu      sync.Mutex
+	forwarders map[string]*forwarder // by leader HTTP address (forward.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup

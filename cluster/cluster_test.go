@@ -150,7 +150,7 @@ func TestApplyUnknownOutcomeWhenLeaderDiesMidWrite(t *testing.T) {
 		for _, n := range tc.nodes {
 			n.clearFault()
 			if n != f {
-				n.setFault(PathApply, die)
+				n.setFault(PathApplyBatch, die)
 			}
 		}
 		lost = instance("10.0.0.2", 8000+attempt)
@@ -174,7 +174,7 @@ func TestApplyUnknownOutcomeWhenLeaderDiesMidWrite(t *testing.T) {
 	if n := took.Load(); n != 1 {
 		t.Fatalf("the write was taken %d times; want once: after its outcome became unknown it must not be sent again", n)
 	}
-	if got := *body.Load(); !bytes.Equal(got, cmd) {
+	if got := *body.Load(); !bytes.Equal(got, appendFrame(nil, cmd)) {
 		t.Fatalf("the leader took %q, want the command %q", got, cmd)
 	}
 

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -171,14 +173,27 @@ func (n *testNode) faults(next http.Handler) http.Handler {
 			(*f)(w, r)
 			return
 		}
-		if r.URL.Path != PathApply {
+		if r.URL.Path != PathApply && r.URL.Path != PathApplyBatch {
 			next.ServeHTTP(w, r)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if sw.status == http.StatusOK {
+		if sw.status != http.StatusOK {
+			return
+		}
+		if r.URL.Path == PathApply {
 			n.applied200.Add(1)
+			return
+		}
+		// A batch answers 200 as a whole; what counts is each command's own status.
+		var answers []applyAnswer
+		if err := json.Unmarshal(sw.body.Bytes(), &answers); err == nil {
+			for _, a := range answers {
+				if a.Status == http.StatusOK {
+					n.applied200.Add(1)
+				}
+			}
 		}
 	})
 }
@@ -187,6 +202,15 @@ func (n *testNode) faults(next http.Handler) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   bytes.Buffer
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body.Write(p)
+	return w.ResponseWriter.Write(p)
 }
 
 func (w *statusWriter) WriteHeader(status int) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/fsm"
-	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/raftnode"
 )
 
@@ -162,7 +161,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 		if c.node.IsLeader() {
 			res, err = c.node.Apply(ctx, cmd)
 		} else if addr, ok := c.LeaderHTTP(); ok {
-			res, err = c.forwardApply(ctx, addr, cmd)
+			res, err = c.forward(ctx, addr, cmd)
 		} else {
 			err = raftnode.ErrNoLeader
 		}
@@ -179,6 +178,8 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 	}
 }
 
+// forwardApply sends one command in a request of its own (to a leader that takes no
+// batches).
 func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (any, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(addr)+PathApply, bytes.NewReader(cmd))
 	if err != nil {
@@ -199,40 +200,26 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (an
 	if err != nil {
 		return nil, fmt.Errorf("%w: read answer of %s: %v", raftnode.ErrUnknownOutcome, addr, err)
 	}
-	switch {
-	case resp.StatusCode == http.StatusMisdirectedRequest:
-		return nil, raftnode.ErrNotLeader
-	case resp.StatusCode == http.StatusUnauthorized:
-		// Refused before the command was read: as good as no leader for this node.
-		return nil, fmt.Errorf("%w: %w", raftnode.ErrNoLeader, c.refused(addr))
-	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(outcomeHeader) == "unknown":
-		return nil, fmt.Errorf("%w: %s", raftnode.ErrUnknownOutcome, bytes.TrimSpace(b))
-	case resp.StatusCode == http.StatusServiceUnavailable:
-		return nil, raftnode.ErrNoLeader
-	case resp.StatusCode == http.StatusBadRequest:
-		// The leader refused the command before proposing it (it did not decode there):
-		// nothing entered the log, and the refusal is typed.
+	a := applyAnswer{Status: resp.StatusCode, Unknown: resp.Header.Get(outcomeHeader) == "unknown",
+		Text: string(bytes.TrimSpace(b))}
+	if a.Status == http.StatusOK || a.Status == http.StatusBadRequest {
 		var ar applyResponse
-		if err := json.Unmarshal(b, &ar); err != nil || ar.Answer.Error == nil {
-			return nil, fmt.Errorf("cluster: the leader refused the command: %s", bytes.TrimSpace(b))
+		if err := json.Unmarshal(b, &ar); err == nil {
+			a.Reply = &ar
+		} else if a.Status == http.StatusOK {
+			return nil, fmt.Errorf("%w: bad answer from %s: %v", raftnode.ErrUnknownOutcome, addr, err)
 		}
-		return nil, ar.Answer.Error
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%w: %s answered %d", raftnode.ErrUnknownOutcome, addr, resp.StatusCode)
 	}
-	var ar applyResponse
-	if err := json.Unmarshal(b, &ar); err != nil {
-		return nil, fmt.Errorf("%w: bad answer from %s: %v", raftnode.ErrUnknownOutcome, addr, err)
-	}
-	c.catchUp(ctx, ar.Index)
-	// The outcome is the leader's FSM response, typed by the command's row, so an FSM
-	// rejection arrives as the same *naming.Error the leader's client would have had.
-	return ar.Answer.Result(fsm.CommandType(cmd[0]))
+	return c.outcome(ctx, addr, cmd, a)
 }
 
 // catchUp waits, briefly, until this node has applied up to index.
 func (c *Cluster) catchUp(ctx context.Context, index uint64) {
 	if c.cfg.Applied == nil || index == 0 || c.cfg.Applied() >= index {
+		return
+	}
+	if c.cfg.WaitApplied != nil {
+		c.cfg.WaitApplied(ctx, index, catchUpWait)
 		return
 	}
 	deadline := time.NewTimer(catchUpWait)
@@ -263,6 +250,7 @@ func (c *Cluster) Mount(r Router) {
 	r.Get(PathInfo, guard(c.serveInfo))
 	r.Post(PathJoin, guard(c.serveJoin))
 	r.Post(PathApply, guard(c.serveApply))
+	r.Post(PathApplyBatch, guard(c.serveApplyBatch))
 	r.Post(PathCall, guard(c.serveCall))
 }
 
@@ -326,41 +314,15 @@ func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "cluster: unreadable or oversized command")
 		return
 	}
-	// Only Roster's own versioned commands enter the log: one that does not decode would
-	// stop every member's FSM.
-	if _, err := fsm.Decode(cmd); err != nil {
-		writeJSON(w, http.StatusBadRequest, applyResponse{Answer: fsm.Answer{Error: naming.BadRequest("cluster: " + err.Error())}})
+	a := c.applyHere(r.Context(), cmd)
+	if a.Reply != nil {
+		writeJSON(w, a.Status, a.Reply)
 		return
 	}
-	if !c.node.IsLeader() {
-		writeText(w, http.StatusMisdirectedRequest, "cluster: not the leader")
-		return
-	}
-	res, err := c.node.Apply(r.Context(), cmd)
-	switch {
-	case errors.Is(err, raftnode.ErrUnknownOutcome):
+	if a.Unknown {
 		w.Header().Set(outcomeHeader, "unknown")
-		writeText(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case errors.Is(err, raftnode.ErrNotLeader):
-		writeText(w, http.StatusMisdirectedRequest, err.Error())
-		return
-	case err != nil:
-		writeText(w, http.StatusServiceUnavailable, err.Error())
-		return
 	}
-	var ar applyResponse
-	if c.cfg.Applied != nil {
-		ar.Index = c.cfg.Applied()
-	}
-	if ar.Answer, err = fsm.NewAnswer(res); err != nil {
-		// Committed and applied, but the answer cannot be told: an unknown outcome.
-		c.log.Error("encode apply answer", "err", err)
-		w.Header().Set(outcomeHeader, "unknown")
-		writeText(w, http.StatusServiceUnavailable, "cluster: the answer could not be encoded")
-		return
-	}
-	writeJSON(w, http.StatusOK, ar)
+	writeText(w, a.Status, a.Text)
 }
 
 // ProxyToLeader sends a client's request on to the leader once and copies the answer

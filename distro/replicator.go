@@ -101,6 +101,11 @@ type Replicator struct {
 	dead     map[string]time.Time // member id → when it was found dead
 	pulling  map[string]bool      // sources being pulled after a checksum mismatch
 	signal   chan struct{}
+	// live caches healthy() for liveCacheTTL: every 1.x beat and write asks who is
+	// responsible, and the member list comes from the Raft configuration (a round trip
+	// through Raft's loop). A member seen again after being dead clears it at once.
+	live   []Peer
+	liveAt time.Time
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -143,6 +148,7 @@ func (r *Replicator) Start() {
 	for _, p := range r.cfg.Peers() {
 		r.lastSeen[p.ID] = now // everyone is presumed alive until shown otherwise
 	}
+	r.live = nil
 	r.mu.Unlock()
 	for _, loop := range []func(){r.pushLoop, r.livenessLoop, r.verifyLoop} {
 		r.wg.Add(1)
@@ -175,6 +181,9 @@ func (r *Replicator) healthy() []Peer {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.live != nil && now.Sub(r.liveAt) < liveCacheTTL {
+		return r.live
+	}
 	var out []Peer
 	selfSeen := false
 	for _, p := range r.cfg.Peers() {
@@ -191,8 +200,13 @@ func (r *Replicator) healthy() []Peer {
 		out = append(out, Peer{ID: r.cfg.Self})
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
+	r.live, r.liveAt = out, now
 	return out
 }
+
+// liveCacheTTL bounds how long healthy() answers from its cache: membership changes and
+// deaths (seconds apart) are seen at most this late.
+const liveCacheTTL = 100 * time.Millisecond
 
 // Responsible names the member responsible for a 1.x client (ip:port): a stable hash
 // over the sorted live members. self is true when it is this node.
@@ -313,8 +327,12 @@ func (r *Replicator) post(p Peer, path string, body []byte) error {
 }
 
 func (r *Replicator) seen(id string) {
+	now := time.Now()
 	r.mu.Lock()
-	r.lastSeen[id] = time.Now()
+	if prev, ok := r.lastSeen[id]; !ok || now.Sub(prev) > r.cfg.DeadAfter {
+		r.live = nil // back from the dead: responsible again from now on
+	}
+	r.lastSeen[id] = now
 	r.mu.Unlock()
 }
 
@@ -338,6 +356,7 @@ func (r *Replicator) livenessLoop() {
 			for id := range r.lastSeen {
 				r.lastSeen[id] = now
 			}
+			r.live = nil
 			r.mu.Unlock()
 		}
 		last = time.Now()

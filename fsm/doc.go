@@ -17,7 +17,9 @@
 // known version".
 //
 // One transaction per batch. ApplyBatch applies all the entries Raft hands it in one
-// persistence.Update: one bbolt commit, one fsync, however many entries. Each command
+// persistence.Update, and with the store's CommitInterval consecutive batches share one
+// bbolt commit and one fsync (the Raft log is the durable record; persistence/doc.go
+// argues why an answered write survives a crash and a power cut). Each command
 // checks the state it meets before it writes, so a business rejection (a
 // *naming.Error, returned as that entry's response) writes nothing and does not roll
 // back its neighbours. Only a storage failure aborts the batch, and then the FSM

@@ -37,7 +37,19 @@ type FSM struct {
 
 	// namespaceGen moves after every batch that changed a namespace record and after
 	// Restore, so that readers can cache the records (NamespaceGeneration).
-	namespaceGen atomic.Uint64
+	namespaceGen      atomic.Uint64
+	batches, commands atomic.Uint64
+}
+
+// Stats count what the FSM applied since it started: the batches Raft handed over that
+// held new entries, and the commands in them.
+type Stats struct {
+	Batches, Commands uint64
+}
+
+// Stats reports the FSM's counters.
+func (f *FSM) Stats() Stats {
+	return Stats{Batches: f.batches.Load(), Commands: f.commands.Load()}
 }
 
 // NamespaceGeneration changes, after the commit, whenever the namespace records may
@@ -158,6 +170,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: apply logs %d-%d: %v", first.Index, last.Index, err))
 	}
+	f.batches.Add(1)
+	f.commands.Add(uint64(len(work)))
 	if d := time.Since(start); d > SlowApply {
 		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
 	}

@@ -11,8 +11,55 @@
 // every log at or below the recorded index, so replaying the Raft log after a restart
 // applies nothing twice, and a restart does not need a Raft snapshot to rebuild state
 // (raftnode may set NoSnapshotRestoreOnStart while this index is at or past the newest
-// snapshot's). The FSM batches a whole ApplyBatch into one Update, so the cost of an
-// fsync is shared by every entry Raft committed together.
+// snapshot's).
+//
+// # Durability: the Raft log is the source of truth, fsm.db a checkpoint of it
+//
+// This is etcd's backend model. With Options.CommitInterval set (the server's
+// --fsm-commit-interval, 100 ms by default, and --fsm-commit-entries), Update does not
+// commit its transaction: the next Updates join it, and the batch commits, fsynced, at
+// most CommitInterval after its first Update, once it spans CommitEntries indexes, or
+// when OpenSnapshot, Restore, Flush or Close need the file complete. Raft hands the FSM
+// many small batches; they all share one commit.
+//
+// Why an answered write survives kill -9 and power loss. A persistent write is answered
+// only after its Raft entry is committed, and an entry is committed only once it is in
+// the log store of a quorum, each of which fsyncs it (raft-boltdb, NoSync false) before
+// it counts. So every answered write is in an fsynced Raft log. fsm.db may lag behind:
+// a crash loses the open batch, and the file is left as of its last commit. That state
+// is consistent after a power cut too, because every commit is fsynced (bbolt writes the
+// data pages, fsyncs, then writes and fsyncs the meta page): bbolt's meta page only ever
+// points at pages that reached the disk. Plain NoSync would not give this; a meta page
+// could then name pages that were never written. The file records the index of its
+// last commit in the same transaction, and on restart Raft hands the FSM every
+// committed entry after its snapshot (or from the start of the log); the FSM skips
+// those at or below fsm.db's index and applies the rest in log order, exactly as the
+// first time (Apply is deterministic: it reads no clock and no map order), so the state
+// after replay is the state that was answered.
+//
+// Why the entries to replay are still in the log. Raft deletes log entries only after a
+// snapshot, and only those at or below the snapshot's index minus TrailingLogs. A
+// snapshot is taken through FSM.Snapshot, which opens the store's snapshot, which
+// commits the open batch first: fsm.db's durable index is at or past every snapshot's
+// index, so no entry fsm.db lacks is ever deleted. raftnode refuses to start when
+// fsm.db's index is past the log's end (a log that lost entries).
+//
+// Why restart time does not grow with history. What is replayed is what followed the
+// newest snapshot (at most SnapshotThreshold plus the entries of one batch); the FSM
+// skips the part fsm.db already holds without decoding it.
+//
+// Why a read after the answer sees the write. The answer comes after the FSM applied the
+// entry to the open transaction. View reads inside that transaction while a batch is
+// open (serialized with the writer: bbolt transactions are not for concurrent use), so
+// registry reads see every applied write, committed or not, like etcd's read buffer in
+// front of its backend. Only OpenSnapshot uses a separate read transaction, after
+// committing the batch. A View may not write into the batch (Tx refuses it).
+//
+// A failed batch. A storage error while applying, or a failed commit, rolls back the
+// whole open batch. If it held writes already answered, they are gone from this process
+// (not from the log), so the store refuses every later Update and the FSM panics: the
+// restart replays them. Without CommitInterval every Update commits on its own, as
+// before.
 //
 // Transaction discipline. Exported Store methods open a transaction, defer its rollback
 // and commit; Tx methods only read and write inside the transaction they are given and

@@ -105,14 +105,20 @@ type Snapshot struct {
 	tx *bolt.Tx
 }
 
-// OpenSnapshot opens a read transaction and returns at once. The caller must Release
+// OpenSnapshot commits the open batch, if any, so that the snapshot holds everything
+// applied, then opens a read transaction and returns at once. The caller must Release
 // the snapshot: until then the store keeps the pages it sees, and Restore and Close
 // wait for it.
 func (s *Store) OpenSnapshot() (*Snapshot, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return nil, ErrClosed
+	}
+	if err := s.commitLocked(); err != nil {
+		return nil, err
 	}
 	btx, err := s.db.Begin(false)
 	if err != nil {
@@ -588,10 +594,17 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("persistence: restore %s: %w", s.path, err)
 	}
 
+	// The open batch is committed first (the old file must be complete if the swap
+	// fails), and no Update may start a new one until the new file is in place.
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return ErrClosed
+	}
+	if err := s.commitLocked(); err != nil {
+		return fmt.Errorf("persistence: restore %s: %w", s.path, err)
 	}
 	// Close waits for open snapshots, so nothing reads the old file after this.
 	closeErr := s.db.Close()
@@ -624,6 +637,8 @@ func (s *Store) reopenLocked() error {
 	}
 	s.db = db
 	s.applied.Store(&pos)
+	s.durable.Store(&pos)
+	s.signalAdvanced()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ const FormatVersion uint32 = 1
 const (
 	DefaultOpenTimeout     = time.Second
 	DefaultInitialMmapSize = 64 << 20
+	DefaultCommitEntries   = 10_000
 )
 
 // Options tunes Open. The zero value gives the defaults.
@@ -38,6 +40,16 @@ type Options struct {
 	InitialMmapSize int
 	// NodeID is written into snapshot headers, for inspection only. Empty is allowed.
 	NodeID string
+	// CommitInterval, when positive, lets Update leave its transaction open so that later
+	// Updates join it: the batch is committed (and fsynced) at most CommitInterval after
+	// its first Update, as soon as it spans CommitEntries indexes, or on Flush, Close,
+	// OpenSnapshot and Restore. Reads (View) see the uncommitted batch. Zero commits every
+	// Update. Only a caller whose updates can be replayed after a crash, such as the FSM
+	// behind a Raft log, may set it: see the package documentation.
+	CommitInterval time.Duration
+	// CommitEntries bounds a batch by the indexes it spans (default
+	// DefaultCommitEntries); it matters only with CommitInterval.
+	CommitEntries uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -46,6 +58,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = DefaultInitialMmapSize
+	}
+	if o.CommitEntries == 0 {
+		o.CommitEntries = DefaultCommitEntries
 	}
 	return o
 }
@@ -89,9 +104,26 @@ type Store struct {
 	db *bolt.DB
 
 	// writeMu serializes Update so the applied check and the cache follow commit order.
+	// It also guards the open batch: pending, its timer, its count of answered Updates
+	// and failed. Lock order: writeMu, then mu.
 	writeMu sync.Mutex
+	// pending is the write transaction of the batch not committed yet (nil: none).
+	pending      *bolt.Tx
+	pendingTimer *time.Timer
+	// pendingAcked counts the Updates in pending that already returned success.
+	pendingAcked int
+	// failed is set when a batch holding answered Updates could not be committed: they
+	// are gone from this process (a restart replays them from the Raft log), so every
+	// later Update is refused rather than applied on top of a hole.
+	failed error
+
+	// applied is the position of the last successful Update, committed or not; durable is
+	// the position of the last commit, what the file holds.
 	applied atomic.Pointer[appliedPos]
+	durable atomic.Pointer[appliedPos]
 	commits atomic.Uint64
+	// advanced is closed, and replaced, each time applied moves forward.
+	advanced atomic.Pointer[chan struct{}]
 }
 
 // Open opens or creates the store at path. It creates the buckets, checks the format
@@ -106,6 +138,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{path: path, opts: opts, db: db}
 	s.applied.Store(&pos)
+	s.durable.Store(&pos)
+	ch := make(chan struct{})
+	s.advanced.Store(&ch)
 	// A crash during Restore can leave its temporary file behind. It never holds state
 	// anyone depends on, and we hold the lock on the live file now.
 	removeStaleRestores(path)
@@ -260,34 +295,129 @@ func createSchema(tx *bolt.Tx, path string) error {
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the file. It waits for open snapshots to be released. Closing twice is
-// harmless.
+// Close commits the open batch, if any, and closes the file. It waits for open
+// snapshots to be released. Closing twice is harmless.
 func (s *Store) Close() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return nil
 	}
+	flushErr := s.commitLocked()
 	err := s.db.Close()
 	s.db = nil
 	if err != nil {
-		return fmt.Errorf("persistence: close %s: %w", s.path, err)
+		return errors.Join(flushErr, fmt.Errorf("persistence: close %s: %w", s.path, err))
 	}
-	return nil
+	return flushErr
 }
 
 // Applied is the Raft index and term recorded by the last Update or Restore (or found
-// on disk at Open). It is cached: no transaction is opened.
+// on disk at Open), committed or still in the open batch. It is cached: no transaction
+// is opened.
 func (s *Store) Applied() (index, term uint64) {
 	p := s.applied.Load()
 	return p.index, p.term
 }
 
-// Update runs fn in one read-write transaction and records (index, term) as applied in
-// the same transaction, so the data and the position it reflects are durable together.
-// An error from fn rolls everything back and the position is not recorded. An index
-// below the recorded one is refused: the applied position never goes back (only Restore
-// moves it arbitrarily).
+// Durable is the position the file holds: that of the last commit. It trails Applied
+// by at most one batch.
+func (s *Store) Durable() (index, term uint64) {
+	p := s.durable.Load()
+	return p.index, p.term
+}
+
+// signalAdvanced wakes every WaitApplied.
+func (s *Store) signalAdvanced() {
+	next := make(chan struct{})
+	close(*s.advanced.Swap(&next))
+}
+
+// WaitApplied waits until Applied reaches index, ctx ends or timeout passes, and
+// reports whether it was reached. It wakes on each Update rather than polling.
+func (s *Store) WaitApplied(ctx context.Context, index uint64, timeout time.Duration) bool {
+	if cur, _ := s.Applied(); cur >= index {
+		return true
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		ch := *s.advanced.Load() // taken before the check, so no wake-up is missed
+		if cur, _ := s.Applied(); cur >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// Flush commits the open batch now, if there is one.
+func (s *Store) Flush() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.commitLocked()
+}
+
+// flushBatch is the timer of batch tx: it commits tx if it is still the open batch. A
+// failure is kept in s.failed, where the next Update finds it.
+func (s *Store) flushBatch(tx *bolt.Tx) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil || s.pending != tx {
+		return
+	}
+	_ = s.commitLocked()
+}
+
+// commitLocked commits the open batch, if any. The caller holds writeMu and mu (shared
+// or exclusive) with the file open. On failure the batch is rolled back and applied goes
+// back to durable; if the batch held answered Updates the store refuses further ones.
+func (s *Store) commitLocked() error {
+	tx := s.pending
+	if tx == nil {
+		return nil
+	}
+	acked := s.pendingAcked
+	s.pending, s.pendingAcked = nil, 0
+	if s.pendingTimer != nil {
+		s.pendingTimer.Stop()
+		s.pendingTimer = nil
+	}
+	if err := tx.Commit(); err != nil {
+		s.applied.Store(s.durable.Load())
+		err = fmt.Errorf("persistence: commit %s: %w", s.path, err)
+		if acked > 0 {
+			s.failed = fmt.Errorf("persistence: %s: a batch of %d applied updates could not be committed; restart to replay them: %w", s.path, acked, err)
+		}
+		return err
+	}
+	s.durable.Store(s.applied.Load())
+	s.commits.Add(1)
+	return nil
+}
+
+// Update runs fn in a read-write transaction and records (index, term) as applied in
+// the same transaction, so the data and the position it reflects are committed
+// together. Without Options.CommitInterval the transaction commits before Update
+// returns; with it, the transaction may stay open for later Updates (see Options). An
+// error from fn rolls back the transaction and the position is not recorded; if the
+// transaction held earlier, answered Updates they are rolled back too and the store
+// refuses every later Update (a restart replays them). An index below the recorded one
+// is refused: the applied position never goes back (only Restore moves it arbitrarily).
 func (s *Store) Update(index, term uint64, fn func(tx *Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -296,31 +426,73 @@ func (s *Store) Update(index, term uint64, fn func(tx *Tx) error) error {
 	if s.db == nil {
 		return ErrClosed
 	}
+	if s.failed != nil {
+		return s.failed
+	}
 	if cur := s.applied.Load(); index < cur.index {
 		return fmt.Errorf("persistence: %s: applied index would go back from %d to %d", s.path, cur.index, index)
 	}
-	btx, err := s.db.Begin(true)
-	if err != nil {
-		return fmt.Errorf("persistence: begin write on %s: %w", s.path, err)
+	if s.pending == nil {
+		btx, err := s.db.Begin(true)
+		if err != nil {
+			return fmt.Errorf("persistence: begin write on %s: %w", s.path, err)
+		}
+		s.pending = btx
 	}
-	defer func() { _ = btx.Rollback() }()
-	if err := fn(&Tx{tx: btx, path: s.path}); err != nil {
+	btx := s.pending
+	err := fn(&Tx{tx: btx, path: s.path})
+	if err == nil {
+		if perr := btx.Bucket(bucketMeta).Put(keyApplied, encodeApplied(index, term)); perr != nil {
+			err = fmt.Errorf("persistence: record applied index in %s: %w", s.path, perr)
+		}
+	}
+	if err != nil {
+		s.rollbackLocked(err)
 		return err
 	}
-	if err := btx.Bucket(bucketMeta).Put(keyApplied, encodeApplied(index, term)); err != nil {
-		return fmt.Errorf("persistence: record applied index in %s: %w", s.path, err)
-	}
-	if err := btx.Commit(); err != nil {
-		return fmt.Errorf("persistence: commit %s: %w", s.path, err)
-	}
 	s.applied.Store(&appliedPos{index, term})
-	s.commits.Add(1)
+	if s.opts.CommitInterval <= 0 || index-s.durable.Load().index >= s.opts.CommitEntries {
+		// commitLocked puts applied back to durable if the commit fails; waiters are
+		// woken only for a position that stands.
+		if err := s.commitLocked(); err != nil {
+			return err
+		}
+		s.signalAdvanced()
+		return nil
+	}
+	s.signalAdvanced()
+	s.pendingAcked++
+	if s.pendingTimer == nil {
+		s.pendingTimer = time.AfterFunc(s.opts.CommitInterval, func() { s.flushBatch(btx) })
+	}
 	return nil
 }
 
-// View runs fn in a read-only transaction. Keep fn short: a long read transaction
+// rollbackLocked drops the open batch after a failed Update (cause).
+func (s *Store) rollbackLocked(cause error) {
+	_ = s.pending.Rollback()
+	if s.pendingAcked > 0 {
+		s.failed = fmt.Errorf("persistence: %s: a failed update rolled back %d applied updates; restart to replay them: %w", s.path, s.pendingAcked, cause)
+	}
+	s.pending, s.pendingAcked = nil, 0
+	if s.pendingTimer != nil {
+		s.pendingTimer.Stop()
+		s.pendingTimer = nil
+	}
+	s.applied.Store(s.durable.Load())
+}
+
+// View runs fn in a read-only transaction. It sees every successful Update, committed
+// or not: while a batch is open, fn reads inside the batch's own transaction, holding
+// off Updates (and other Views) until it returns. Keep fn short: a long read transaction
 // holds old pages and can block a writer that needs to grow the file.
 func (s *Store) View(fn func(tx *Tx) error) error {
+	s.writeMu.Lock()
+	if s.pending != nil {
+		defer s.writeMu.Unlock()
+		return fn(&Tx{tx: s.pending, path: s.path, readOnly: true})
+	}
+	s.writeMu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
@@ -336,7 +508,7 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 
 // Stats are counters for metrics.
 type Stats struct {
-	Commits      uint64 // successful Updates since Open
+	Commits      uint64 // bbolt commits of Updates since Open (one per batch)
 	FreePages    int    // bbolt free pages
 	PendingPages int    // bbolt pages freed but still visible to an open read
 	FreeAlloc    int    // bytes in free pages

@@ -19,6 +19,19 @@ import (
 type Tx struct {
 	tx   *bolt.Tx
 	path string
+	// readOnly marks a View that reads inside an open batch's write transaction, where
+	// bbolt itself would not refuse a write.
+	readOnly bool
+}
+
+var errReadOnly = errors.New("persistence: write in a read-only transaction")
+
+// writable refuses a write inside View.
+func (tx *Tx) writable() error {
+	if tx.readOnly || !tx.tx.Writable() {
+		return errReadOnly
+	}
+	return nil
 }
 
 func (tx *Tx) services() *bolt.Bucket  { return tx.tx.Bucket(bucketServices) }
@@ -46,6 +59,9 @@ func (tx *Tx) AuthState() []byte {
 
 // PutAuthState replaces the access-control document. It must be valid JSON.
 func (tx *Tx) PutAuthState(doc []byte) error {
+	if err := tx.writable(); err != nil {
+		return err
+	}
 	if !json.Valid(doc) {
 		return errors.New("persistence: auth state is not valid JSON")
 	}
@@ -76,6 +92,9 @@ func (tx *Tx) PutService(svc *naming.Service) error {
 	if svc == nil {
 		return errors.New("persistence: put service: nil service")
 	}
+	if err := tx.writable(); err != nil {
+		return err
+	}
 	data, err := json.Marshal(svc)
 	if err != nil {
 		return fmt.Errorf("persistence: encode service %s: %w", svc.Key, err)
@@ -95,6 +114,9 @@ func (tx *Tx) PutService(svc *naming.Service) error {
 // DeleteService removes the service record and all its instances. Deleting what is not
 // there is not an error.
 func (tx *Tx) DeleteService(k naming.ServiceKey) error {
+	if err := tx.writable(); err != nil {
+		return err
+	}
 	key := encodeServiceKey(k)
 	b := tx.services()
 	if b.Get(key) != nil {
@@ -304,6 +326,9 @@ func (tx *Tx) PutInstanceStamped(k naming.ServiceKey, inst *naming.Instance, sta
 	if inst == nil {
 		return errors.New("persistence: put instance: nil instance")
 	}
+	if err := tx.writable(); err != nil {
+		return err
+	}
 	data, err := json.Marshal(storedInstance{Instance: *inst, Stamp: stamp})
 	if err != nil {
 		return fmt.Errorf("persistence: encode instance %s of %s: %w", inst.Key(), k, err)
@@ -326,6 +351,9 @@ func (tx *Tx) PutInstanceStamped(k naming.ServiceKey, inst *naming.Instance, sta
 // DeleteInstance removes one instance and reports whether it was there. The service
 // record stays; an empty per-service bucket is dropped.
 func (tx *Tx) DeleteInstance(k naming.ServiceKey, instKey string) (bool, error) {
+	if err := tx.writable(); err != nil {
+		return false, err
+	}
 	ib := tx.instances()
 	key := encodeServiceKey(k)
 	nb := ib.Bucket(key)

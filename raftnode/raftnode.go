@@ -126,6 +126,7 @@ type Node struct {
 	raft         *raft.Raft
 	trans        *raft.NetworkTransport
 	store        *raftboltdb.BoltStore
+	logCount     *countingLogs
 	snaps        *raft.FileSnapshotStore
 	logger       *slog.Logger
 	applyTimeout time.Duration
@@ -254,7 +255,8 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, err
 	}
 
-	logs, err := raft.NewLogCache(logCacheSize, store)
+	counted := &countingLogs{LogStore: store}
+	logs, err := raft.NewLogCache(logCacheSize, counted)
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: log cache: %w", err))
 	}
@@ -321,6 +323,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		raft:         r,
 		trans:        trans,
 		store:        store,
+		logCount:     counted,
 		snaps:        snaps,
 		logger:       logger,
 		applyTimeout: applyTimeout,

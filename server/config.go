@@ -66,6 +66,14 @@ type Config struct {
 	SnapshotInterval  time.Duration // how often to check whether a Raft snapshot is due
 	TrailingLogs      uint64        // Raft log entries kept after a snapshot
 
+	// FSMCommitInterval is how long applied persistent writes may wait in memory before
+	// fsm.db commits them (with an fsync), and FSMCommitEntries how many Raft entries a
+	// commit may wait for: whichever comes first. The Raft log, fsynced before any write
+	// is answered, is what makes a write durable; after a crash the node replays the
+	// log from fsm.db's last commit (persistence/doc.go). 0 commits every Raft batch.
+	FSMCommitInterval time.Duration
+	FSMCommitEntries  uint64
+
 	// PprofAddr serves Go's profiling endpoints on a loopback address; empty: off.
 	PprofAddr string
 	// GRPC is the Nacos 2.x gRPC front.
@@ -106,6 +114,8 @@ func DefaultConfig() Config {
 		SnapshotThreshold:   8192,
 		SnapshotInterval:    5 * time.Second,
 		TrailingLogs:        10240,
+		FSMCommitInterval:   100 * time.Millisecond,
+		FSMCommitEntries:    10_000,
 		GRPC:                defaultGRPCConfig(),
 		HealthCheck:         defaultHealthCheckConfig(),
 		Auth:                defaultAuthConfig(),
@@ -172,6 +182,10 @@ func (c *Config) Validate() error {
 		return bad("snapshot-threshold", "must be positive")
 	case c.SnapshotInterval <= 0:
 		return bad("snapshot-interval", "must be positive")
+	case c.FSMCommitInterval < 0 || c.FSMCommitInterval > time.Minute:
+		return bad("fsm-commit-interval", "must be in [0, 1m]")
+	case c.FSMCommitEntries == 0:
+		return bad("fsm-commit-entries", "must be positive")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return bad("log-level", err.Error())

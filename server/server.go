@@ -114,7 +114,9 @@ func (s *Server) open() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := persistence.Open(filepath.Join(cfg.DataDir, "fsm.db"), persistence.Options{OpenTimeout: time.Second})
+	store, err := persistence.Open(filepath.Join(cfg.DataDir, "fsm.db"), persistence.Options{
+		OpenTimeout: time.Second, CommitInterval: cfg.FSMCommitInterval, CommitEntries: cfg.FSMCommitEntries,
+	})
 	if err != nil {
 		if errors.Is(err, persistence.ErrLocked) {
 			return fmt.Errorf("data dir %s is in use by another roster process: %w", cfg.DataDir, err)
@@ -223,8 +225,9 @@ func (s *Server) open() error {
 	members, err := cluster.New(cluster.Config{
 		NodeID: id, HTTPAddr: httpAddr, RaftAddr: node.Addr(), DataDir: cfg.DataDir,
 		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, Logger: log,
-		Credential: cred,
-		Applied:    func() uint64 { i, _ := store.Applied(); return i },
+		Credential:  cred,
+		Applied:     func() uint64 { i, _ := store.Applied(); return i },
+		WaitApplied: store.WaitApplied,
 	}, node)
 	if err != nil {
 		return err
@@ -299,7 +302,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: append(grpcSrv.Collectors(), prober.Collectors()...),
+		ExtraCollectors: append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store)...),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority, Console: consoleHandler,
 	}, reg)

@@ -99,6 +99,8 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", c.SnapshotThreshold, "Raft log entries between snapshots")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", c.TrailingLogs, "Raft log entries kept after a snapshot")
+	fs.DurationVar(&c.FSMCommitInterval, "fsm-commit-interval", c.FSMCommitInterval, "longest time applied writes wait in memory before fsm.db commits them (0: commit every Raft batch)")
+	fs.Uint64Var(&c.FSMCommitEntries, "fsm-commit-entries", c.FSMCommitEntries, "most Raft entries fsm.db batches into one commit")
 
 	fs.StringVar(&c.GRPC.Addr, "grpc-addr", c.GRPC.Addr, "gRPC listen address for Nacos 2.x clients (default: the HTTP host, port + 1000)")
 	fs.DurationVar(&c.GRPC.DetectIdle, "grpc-detect-idle", c.GRPC.DetectIdle, "a gRPC connection silent this long is probed with ClientDetectionRequest")

@@ -192,6 +192,9 @@ func runCluster(ctx context.Context, b *bench, p params, runIdx int) (figures, e
 	if p.quick {
 		n = 500
 	}
+	if p.catchUp > 0 {
+		n = p.catchUp
+	}
 	li := leaderOf(ctx, nodes)
 	fi := (li + 1) % len(nodes)
 	if li < 0 {

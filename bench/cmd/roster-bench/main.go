@@ -101,6 +101,7 @@ var subcommands = []subcommand{
 		fs.DurationVar(&sc.duration, "duration", 0, "length of each timed load phase (default 10s, 1s with --quick)")
 		fs.IntVar(&sc.runs, "runs", 3, "runs of each workload; the table shows the median and the spread")
 		fs.StringVar(&sc.only, "only", "", "comma-separated workloads to run (default: all): "+workloadNames())
+		fs.IntVar(&sc.catchUp, "catchup-writes", 0, "writes a cluster node misses before its catch-up is timed (default 100000, 500 with --quick)")
 		return func(ctx context.Context, b *bench) (report, error) { return runSuite(ctx, b, sc) }
 	}},
 	{"old-all", func(fs *flag.FlagSet) func(context.Context, *bench) (report, error) {

@@ -23,6 +23,7 @@ type params struct {
 	quick    bool
 	duration time.Duration // length of each timed load phase
 	clients  int
+	catchUp  int // writes the catching-up node misses; 0: the default
 }
 
 // workload is one setup (servers started, filled) measured in one run. Its figures
@@ -69,6 +70,10 @@ var rows = []rowDef{
 		ref: "register1.etcd", refLabel: "embedded etcd, 64 concurrent puts", goal: ">= etcd", met: atLeast(1)},
 	{label: "1 persistent reg/s, 3 nodes, 64 HTTP clients", key: "cluster.register", unit: "/s",
 		ref: "cluster.raw", refLabel: "raw bbolt, 1 fsync'd tx per write", goal: ">= 3x raw", met: atLeast(3)},
+	{label: "1 persistent reg/s, 3 nodes (load on all) vs 1 node", key: "cluster.register", unit: "/s",
+		ref: "register1.roster", refLabel: "1 node, same workload", goal: ">= 0.6x 1 node", met: atLeast(0.6)},
+	{label: "1 registrations per Raft log append, 1 node", key: "register1.per_append", unit: "reg"},
+	{label: "1 registrations per fsync (log + fsm.db), 1 node", key: "register1.per_fsync", unit: "reg"},
 	{label: "1 persistent reg/s, 1 node, vs r-nacos", key: "register1.roster", unit: "/s",
 		ref: "rnacos.register", refLabel: "r-nacos, same workload", goal: ">= 2x r-nacos", met: atLeast(2)},
 	{label: "2 instance/list q/s, 10 instances", key: "list.roster10", unit: "/s",
@@ -86,6 +91,7 @@ var rows = []rowDef{
 	{label: "3 ephemeral beats/s (at held)", key: "ephemeral.beats", unit: "/s"},
 	{label: "3 ephemeral beat p50 (at held)", key: "ephemeral.beat_p50", unit: "ms"},
 	{label: "3 ephemeral beat p99 (at held)", key: "ephemeral.beat_p99", unit: "ms", goal: "<= 100 ms", met: atMost(100)},
+	{label: "3 server CPU per v1 beat (at held)", key: "ephemeral.cpu_per_beat_us", unit: "us", goal: "<= 30 us", met: atMost(30)},
 	{label: "3 ephemeral kept alive, r-nacos (one step)", key: "rnacos.eph_held", unit: "inst."},
 	{label: "3 ephemeral beat p99, r-nacos", key: "rnacos.eph_beat_p99", unit: "ms"},
 	{label: "4 gRPC reg/s, 64 connections", key: "grpc.register", unit: "/s"},
@@ -173,6 +179,7 @@ type suiteConfig struct {
 	duration time.Duration
 	runs     int
 	only     string
+	catchUp  int
 }
 
 func workloadNames() string {
@@ -194,6 +201,7 @@ func runSuite(ctx context.Context, b *bench, sc suiteConfig) (report, error) {
 	if sc.duration > 0 {
 		p.duration = sc.duration
 	}
+	p.catchUp = sc.catchUp
 	res := &suiteResult{Quick: quick, Runs: runs, Machine: machine(), LoadStart: loadAvg(),
 		Figures: map[string][]float64{}, Failures: map[string]string{}, Durations: map[string]float64{},
 		PerRun: map[string][]figures{}, peerReasons: map[string]string{}}

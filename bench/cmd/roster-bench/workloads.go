@@ -44,10 +44,18 @@ func runRegister1(ctx context.Context, b *bench, p params, runIdx int) (figures,
 	defer cl.close()
 	base := runIdx * 10_000_000
 	wait := b.profile(s, "register1", p.duration)
+	before := readWritePath(ctx, cl)
 	r := b.runFor(ctx, "register1: roster", p.duration, p.clients, base, registerOp(cl))
 	wait()
 	if r.Errors > 0 {
 		return f, withLog(s, fmt.Errorf("%d registrations failed: %v", r.Errors, r.FirstErrors))
+	}
+	if d, ok := readWritePath(ctx, cl).since(before); ok && d.appends > 0 {
+		f["per_append"] = float64(r.OK) / d.appends
+		f["per_fsync"] = float64(r.OK) / (d.appends + d.commits)
+		f["per_fsm_batch"] = float64(r.OK) / max(1, d.batches)
+		b.logf("register1: %.1f registrations per Raft log append, %.1f per FSM batch, %.1f per fsync (%.0f log appends, %.0f fsm.db commits)",
+			f["per_append"], f["per_fsm_batch"], f["per_fsync"], d.appends, d.commits)
 	}
 	f["roster"] = r.Rate
 	f["roster_p99"] = r.Latency.P99MS
@@ -92,6 +100,34 @@ func runRegister1(ctx context.Context, b *bench, p params, runIdx int) (figures,
 	f["etcd"] = put
 	b.logf("register1: embedded etcd %.0f puts/s", put)
 	return f, nil
+}
+
+// writePath are the server's group-commit counters (server/metrics.go); ok is false for
+// a build without them.
+type writePath struct {
+	ok                        bool
+	appends, batches, commits float64
+}
+
+func readWritePath(ctx context.Context, cl *client) writePath {
+	var w writePath
+	var err error
+	if w.appends, err = cl.promValue(ctx, "roster_raft_log_appends_total"); err != nil {
+		return w
+	}
+	if w.batches, err = cl.promValue(ctx, "roster_fsm_batches_total"); err != nil {
+		return w
+	}
+	if w.commits, err = cl.promValue(ctx, "roster_fsm_commits_total"); err != nil {
+		return w
+	}
+	w.ok = true
+	return w
+}
+
+func (w writePath) since(before writePath) (writePath, bool) {
+	return writePath{ok: true, appends: w.appends - before.appends, batches: w.batches - before.batches,
+		commits: w.commits - before.commits}, w.ok && before.ok
 }
 
 // runRate sends op at rate per second for d from up to conc workers; each latency is
@@ -360,6 +396,7 @@ func runEphemeralRamp(ctx context.Context, b *bench, p params, _ int) (figures, 
 			if f["held"] == 0 {
 				f["expired"] = float64(expired)
 				f["beats"], f["beat_p50"], f["beat_p99"] = r.BeatRate, r.BeatLatency.P50MS, r.BeatLatency.P99MS
+				f["cpu_per_beat_us"] = cpuPerBeat(r)
 			}
 			if err != nil && !errors.Is(err, context.Canceled) && f["held"] == 0 {
 				return f, err
@@ -369,9 +406,18 @@ func runEphemeralRamp(ctx context.Context, b *bench, p params, _ int) (figures, 
 		f["held"] = float64(n)
 		f["expired"] = float64(expired)
 		f["beats"], f["beat_p50"], f["beat_p99"] = r.BeatRate, r.BeatLatency.P50MS, r.BeatLatency.P99MS
+		f["cpu_per_beat_us"] = cpuPerBeat(r)
 		f["rss_per_100k_mib"] = float64(r.RSSPer100k) / (1 << 20)
 	}
 	return f, nil
+}
+
+// cpuPerBeat is the server's CPU time per beat answered during the beat phase, in µs.
+func cpuPerBeat(r *ephemeralResult) float64 {
+	if r.Beats == 0 {
+		return 0
+	}
+	return r.CPU.ServerSeconds / float64(r.Beats) * 1e6
 }
 
 // runMemory: resident memory holding 100k persistent plus 100k ephemeral instances

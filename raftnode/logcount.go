@@ -1,0 +1,38 @@
+package raftnode
+
+import (
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// countingLogs counts the appends raft makes to its log store: each StoreLogs is one
+// bbolt commit, one fsync, so entries per append is the group commit's batch size.
+type countingLogs struct {
+	raft.LogStore
+	appends, entries atomic.Uint64
+}
+
+func (c *countingLogs) StoreLog(l *raft.Log) error {
+	return c.StoreLogs([]*raft.Log{l})
+}
+
+func (c *countingLogs) StoreLogs(logs []*raft.Log) error {
+	err := c.LogStore.StoreLogs(logs)
+	if err == nil {
+		c.appends.Add(1)
+		c.entries.Add(uint64(len(logs)))
+	}
+	return err
+}
+
+// LogStats counts what this node appended to its Raft log since it started: appends
+// (each one fsynced write) and the entries they held.
+type LogStats struct {
+	Appends, Entries uint64
+}
+
+// LogStats reports the log appends so far.
+func (n *Node) LogStats() LogStats {
+	return LogStats{Appends: n.logCount.appends.Load(), Entries: n.logCount.entries.Load()}
+}
