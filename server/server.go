@@ -182,6 +182,15 @@ func (s *Server) open() error {
 		return err
 	}
 	s.cred = cred
+	wall := &wallClock{}
+	if cfg.Test.ClockOffsetFile != "" {
+		stop := make(chan struct{})
+		go wall.watch(cfg.Test.ClockOffsetFile, log, stop)
+		s.onClose(func() error { close(stop); return nil })
+	}
+	cred.DialRewrite = cfg.Test.PeerProxy
+	cred.Wall = wall.Now
+	cred.OnSkew = (&skewWarner{log: log}).observe
 	timeout := cfg.ElectionTimeout
 	node, err := raftnode.New(raftnode.Config{
 		NodeID:             id,
@@ -231,7 +240,7 @@ func (s *Server) open() error {
 	s.members = members
 
 	timing := naming.Timing{HeartBeatInterval: cfg.HeartbeatInterval, HeartBeatTimeout: cfg.HeartbeatTimeout, IPDeleteTimeout: cfg.IPDeleteTimeout}
-	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log})
+	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log, Wall: wall.Now})
 	s.ephemeral = ephemeral
 	s.onClose(func() error { ephemeral.Stop(); return nil })
 	// Distro replication: the Raft configuration is the member list.
