@@ -42,7 +42,7 @@ var (
 
 const (
 	expiryCheck  = 200 * time.Millisecond
-	electionTO   = 300 * time.Millisecond
+	electionTO   = time.Second // production's: a shorter lease steps leaders down whenever the shared 2-core machine stalls
 	applyTimeout = 3 * time.Second
 	readyTimeout = 60 * time.Second
 )
