@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,6 +30,10 @@ const SlowApply = 500 * time.Millisecond
 type FSM struct {
 	store  *persistence.Store
 	logger *slog.Logger
+	// update is store.Update; a test replaces it to make commits fail.
+	update func(index, term uint64, fn func(tx *persistence.Tx) error) error
+	// diskFullRetry is the pause between commits retried on a full disk.
+	diskFullRetry time.Duration
 
 	mu       sync.Mutex // guards onChange and onAuth
 	onChange []func(changed []naming.ServiceKey, all bool)
@@ -42,7 +47,7 @@ func New(store *persistence.Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: store, logger: logger.With("component", "fsm")}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), update: store.Update, diskFullRetry: 500 * time.Millisecond}
 }
 
 // Store is the store the FSM writes, for reads.
@@ -133,20 +138,39 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 
 	start := time.Now()
-	a := &applier{seen: map[naming.ServiceKey]bool{}}
-	err := f.store.Update(last.Index, last.Term, func(tx *persistence.Tx) error {
-		a.tx = tx
-		for _, p := range work {
-			a.index = logs[p.at].Index
-			r, err := a.apply(p.cmd)
-			if err != nil {
-				return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
+	var a *applier
+	for attempt := 0; ; attempt++ {
+		a = &applier{seen: map[naming.ServiceKey]bool{}}
+		err := f.update(last.Index, last.Term, func(tx *persistence.Tx) error {
+			a.tx = tx
+			for _, p := range work {
+				a.index = logs[p.at].Index
+				r, err := a.apply(p.cmd)
+				if err != nil {
+					return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
+				}
+				resp[p.at] = r
 			}
-			resp[p.at] = r
+			return nil
+		})
+		if err == nil {
+			if attempt > 0 {
+				f.logger.Warn("fsm.db writable again; applying resumed", "first", first.Index, "last", last.Index, "after", time.Since(start).Round(time.Millisecond))
+			}
+			break
 		}
-		return nil
-	})
-	if err != nil {
+		// A full disk is not the entry's fault: the committed entries must be applied,
+		// in order, so the apply waits for space (the transaction rolled back, nothing
+		// is half-written). Writes meanwhile time out with 503 rather than the process
+		// crashing into a restart loop that cannot get past the same entry (R10).
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			if attempt%20 == 0 {
+				f.logger.Error("fsm.db is out of disk space; applying waits until space is freed (writes answer 503 meanwhile)",
+					"first", first.Index, "last", last.Index, "err", err)
+			}
+			time.Sleep(f.diskFullRetry)
+			continue
+		}
 		panic(fmt.Sprintf("fsm: apply logs %d-%d: %v", first.Index, last.Index, err))
 	}
 	if d := time.Since(start); d > SlowApply {
