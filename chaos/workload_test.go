@@ -66,6 +66,8 @@ type Workload struct {
 	// acked as deregistered.
 	mustHave map[int]bool
 	mustNot  map[int]bool
+	// callAt is when each acked unique registration was sent.
+	callAt map[int]time.Time
 	counts   map[outcome]int
 	// ackedOn counts acks per node; latencies of acked writes feed the p99.
 	ackedOn   map[string]int
@@ -80,7 +82,7 @@ type Workload struct {
 
 func NewWorkload(svc string, keys int, nodes func() []*Node) *Workload {
 	return &Workload{Service: svc, Keys: keys, nodes: nodes, start: time.Now(),
-		mustHave: map[int]bool{}, mustNot: map[int]bool{}, counts: map[outcome]int{}, ackedOn: map[string]int{}, stop: make(chan struct{})}
+		mustHave: map[int]bool{}, mustNot: map[int]bool{}, callAt: map[int]time.Time{}, counts: map[outcome]int{}, ackedOn: map[string]int{}, stop: make(chan struct{})}
 }
 
 func (w *Workload) now() int64 { return int64(time.Since(w.start)) }
@@ -183,6 +185,7 @@ func (w *Workload) worker(id int) {
 				mine = append(mine, unique)
 				w.mu.Lock()
 				w.mustHave[unique] = true
+				w.callAt[unique] = t0
 				w.mu.Unlock()
 			}
 		}
@@ -301,3 +304,7 @@ func (w *Workload) latencyCount() int {
 	defer w.mu.Unlock()
 	return len(w.latencies)
 }
+
+// ackedAfter reports whether the acked unique registration k was sent after at. The
+// caller holds w.mu.
+func (w *Workload) ackedAfter(k int, at time.Time) bool { return w.callAt[k].After(at) }
