@@ -68,7 +68,7 @@ type Workload struct {
 	mustNot  map[int]bool
 	// callAt is when each acked unique registration was sent.
 	callAt map[int]time.Time
-	counts   map[outcome]int
+	counts map[outcome]int
 	// ackedOn counts acks per node; latencies of acked writes feed the p99.
 	ackedOn   map[string]int
 	latencies []time.Duration
