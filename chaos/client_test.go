@@ -260,7 +260,7 @@ func (b *Beaters) run(bt *beater) {
 		return
 	}
 	i := bt.port
-	registered := false
+	registered, retried := false, false
 	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
 	for {
@@ -268,6 +268,9 @@ func (b *Beaters) run(bt *beater) {
 		if n != nil {
 			if !registered {
 				registered = b.register(n, bt)
+				if !registered {
+					i++
+				}
 				if registered && bt.firstOK.Load() == 0 {
 					bt.firstOK.Store(time.Now().UnixNano())
 				}
@@ -279,10 +282,17 @@ func (b *Beaters) run(bt *beater) {
 					b.Reregs.Add(1)
 					registered = b.register(n, bt)
 				case o != acked:
+					// A Nacos client moves to the next server after a failed request.
 					b.Errors.Add(1)
+					i++
+					if !retried {
+						retried = true
+						continue
+					}
 				}
 			}
 		}
+		retried = false
 		select {
 		case <-bt.stop:
 			return

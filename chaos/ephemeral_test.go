@@ -309,9 +309,24 @@ func TestR8DistroPartition(t *testing.T) {
 			t.Fatal(err)
 		}
 		short := 0
+		var missingPorts []int
 		for p := range want {
 			if !got[p] {
 				short++
+				missingPorts = append(missingPorts, p)
+			}
+		}
+		sortInts(missingPorts)
+		if short > 0 {
+			t.Logf("missing at first ready: %v (%d early 503s)", missingPorts, early)
+			if later, err := portSet(n, "r8", false); err == nil {
+				still := 0
+				for _, p := range missingPorts {
+					if !later[p] {
+						still++
+					}
+				}
+				t.Logf("%d of them still missing a moment later", still)
 			}
 		}
 		f.Set("instances missing at first ready of a restarted node", float64(short))
