@@ -389,11 +389,16 @@ func TestR12ClockJumps(t *testing.T) {
 		}
 		checkExpiry(t, f, ew, c.Nodes, stopped, over, 2*time.Second)
 		w.Check(t, f, c.Nodes)
-		loud := 0
+		loud, counted := 0, 0.0
 		for _, n := range c.Nodes {
 			if strings.Contains(n.Log(), "a member's clock differs") {
 				loud++
 			}
+			counted += max(metric(t, n, "roster_node_clock_skew_requests_total"), 0)
+		}
+		f.Set("skewed requests counted (metric)", counted)
+		if counted == 0 {
+			t.Error("roster_node_clock_skew_requests_total stayed 0 on every node")
 		}
 		f.Set("nodes that logged the skew", float64(loud))
 		if loud == 0 {

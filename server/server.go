@@ -190,7 +190,8 @@ func (s *Server) open() error {
 	}
 	cred.DialRewrite = cfg.Test.PeerProxy
 	cred.Wall = wall.Now
-	cred.OnSkew = (&skewWarner{log: log}).observe
+	skew := &skewWarner{log: log}
+	cred.OnSkew = skew.observe
 	timeout := cfg.ElectionTimeout
 	node, err := raftnode.New(raftnode.Config{
 		NodeID:             id,
@@ -302,7 +303,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: append(grpcSrv.Collectors(), prober.Collectors()...),
+		ExtraCollectors: append(append(grpcSrv.Collectors(), prober.Collectors()...), skew.collector()),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority,
 	}, reg)

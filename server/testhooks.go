@@ -83,22 +83,3 @@ func (w *wallClock) watch(path string, log *slog.Logger, stop <-chan struct{}) {
 		}
 	}
 }
-
-// skewWarner logs a member's clock skew at most every 30 s and counts every request
-// that showed one.
-type skewWarner struct {
-	log     *slog.Logger
-	count   atomic.Uint64
-	lastLog atomic.Int64
-}
-
-func (w *skewWarner) observe(d time.Duration) {
-	w.count.Add(1)
-	now := time.Now().UnixNano()
-	last := w.lastLog.Load()
-	if now-last < int64(30*time.Second) || !w.lastLog.CompareAndSwap(last, now) {
-		return
-	}
-	w.log.Warn("a member's clock differs from this node's; node-to-node requests are refused beyond the limit",
-		"skew", d.Round(time.Millisecond), "limit", "10m0s", "requests_with_skew", w.count.Load())
-}
