@@ -114,7 +114,7 @@ func writeResults() {
 	if *flagFull {
 		mode = "full"
 	}
-	fmt.Fprintf(&b, "# Chaos results\n\nWritten by `make chaos` (chaos/results_test.go) on %s: %s sizes, -runs %d, seed %d.\n",
+	fmt.Fprintf(&b, "# Chaos results\n\nWritten by chaos/results_test.go on %s: %s sizes, -runs %d, seed %d.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), mode, *flagRuns, seed)
 	b.WriteString("Figures are min … max over the runs.\n\n| Scenario | Runs | Passed | Time | Figures |\n|---|---|---|---|---|\n")
 	sort.Slice(results, func(i, j int) bool { return results[i].name < results[j].name })
