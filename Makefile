@@ -1,6 +1,6 @@
 # Roster's build. `make run` starts one node on the embedded default; `make test` runs
 # every test (lint first, then the unit and integration tests under -race, the fuzz
-# smoke runs, and the end-to-end tests against real Nacos clients).
+# smoke runs, the end-to-end tests against real Nacos clients, and the short chaos run).
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -21,7 +21,7 @@ FUZZTIME_NODE ?= 20000x
 # test starts by other means inherits it from the environment.
 export ROSTER_HEALTH_CHECK_CIDRS := 127.0.0.0/8
 
-.PHONY: all build run cluster bench bench-quick test test-rnacos unit fuzz e2e console-test console-screenshots compat compat-deps lint fmt clean proto packaging-check
+.PHONY: all build run cluster bench bench-quick test test-rnacos unit fuzz e2e console-test console-screenshots compat compat-deps lint fmt clean proto packaging-check chaos chaos-quick soak
 
 all: build
 
@@ -68,7 +68,7 @@ bench-quick: build
 	  grep -qF -- "$$row" bin/bench-quick.txt || { echo "bench-quick: row missing: $$row"; exit 1; }; \
 	done
 
-test: lint packaging-check unit fuzz e2e compat bench-quick
+test: lint packaging-check unit fuzz e2e compat bench-quick chaos-quick
 
 # Offline validators of the deployment files in packaging/ (no Docker daemon, no
 # Kubernetes cluster): systemd-analyze verify, docker-compose config, kubernetes-validate
@@ -123,6 +123,24 @@ console-screenshots: console-test
 	@for f in $$(find $(E2E_ARTIFACTS)/console -name '*.png' ! -name failed.png); do cp "$$f" docs/console/; done
 	@ls -l docs/console
 
+# The chaos suite (chaos/README.md): RELIABILITY.md's R1–R14 against real roster processes
+# with faults injected (per-link proxies, SIGKILL/SIGSTOP, a full tmpfs, damaged files, a
+# stepped wall clock). chaos-quick (part of make test) runs each once at small sizes;
+# `make chaos` runs the full sizes CHAOS_RUNS times and rewrites chaos/RESULTS.md;
+# `make soak` is R15 (2 h, not in CI). CHAOS_ARGS adds flags, e.g. -seed N to replay.
+CHAOS_RUNS ?= 20
+CHAOS_ARGS ?=
+SOAK_TIME  ?= 2h
+
+chaos-quick:
+	cd chaos && $(GO) test -count=1 -timeout 15m . -args $(CHAOS_ARGS)
+
+chaos:
+	cd chaos && $(GO) test -count=1 -timeout 0 -v . -args -full -runs $(CHAOS_RUNS) -results RESULTS.md $(CHAOS_ARGS)
+
+soak:
+	cd chaos && $(GO) test -count=1 -timeout 0 -v -run TestR15Soak . -args -soak $(SOAK_TIME) -results SOAK.md $(CHAOS_ARGS)
+
 # The compatibility matrix (compat/README.md): every client program against its own
 # roster process, once with auth off and once with --auth (a user per client, plus the
 # refused cell); rewrites compat/RESULTS.md with both tables. compat-deps builds the
@@ -149,13 +167,16 @@ lint:
 	cd e2e && $(GO) mod tidy -diff
 	cd compat && $(GO) mod tidy -diff
 	cd bench && $(GO) mod tidy -diff
+	cd chaos && $(GO) mod tidy -diff
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 	cd compat && $(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd chaos && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) ./...
 	cd compat && $(GO) run $(STATICCHECK) ./...
+	cd chaos && $(GO) run $(STATICCHECK) ./...
 	$(GO) test -count=1 ./internal/archtest
 
 fmt:

@@ -52,6 +52,9 @@ type Config struct {
 	EmptyServiceTTL time.Duration
 	// Clock defaults to time.Now.
 	Clock Clock
+	// Wall tells the wall-clock time records' epochs are stamped with; nil reads Clock.
+	// A test shifts it to step one member's clock.
+	Wall func() time.Time
 	// Logger defaults to slog.Default(); the store adds component=distro.
 	Logger *slog.Logger
 }
@@ -283,7 +286,12 @@ func (s *Store) notifyRemote(svc naming.ServiceKey) {
 func (s *Store) now() int64 { return int64(s.clock.Now().Sub(s.base)) - s.paused.Load() }
 
 // wall stamps a record's epoch: wall-clock time, comparable between members.
-func (s *Store) wall() int64 { return s.clock.Now().UnixNano() }
+func (s *Store) wall() int64 {
+	if s.cfg.Wall != nil {
+		return s.cfg.Wall().UnixNano()
+	}
+	return s.clock.Now().UnixNano()
+}
 
 func (s *Store) shardOf(svc naming.ServiceKey) *shard {
 	// FNV-1a over the three names, with a separator so that ("ab","c") and ("a","bc")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -30,6 +31,10 @@ const SlowApply = 500 * time.Millisecond
 type FSM struct {
 	store  *persistence.Store
 	logger *slog.Logger
+	// update is store.Update; a test replaces it to make commits fail.
+	update func(index, term uint64, fn func(tx *persistence.Tx) error) error
+	// diskFullRetry is the pause between commits retried on a full disk.
+	diskFullRetry time.Duration
 
 	mu       sync.Mutex // guards onChange and onAuth
 	onChange []func(changed []naming.ServiceKey, all bool)
@@ -39,6 +44,25 @@ type FSM struct {
 	// Restore, so that readers can cache the records (NamespaceGeneration).
 	namespaceGen      atomic.Uint64
 	batches, commands atomic.Uint64
+
+	// unsynced holds the commands applied since fsm.db's last commit, in log order.
+	// When the store loses its open batch (persistence.ErrBatchLost: a commit failed,
+	// a full disk most likely), they are applied again ahead of the next entries, so
+	// the process never runs on a hole and need not restart to replay the log. Only
+	// Raft's FSM goroutine (ApplyBatch, Restore) touches it.
+	unsynced []appliedCommand
+}
+
+// appliedCommand is one command of the open batch and the log index it came from.
+type appliedCommand struct {
+	index uint64
+	cmd   Command
+}
+
+// pending is a command of a batch Raft handed over and its position in that batch.
+type pending struct {
+	at  int
+	cmd Command
 }
 
 // Stats count what the FSM applied since it started: the batches Raft handed over that
@@ -52,6 +76,23 @@ func (f *FSM) Stats() Stats {
 	return Stats{Batches: f.batches.Load(), Commands: f.commands.Load()}
 }
 
+// retain records the batch just applied in unsynced and drops what fsm.db has committed.
+func (f *FSM) retain(work []pending, logs []*raft.Log) {
+	durable, _ := f.store.Durable()
+	kept := f.unsynced[:0]
+	for _, c := range f.unsynced {
+		if c.index > durable {
+			kept = append(kept, c)
+		}
+	}
+	for _, p := range work {
+		if logs[p.at].Index > durable {
+			kept = append(kept, appliedCommand{index: logs[p.at].Index, cmd: p.cmd})
+		}
+	}
+	f.unsynced = kept
+}
+
 // NamespaceGeneration changes, after the commit, whenever the namespace records may
 // have changed: records read when it had a value are current while it keeps it.
 func (f *FSM) NamespaceGeneration() uint64 { return f.namespaceGen.Load() }
@@ -63,7 +104,7 @@ func New(store *persistence.Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: store, logger: logger.With("component", "fsm")}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), update: store.Update, diskFullRetry: 500 * time.Millisecond}
 }
 
 // Store is the store the FSM writes, for reads.
@@ -128,10 +169,6 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	applied, _ := f.store.Applied()
 
-	type pending struct {
-		at  int
-		cmd Command
-	}
 	var work []pending
 	var first, last *raft.Log
 	for i, l := range logs {
@@ -154,22 +191,60 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 
 	start := time.Now()
-	a := &applier{seen: map[naming.ServiceKey]bool{}}
-	err := f.store.Update(last.Index, last.Term, func(tx *persistence.Tx) error {
-		a.tx = tx
-		for _, p := range work {
-			a.index = logs[p.at].Index
-			r, err := a.apply(p.cmd)
-			if err != nil {
-				return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
+	var a *applier
+	var replay []appliedCommand
+	for attempt := 0; ; attempt++ {
+		a = &applier{seen: map[naming.ServiceKey]bool{}}
+		err := f.update(last.Index, last.Term, func(tx *persistence.Tx) error {
+			a.tx = tx
+			for _, c := range replay {
+				a.index = c.index
+				if _, err := a.apply(c.cmd); err != nil {
+					return fmt.Errorf("log %d (%s), applied again: %w", c.index, c.cmd.Type(), err)
+				}
 			}
-			resp[p.at] = r
+			for _, p := range work {
+				a.index = logs[p.at].Index
+				r, err := a.apply(p.cmd)
+				if err != nil {
+					return fmt.Errorf("log %d (%s): %w", logs[p.at].Index, p.cmd.Type(), err)
+				}
+				resp[p.at] = r
+			}
+			return nil
+		})
+		if errors.Is(err, persistence.ErrBatchLost) {
+			// The store rolled back entries already answered: put them back first.
+			durable, _ := f.store.Recover()
+			replay = replay[:0]
+			for _, c := range f.unsynced {
+				if c.index > durable {
+					replay = append(replay, c)
+				}
+			}
+			f.logger.Error("fsm.db lost its open batch; applying its entries again", "from", durable+1, "commands", len(replay), "err", err)
 		}
-		return nil
-	})
-	if err != nil {
+		if err == nil {
+			if attempt > 0 {
+				f.logger.Warn("fsm.db writable again; applying resumed", "first", first.Index, "last", last.Index, "after", time.Since(start).Round(time.Millisecond))
+			}
+			break
+		}
+		// A full disk is not the entry's fault: the committed entries must be applied,
+		// in order, so the apply waits for space (the transaction rolled back, nothing
+		// is half-written). Writes meanwhile time out with 503 rather than the process
+		// crashing into a restart loop that cannot get past the same entry (R10).
+		if errors.Is(err, persistence.ErrBatchLost) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			if attempt%20 == 0 {
+				f.logger.Error("fsm.db is out of disk space; applying waits until space is freed (writes answer 503 meanwhile)",
+					"first", first.Index, "last", last.Index, "err", err)
+			}
+			time.Sleep(f.diskFullRetry)
+			continue
+		}
 		panic(fmt.Sprintf("fsm: apply logs %d-%d: %v", first.Index, last.Index, err))
 	}
+	f.retain(work, logs)
 	f.batches.Add(1)
 	f.commands.Add(uint64(len(work)))
 	if d := time.Since(start); d > SlowApply {
@@ -518,6 +593,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.store.Restore(rc); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	f.unsynced = nil
 	index, term := f.store.Applied()
 	f.logger.Info("snapshot restored", "index", index, "term", term)
 	f.namespaceGen.Add(1)

@@ -50,8 +50,35 @@ type Credential struct {
 	// HandshakeTimeout bounds each Raft handshake; zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
+	// DialRewrite, a test-only fault hook, maps a peer address (host:port) to the
+	// address dialled instead, so that a test can put a fault proxy on each link. Every
+	// node-to-node connection (Raft and HTTP) is dialled through it. Set before use.
+	DialRewrite map[string]string
+	// Wall tells the wall-clock time the HTTP MAC is stamped and checked with; nil is
+	// time.Now. A test shifts it to step one node's clock.
+	Wall func() time.Time
+	// OnSkew, when set, is told the skew of every request whose MAC is valid but whose
+	// time is more than WarnClockSkew from this node's clock (the server logs it and
+	// counts it in a metric). It must be cheap and safe for concurrent use.
+	OnSkew func(skew time.Duration)
+
 	transportOnce sync.Once
 	transport     *transport
+}
+
+// dialAddr is the address to dial for a peer's addr (DialRewrite applied).
+func (c *Credential) dialAddr(addr string) string {
+	if to, ok := c.DialRewrite[addr]; ok {
+		return to
+	}
+	return addr
+}
+
+func (c *Credential) wall() time.Time {
+	if c.Wall != nil {
+		return c.Wall()
+	}
+	return time.Now()
 }
 
 // NewKey makes a cluster-key credential of a copy of key (at least MinKeyLen bytes).

@@ -1,11 +1,14 @@
 package nodeauth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,8 +27,15 @@ const (
 	httpCtx         = "roster node http v1\x00"
 )
 
-// MaxClockSkew is how far a signed request's time may be from this node's clock.
-const MaxClockSkew = 2 * time.Minute
+// MaxClockSkew is how far a signed request's time may be from this node's clock. It is
+// wide enough that a wall-clock step of a few minutes (an NTP correction, a VM resume)
+// does not cut a member off from the others, which would stop Distro replication and
+// beat forwarding and so remove live instances; WarnClockSkew makes such a step loud
+// long before requests are refused.
+const MaxClockSkew = 10 * time.Minute
+
+// WarnClockSkew is the skew of an authenticated request beyond which OnSkew is told.
+const WarnClockSkew = 30 * time.Second
 
 // ErrUnauthorized is what Check returns for a request without a valid node credential.
 var ErrUnauthorized = errors.New("nodeauth: this route is for Roster nodes only; the request carries no valid cluster credential")
@@ -71,12 +81,18 @@ func (c *Credential) Check(r *http.Request) error {
 	if err != nil {
 		return ErrUnauthorized
 	}
-	if d := time.Since(time.Unix(t, 0)); d > MaxClockSkew || d < -MaxClockSkew {
-		return ErrUnauthorized
-	}
+	d := c.wall().Sub(time.Unix(t, 0))
 	got, err := hex.DecodeString(parts[2])
 	if err != nil || !hmac.Equal(got, c.httpMAC(r.Method, r.RequestURI, t)) {
 		return ErrUnauthorized
+	}
+	if d > WarnClockSkew || d < -WarnClockSkew {
+		if c.OnSkew != nil {
+			c.OnSkew(d)
+		}
+	}
+	if d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%w: the request was stamped %v away from this node's clock (more than %v): the members' clocks disagree", ErrUnauthorized, d.Round(time.Second), MaxClockSkew)
 	}
 	return nil
 }
@@ -119,7 +135,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out.Header.Del(HeaderAuth)
 	} else {
-		out.Header.Set(HeaderAuth, t.c.sign(out.Method, out.URL.RequestURI(), time.Now()))
+		out.Header.Set(HeaderAuth, t.c.sign(out.Method, out.URL.RequestURI(), t.c.wall()))
 	}
 	return t.base.RoundTrip(out)
 }
@@ -131,6 +147,12 @@ func (c *Credential) Transport() http.RoundTripper {
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		base.Proxy = nil // node-to-node traffic never goes through an environment proxy
 		base.MaxIdleConnsPerHost = 16
+		if len(c.DialRewrite) > 0 {
+			dial := base.DialContext
+			base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dial(ctx, network, c.dialAddr(addr))
+			}
+		}
 		if c.cert != nil {
 			base.TLSClientConfig = c.clientTLS([]string{"http/1.1"})
 			base.ForceAttemptHTTP2 = false

@@ -178,7 +178,7 @@ func (s *StreamLayer) Addr() net.Addr {
 // Dial connects to a peer's Raft port and proves this node's credential.
 func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
-	conn, err := d.Dial("tcp", string(address))
+	conn, err := d.Dial("tcp", s.cred.dialAddr(string(address)))
 	if err != nil {
 		return nil, err
 	}

@@ -55,11 +55,14 @@
 // front of its backend. Only OpenSnapshot uses a separate read transaction, after
 // committing the batch. A View may not write into the batch (Tx refuses it).
 //
-// A failed batch. A storage error while applying, or a failed commit, rolls back the
-// whole open batch. If it held writes already answered, they are gone from this process
-// (not from the log), so the store refuses every later Update and the FSM panics: the
-// restart replays them. Without CommitInterval every Update commits on its own, as
-// before.
+// A failed batch. A storage error while applying, or a failed commit (a full disk),
+// rolls back the whole open batch. If it held writes already answered, they are gone
+// from fsm.db and from the reads, not from the log: the store refuses every later
+// Update with ErrBatchLost until Recover, and the FSM, which keeps the commands it
+// applied since the last commit, applies them again ahead of the next entries (and
+// waits out a full disk, retrying). Reads may see the older state for that moment;
+// nothing answered is lost, and no restart is needed. Without CommitInterval every
+// Update commits on its own, as before.
 //
 // Transaction discipline. Exported Store methods open a transaction, defer its rollback
 // and commit; Tx methods only read and write inside the transaction they are given and

@@ -80,6 +80,11 @@ var (
 	ErrLocked = errors.New("persistence: store file is in use by another process")
 	// ErrClosed is returned by every operation on a closed Store.
 	ErrClosed = errors.New("persistence: store is closed")
+	// ErrBatchLost: an open batch holding answered Updates could not be committed and
+	// was rolled back. The store refuses Updates until Recover; the caller, which
+	// still has those entries (the FSM keeps what it applied since the last commit,
+	// and the Raft log has them all), applies them again after Recover.
+	ErrBatchLost = errors.New("persistence: answered updates of the open batch were rolled back")
 )
 
 type lockedError struct{ path string }
@@ -401,7 +406,7 @@ func (s *Store) commitLocked() error {
 		s.applied.Store(s.durable.Load())
 		err = fmt.Errorf("persistence: commit %s: %w", s.path, err)
 		if acked > 0 {
-			s.failed = fmt.Errorf("persistence: %s: a batch of %d applied updates could not be committed; restart to replay them: %w", s.path, acked, err)
+			s.failed = fmt.Errorf("persistence: %s: a batch of %d applied updates could not be committed (%w): %w", s.path, acked, ErrBatchLost, err)
 		}
 		return err
 	}
@@ -468,11 +473,22 @@ func (s *Store) Update(index, term uint64, fn func(tx *Tx) error) error {
 	return nil
 }
 
+// Recover clears the refusal left by ErrBatchLost and answers the position the file
+// holds (its last commit): the caller must apply again, in order, every entry after it
+// before new ones. Without a lost batch it changes nothing.
+func (s *Store) Recover() (index, term uint64) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.failed = nil
+	d := s.durable.Load()
+	return d.index, d.term
+}
+
 // rollbackLocked drops the open batch after a failed Update (cause).
 func (s *Store) rollbackLocked(cause error) {
 	_ = s.pending.Rollback()
 	if s.pendingAcked > 0 {
-		s.failed = fmt.Errorf("persistence: %s: a failed update rolled back %d applied updates; restart to replay them: %w", s.path, s.pendingAcked, cause)
+		s.failed = fmt.Errorf("persistence: %s: a failed update rolled back %d applied updates (%w): %w", s.path, s.pendingAcked, ErrBatchLost, cause)
 	}
 	s.pending, s.pendingAcked = nil, 0
 	if s.pendingTimer != nil {

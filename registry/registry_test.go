@@ -302,3 +302,20 @@ func TestEphemeralMetadataBatchIsRefusedWhole(t *testing.T) {
 		t.Fatalf("UpdateMetadataBatch of a bad key = %v", err)
 	}
 }
+
+// TestPersistentDeregisterOfUnknownServiceGoesThroughRaft: a node that does not know a
+// service (a follower that has not applied its registration yet) must not answer a
+// persistent deregistration from its own state: it commits the command, so the leader's
+// state decides. Regression test for the acked-but-not-applied deregistration that the
+// chaos suite's R12 run found.
+func TestPersistentDeregisterOfUnknownServiceGoesThroughRaft(t *testing.T) {
+	r, _, store := newRegistry(t)
+	before, _ := store.Applied()
+	if err := r.Deregister(context.Background(), key("never-seen"), "10.0.0.1", 80, naming.DefaultCluster, false); err != nil {
+		t.Fatalf("deregister of an absent persistent instance: %v, want ok", err)
+	}
+	after, _ := store.Applied()
+	if after <= before {
+		t.Fatalf("applied index %d → %d: the deregistration was answered from local state, not committed", before, after)
+	}
+}

@@ -90,6 +90,9 @@ type Config struct {
 
 	// Version is reported by the API and in the start line.
 	Version string
+
+	// Test holds the chaos suite's fault-injection hooks; zero in production.
+	Test TestConfig
 }
 
 // DefaultConfig is the embedded default: a single node on loopback with Nacos' ports,
@@ -139,6 +142,9 @@ func (c *Config) clustered() bool { return c.BootstrapExpect > 0 || len(c.Join) 
 // Validate names the first setting whose value cannot work, by its flag.
 func (c *Config) Validate() error {
 	bad := func(flag, why string) error { return fmt.Errorf("invalid value for --%s: %s", flag, why) }
+	if err := c.Test.validate(); err != nil {
+		return err
+	}
 	if err := checkPprofAddr(c.PprofAddr); err != nil {
 		return err
 	}

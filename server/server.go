@@ -185,6 +185,16 @@ func (s *Server) open() error {
 		return err
 	}
 	s.cred = cred
+	wall := &wallClock{}
+	if cfg.Test.ClockOffsetFile != "" {
+		stop := make(chan struct{})
+		go wall.watch(cfg.Test.ClockOffsetFile, log, stop)
+		s.onClose(func() error { close(stop); return nil })
+	}
+	cred.DialRewrite = cfg.Test.PeerProxy
+	cred.Wall = wall.Now
+	skew := &skewWarner{log: log}
+	cred.OnSkew = skew.observe
 	timeout := cfg.ElectionTimeout
 	node, err := raftnode.New(raftnode.Config{
 		NodeID:             id,
@@ -235,7 +245,7 @@ func (s *Server) open() error {
 	s.members = members
 
 	timing := naming.Timing{HeartBeatInterval: cfg.HeartbeatInterval, HeartBeatTimeout: cfg.HeartbeatTimeout, IPDeleteTimeout: cfg.IPDeleteTimeout}
-	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log})
+	ephemeral := distro.New(distro.Config{Timing: timing, CheckInterval: cfg.ExpiryCheckInterval, Logger: log, Wall: wall.Now})
 	s.ephemeral = ephemeral
 	s.onClose(func() error { ephemeral.Stop(); return nil })
 	// Distro replication: the Raft configuration is the member list.
@@ -302,7 +312,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store)...),
+		ExtraCollectors: append(append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store)...), skew.collector()),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority, Console: consoleHandler,
 	}, reg)

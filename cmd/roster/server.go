@@ -129,6 +129,14 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	// loopback address (they expose the process's internals).
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at / and /console/ on the HTTP port")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve /debug/pprof/ on this loopback address (e.g. 127.0.0.1:6060); off when empty")
+
+	// Fault-injection hooks of the chaos suite (chaos/README.md); never for production.
+	fs.Func("test-peer-proxy", "test only: comma-separated member-addr=proxy-addr pairs (loopback); every node-to-node connection to the member dials the proxy", func(v string) error {
+		m, err := server.ParsePeerProxy(v)
+		c.Test.PeerProxy = m
+		return err
+	})
+	fs.StringVar(&c.Test.ClockOffsetFile, "test-clock-offset-file", c.Test.ClockOffsetFile, "test only: file with a duration (e.g. 5m) this node's wall clock is shifted by, re-read every 100ms")
 	return fs
 }
 
