@@ -156,18 +156,28 @@ func download(t *testing.T, srv *server.Server) []byte {
 
 func upload(t *testing.T, srv *server.Server, snap []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, "http://"+srv.HTTPAddr()+"/roster/v1/snapshot", bytes.NewReader(snap))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("snapshot restore: %d %s", resp.StatusCode, b)
+	// A restore whose outcome is unknown (503: leadership lost while committing it, as
+	// a loaded machine can cause with the harness's short election timeout) is sent
+	// again: restoring the same snapshot twice leaves the same state.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodPut, "http://"+srv.HTTPAddr()+"/roster/v1/snapshot", bytes.NewReader(snap))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("snapshot restore: %d %s", resp.StatusCode, b)
+		}
+		t.Logf("snapshot restore answered %d %s; sending it again", resp.StatusCode, b)
 	}
 }
 
