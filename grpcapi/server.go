@@ -586,12 +586,14 @@ func (s *Server) janitor() {
 		}
 		now := s.now()
 		for _, c := range s.conns.snapshot() {
-			if !c.isRegistered() {
-				continue
-			}
+			// Before the registered check: a connection dropped for another reason
+			// while its Send was blocked still needs its handler released.
 			if c.sendBlockedFor(time.Now()) >= s.cfg.PushTimeout {
 				c.markStuck()
 				s.drop(c, "send blocked: the client stopped reading")
+				continue
+			}
+			if !c.isRegistered() {
 				continue
 			}
 			s.hub.expire(c, now)
