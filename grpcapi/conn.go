@@ -31,6 +31,16 @@ type conn struct {
 	lastActive atomic.Int64
 	// nextID numbers the requests the server sends on the stream.
 	nextID atomic.Uint64
+	// sendingSince is the unix-nano time the sender began a Stream.Send that has not
+	// returned yet, 0 when it is not writing. A client that stops reading fills its
+	// HTTP/2 window and blocks that Send; the janitor drops a connection blocked past
+	// PushTimeout.
+	sendingSince atomic.Int64
+	// stuck is closed when the connection is dropped for a blocked Send: the stream
+	// handler then returns without waiting for its sender, which ends the stream and
+	// so unblocks the Send.
+	stuck     chan struct{}
+	stuckOnce sync.Once
 
 	// opMu orders instance and subscription writes before a drop: writes hold it for
 	// reading and check registered; drop holds it for writing. Nothing the connection
@@ -47,6 +57,7 @@ type conn struct {
 	closed        chan struct{}           // closed on drop: the stream handler returns
 	subs          map[subKey]string       // subscription → the app header it came with
 	pending       map[string]*pendingPush // pushes awaiting their ack, by requestId
+	queued        map[subKey]*outMsg      // pushes waiting in out, not yet sent, by subscription
 	probeID       string                  // ClientDetectionRequest awaiting its answer
 	probeSent     time.Time
 }
@@ -86,8 +97,10 @@ func newConn(remote net.Addr, now time.Time) *conn {
 		remote:   net.JoinHostPort(host, port),
 		openedAt: now,
 		closed:   make(chan struct{}),
+		stuck:    make(chan struct{}),
 		subs:     map[subKey]string{},
 		pending:  map[string]*pendingPush{},
+		queued:   map[subKey]*outMsg{},
 	}
 	c.touch(now)
 	return c
@@ -123,6 +136,41 @@ func (c *conn) enqueue(m *outMsg) bool {
 		return false
 	}
 }
+
+// enqueuePush queues a push without blocking. When a push of the same subscription
+// is still waiting in the queue, it takes the newer data instead: a slow connection
+// holds at most one queued push per subscription, always the newest state, so its
+// queue stays bounded by its subscriptions and it gets no stale intermediate states.
+func (c *conn) enqueuePush(m *outMsg) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.registered || c.dropped || c.out == nil {
+		return false
+	}
+	if q := c.queued[m.push.key]; q != nil {
+		q.rest = m.rest
+		q.push.retried = q.push.retried && m.push.retried
+		return true
+	}
+	select {
+	case c.out <- m:
+		c.queued[m.push.key] = m
+		return true
+	default:
+		return false
+	}
+}
+
+// sendBlockedFor is how long the current Stream.Send has been blocked, 0 when none is.
+func (c *conn) sendBlockedFor(now time.Time) time.Duration {
+	since := c.sendingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
+}
+
+func (c *conn) markStuck() { c.stuckOnce.Do(func() { close(c.stuck) }) }
 
 // connKey is the context key of a connection.
 type connKey struct{}

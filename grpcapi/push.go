@@ -190,10 +190,11 @@ func (h *hub) push(svc naming.ServiceKey, changedAt time.Time) {
 	}
 }
 
-// send queues one push; a full queue drops the connection.
+// send queues one push (coalesced with one still queued for the same subscription);
+// a full queue drops the connection.
 func (h *hub) send(c *conn, key subKey, rest []byte, changedAt time.Time, retried bool) {
 	m := &outMsg{typ: "NotifySubscriberRequest", rest: rest, push: &pendingPush{key: key, changedAt: changedAt, retried: retried}}
-	if !c.enqueue(m) {
+	if !c.enqueuePush(m) {
 		h.s.metrics.pushFailures.Inc()
 		if c.isRegistered() {
 			h.s.drop(c, "send queue full")

@@ -65,7 +65,9 @@ type Config struct {
 	// DetectTimeout: a connection that does not answer a detection within it is dropped.
 	DetectTimeout time.Duration
 	// PushTimeout: a push not acked within it is sent once more (with the latest data),
-	// then given up (clients also poll).
+	// then given up (clients also poll). A connection whose stream write stays blocked
+	// this long (the client stopped reading) is dropped, as Nacos drops a connection
+	// whose push fails.
 	PushTimeout time.Duration
 	// PushDelay coalesces a burst of changes to one service into one push.
 	PushDelay time.Duration
@@ -339,29 +341,53 @@ func (s *Server) RequestBiStream(stream nacospb.BiRequestStream_RequestBiStreamS
 
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- s.recvLoop(stream, c) }()
+	// The sender has its own goroutine so that a Send blocked by a client that stopped
+	// reading cannot keep this handler from returning once the connection is dropped.
+	quit := make(chan struct{})
+	sendDone := make(chan error, 1)
+	go func() { sendDone <- s.sendLoop(stream, c, out, quit) }()
+	end := func(err error) error {
+		close(quit)
+		select {
+		case <-sendDone:
+		case <-c.stuck:
+		}
+		return err
+	}
 
+	select {
+	case err := <-sendDone:
+		close(quit)
+		s.drop(c, "send failed: "+err.Error())
+		return nil
+	case <-c.closed:
+		return end(s.streamEnd())
+	case err := <-recvDone:
+		reason := "stream closed by client"
+		if err != nil {
+			reason = "stream failed: " + err.Error()
+		}
+		s.drop(c, reason)
+		return end(nil)
+	case <-ctx.Done():
+		s.drop(c, "stream context done")
+		return end(nil)
+	case <-s.stopc:
+		s.drop(c, "server stopping")
+		return end(s.streamEnd())
+	}
+}
+
+// sendLoop writes the connection's queued requests until quit or a failed Send.
+func (s *Server) sendLoop(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, out <-chan *outMsg, quit <-chan struct{}) error {
 	for {
 		select {
 		case m := <-out:
 			if err := s.send(stream, c, m); err != nil {
-				s.drop(c, "send failed: "+err.Error())
-				return nil
+				return err
 			}
-		case <-c.closed:
-			return s.streamEnd()
-		case err := <-recvDone:
-			reason := "stream closed by client"
-			if err != nil {
-				reason = "stream failed: " + err.Error()
-			}
-			s.drop(c, reason)
+		case <-quit:
 			return nil
-		case <-ctx.Done():
-			s.drop(c, "stream context done")
-			return nil
-		case <-s.stopc:
-			s.drop(c, "server stopping")
-			return s.streamEnd()
 		}
 	}
 }
@@ -379,20 +405,29 @@ func (s *Server) streamEnd() error {
 }
 
 // send writes one server request. Stream.Send may block on a slow client: only this
-// connection's sender waits, and its queue overflowing drops it.
+// connection's sender waits; the janitor drops it when the Send stays blocked past
+// PushTimeout.
 func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, m *outMsg) error {
 	id := c.newRequestID()
 	now := s.now()
 	c.mu.Lock()
-	if m.push != nil && c.pending != nil {
-		m.push.sentAt = now
-		c.pending[id] = m.push
+	rest := m.rest
+	if m.push != nil {
+		if c.queued[m.push.key] == m {
+			delete(c.queued, m.push.key)
+		}
+		if c.pending != nil {
+			m.push.sentAt = now
+			c.pending[id] = m.push
+		}
 	}
 	if m.probe {
 		c.probeID = id
 	}
 	c.mu.Unlock()
-	return stream.Send(EncodePayload(m.typ, serverRequestBody(id, m.rest)))
+	c.sendingSince.Store(time.Now().UnixNano())
+	defer c.sendingSince.Store(0)
+	return stream.Send(EncodePayload(m.typ, serverRequestBody(id, rest)))
 }
 
 // maxGarbage bounds consecutive undecodable frames on one stream.
@@ -551,6 +586,13 @@ func (s *Server) janitor() {
 		}
 		now := s.now()
 		for _, c := range s.conns.snapshot() {
+			// Before the registered check: a connection dropped for another reason
+			// while its Send was blocked still needs its handler released.
+			if c.sendBlockedFor(time.Now()) >= s.cfg.PushTimeout {
+				c.markStuck()
+				s.drop(c, "send blocked: the client stopped reading")
+				continue
+			}
 			if !c.isRegistered() {
 				continue
 			}

@@ -25,6 +25,9 @@ type GRPCConfig struct {
 	DetectTimeout time.Duration
 	// PushTimeout: a push not acked within this is sent once more.
 	PushTimeout time.Duration
+	// PushDelay coalesces the changes to one service seen within it into one push:
+	// shorter pushes sooner, longer sends fewer pushes during a burst of writes.
+	PushDelay time.Duration
 	// MaxConnections is the most client connections held at once.
 	MaxConnections int
 }
@@ -34,6 +37,7 @@ func defaultGRPCConfig() GRPCConfig {
 		DetectIdle:     grpcapi.DefaultDetectIdle,
 		DetectTimeout:  grpcapi.DefaultDetectTimeout,
 		PushTimeout:    grpcapi.DefaultPushTimeout,
+		PushDelay:      grpcapi.DefaultPushDelay,
 		MaxConnections: grpcapi.DefaultMaxConnections,
 	}
 }
@@ -73,6 +77,8 @@ func (c *GRPCConfig) validate(httpAddr string) error {
 		return bad("grpc-detect-timeout", "must be positive")
 	case c.PushTimeout <= 0:
 		return bad("grpc-push-timeout", "must be positive")
+	case c.PushDelay <= 0:
+		return bad("grpc-push-delay", "must be positive")
 	case c.MaxConnections <= 0:
 		return bad("grpc-max-connections", "must be positive")
 	}

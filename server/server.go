@@ -291,6 +291,7 @@ func (s *Server) open() error {
 		DetectIdle:     cfg.GRPC.DetectIdle,
 		DetectTimeout:  cfg.GRPC.DetectTimeout,
 		PushTimeout:    cfg.GRPC.PushTimeout,
+		PushDelay:      cfg.GRPC.PushDelay,
 		Ready:          s.ready.Load,
 		Auth:           authority,
 		Logger:         log,

@@ -106,6 +106,7 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPC.DetectIdle, "grpc-detect-idle", c.GRPC.DetectIdle, "a gRPC connection silent this long is probed with ClientDetectionRequest")
 	fs.DurationVar(&c.GRPC.DetectTimeout, "grpc-detect-timeout", c.GRPC.DetectTimeout, "a probed gRPC connection that does not answer within this is dropped with its instances")
 	fs.DurationVar(&c.GRPC.PushTimeout, "grpc-push-timeout", c.GRPC.PushTimeout, "a push not acked within this is sent once more")
+	fs.DurationVar(&c.GRPC.PushDelay, "grpc-push-delay", c.GRPC.PushDelay, "changes to one service within this are pushed to gRPC subscribers as one push")
 	fs.IntVar(&c.GRPC.MaxConnections, "grpc-max-connections", c.GRPC.MaxConnections, "most gRPC client connections held at once")
 
 	fs.StringVar(&c.HealthCheck.CIDRs, "health-check-cidrs", c.HealthCheck.CIDRs, "comma-separated prefixes a health probe may dial; persistent instances outside are not probed")
