@@ -1,6 +1,7 @@
 package distro
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/roster-registry/roster/naming"
@@ -49,9 +50,11 @@ func (in *interner) intern(s string) string {
 }
 
 // copyIn is inst.Clone with the cluster name and the metadata's keys and values
-// interned: the copy the store keeps.
+// interned: the copy the store keeps. The IP is copied too: a form-decoded IP is a slice
+// of the request's whole body, which it would otherwise keep alive.
 func (s *Store) copyIn(inst *naming.Instance) *naming.Instance {
 	c := *inst
+	c.IP = strings.Clone(inst.IP)
 	c.ClusterName = s.strings.intern(inst.ClusterName)
 	if inst.Metadata != nil {
 		c.Metadata = make(map[string]string, len(inst.Metadata))

@@ -34,6 +34,13 @@ func TestStoredInstancesShareRepeatedStrings(t *testing.T) {
 			}
 		}
 	}
+	// The IP is the store's own: a decoded IP is a slice of the whole request body.
+	body := "ip=10.0.0.3&port=8080&serviceName=a&metadata=..."
+	c := inst(body[3:11], 8080, "DEFAULT")
+	s.Register(svcA, c)
+	if rc := s.shardOf(svcA).services[svcA].instances["10.0.0.3#8080#DEFAULT"].inst; unsafe.StringData(rc.IP) == unsafe.StringData(c.IP) {
+		t.Error("the stored IP shares the caller's memory")
+	}
 	// What comes back is what went in.
 	got := mustInstance(t, s, svcA, "10.0.0.2#8080#DEFAULT")
 	if got.ClusterName != "DEFAULT" || len(got.Metadata) != 1 || got.Metadata["version"] != "1.0.0" {
