@@ -82,7 +82,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 	now := s.now()
 	want := make(map[string]*naming.Instance, len(insts))
 	for _, inst := range insts {
-		c := inst.Clone()
+		c := s.copyIn(inst)
 		want[c.Key()] = c
 	}
 	sh := s.shardOf(svc)

@@ -117,6 +117,8 @@ type Store struct {
 
 	// own indexes connection-owned instances by owner (owned.go).
 	own ownerIndex
+	// strings holds the strings stored instances share (intern.go).
+	strings interner
 
 	cbMu      sync.Mutex                                // serialises OnChange
 	callbacks atomic.Pointer[[]func(naming.ServiceKey)] // copy-on-write, read without a lock
@@ -344,7 +346,7 @@ func (s *Store) setInstance(r *record, inst *naming.Instance) {
 // (ip#port#cluster), and records a beat now. An instance of the same ip:port in another
 // cluster is a separate instance.
 func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
-	c := inst.Clone()
+	c := s.copyIn(inst)
 	key := c.Key()
 	now := s.now()
 	sh := s.shardOf(svc)

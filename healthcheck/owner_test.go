@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/roster-registry/roster/naming"
 )
 
 func ownerKeys(n int) []string {
@@ -80,5 +82,16 @@ func BenchmarkOwner(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = r.owner(keys[i%len(keys)])
+	}
+}
+
+func TestTargetKeyFormat(t *testing.T) {
+	tg := Target{Service: naming.ServiceKey{Namespace: "ns", Group: "G", Name: "S"}, Cluster: "c1", IP: "10.0.0.1", Port: 8080}
+	want := tg.Service.String() + "#" + naming.InstanceKey("10.0.0.1", 8080, "c1")
+	if got := tg.Key(); got != want {
+		t.Errorf("Key() = %q, want %q", got, want)
+	}
+	if got := string(tg.appendKey([]byte("junk")[:0])); got != want {
+		t.Errorf("appendKey = %q, want %q", got, want)
 	}
 }

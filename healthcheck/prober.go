@@ -48,6 +48,9 @@ type state struct {
 	// skipped is why the target was last not probed ("" when it was): the debug line
 	// saying so is written once per reason, not once per round.
 	skipped string
+	// key is the target's Key, kept so that later rounds reuse the string instead of
+	// keeping a fresh copy of every key each round.
+	key string
 }
 
 // observe records one result and reports whether the health must flip to it: after
@@ -70,7 +73,9 @@ func (s *state) flipped(healthy bool) {
 
 // job is one probe of one round.
 type job struct {
-	target  Target
+	// target points into the round's slice of targets rather than copying it: a round
+	// holds a job for every target of the share at once.
+	target  *Target
 	state   *state
 	addr    netip.AddrPort
 	addrErr error // a port out of range: a failed result, nothing dialed
@@ -175,33 +180,42 @@ func (p *Prober) round(ctx context.Context) {
 
 	next := make(map[string]*state, len(p.states))
 	jobs := make([]job, 0, len(p.states))
-	for _, t := range targets {
+	var keyBuf []byte
+	for i := range targets {
+		t := &targets[i]
 		if t.Checker.Type == TypeNone {
 			continue
 		}
-		key := t.Key()
-		if _, dup := next[key]; dup {
+		keyBuf = t.appendKey(keyBuf[:0])
+		if _, dup := next[string(keyBuf)]; dup {
 			continue
+		}
+		prev := p.states[string(keyBuf)]
+		var key string
+		if prev != nil {
+			key = prev.key
+		} else {
+			key = string(keyBuf)
 		}
 		if self == "" || owners.owner(key) != self {
 			continue
 		}
-		st := p.states[key]
+		st := prev
 		if st == nil || st.revision != t.Revision {
-			st = &state{revision: t.Revision, healthy: t.Healthy}
+			st = &state{revision: t.Revision, healthy: t.Healthy, key: key}
 		}
 		next[key] = st
 		if !t.Checker.Type.Probed() {
-			p.skip(st, t, skipUnknown)
+			p.skip(st, *t, skipUnknown)
 			continue
 		}
-		addr, err := probeAddr(t)
+		addr, err := probeAddr(*t)
 		if errors.Is(err, ErrNotLiteralIP) {
-			p.skip(st, t, skipNotIP)
+			p.skip(st, *t, skipNotIP)
 			continue
 		}
 		if err == nil && !p.probers.dialer.guard.permits(addr.Addr()) {
-			p.skip(st, t, skipCIDR)
+			p.skip(st, *t, skipCIDR)
 			continue
 		}
 		st.skipped = ""
@@ -264,7 +278,7 @@ func (p *Prober) check(ctx context.Context, j *job) {
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 		begin := time.Now()
-		err = p.probers.probe(pctx, j.target, j.addr)
+		err = p.probers.probe(pctx, *j.target, j.addr)
 		p.metrics.latency.WithLabelValues(typ).Observe(time.Since(begin).Seconds())
 		cancel()
 	}
@@ -290,9 +304,9 @@ func (p *Prober) check(ctx context.Context, j *job) {
 		return
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.cfg.FlipTimeout)
-	ferr := p.flipper.Flip(fctx, j.target, healthy, j.epoch)
+	ferr := p.flipper.Flip(fctx, *j.target, healthy, j.epoch)
 	cancel()
-	t := j.target
+	t := *j.target
 	if ferr != nil {
 		if ctx.Err() == nil {
 			p.metrics.flipErrors.Inc()

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/roster-registry/roster/naming"
@@ -108,7 +109,19 @@ type Target struct {
 // Key identifies the target across members and rounds: namespace##G@@S#ip#port#cluster.
 // Ownership hashes it, so every member derives the same key from the same stored data.
 func (t Target) Key() string {
-	return t.Service.String() + "#" + naming.InstanceKey(t.IP, t.Port, t.Cluster)
+	return string(t.appendKey(nil))
+}
+
+// appendKey appends Key to b, so that a round can look its states up without
+// allocating a key per target.
+func (t *Target) appendKey(b []byte) []byte {
+	b = append(b, t.Service.String()...)
+	b = append(b, '#')
+	b = append(b, t.IP...)
+	b = append(b, '#')
+	b = strconv.AppendInt(b, int64(t.Port), 10)
+	b = append(b, '#')
+	return append(b, t.Cluster...)
 }
 
 // Source lists the targets to probe. The prober calls Targets once at the start of every

@@ -76,8 +76,38 @@ func (r *Registry) FlipHealth(ctx context.Context, svc naming.ServiceKey, ref In
 // dial and its revision, ordered by service and instance key, as this member's store
 // holds them. It is meant to be called every check interval: the list is kept between
 // calls and only the services that changed since are read again, so at steady state a
-// call reads nothing. The slice is shared between callers and must not be modified.
-func (r *Registry) ProbeTargets() ([]ProbeTarget, error) { return r.probes.targets(r.store) }
+// call reads nothing and the same slice comes back, which callers must not modify. The
+// prober itself walks the cache (probeSource), so a node keeps this assembled copy only
+// while something else asks for it.
+func (r *Registry) ProbeTargets() ([]ProbeTarget, error) {
+	c := r.probes
+	c.mu.Lock()
+	if c.flat != nil {
+		out := c.flat
+		c.mu.Unlock()
+		return out, nil
+	}
+	c.mu.Unlock()
+	var out []ProbeTarget
+	n, err := c.visit(r.store, func(n int, t *ProbeTarget) {
+		if out == nil {
+			out = make([]ProbeTarget, 0, n)
+		}
+		out = append(out, *t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = make([]ProbeTarget, 0, n)
+	}
+	c.mu.Lock()
+	if !c.all && len(c.dirty) == 0 {
+		c.flat = out
+	}
+	c.mu.Unlock()
+	return out, nil
+}
 
 // probeCache keeps ProbeTargets' answer, per service, between calls. The FSM's change
 // notification marks services dirty (it runs on the Raft apply goroutine, so it only
@@ -89,7 +119,8 @@ type probeCache struct {
 	all       bool // every service must be read again (start, restore)
 	dirty     map[naming.ServiceKey]bool
 	byService map[naming.ServiceKey][]ProbeTarget
-	flat      []ProbeTarget // the assembled answer; nil when a service changed since
+	// flat is ProbeTargets' assembled answer; nil when a service changed since.
+	flat []ProbeTarget
 }
 
 func newProbeCache() *probeCache {
@@ -109,16 +140,15 @@ func (c *probeCache) invalidate(changed []naming.ServiceKey, all bool) {
 	c.flat = nil
 }
 
-func (c *probeCache) targets(store *persistence.Store) ([]ProbeTarget, error) {
+// visit brings the cache up to date and calls fn with every target, in service order,
+// holding the cache's lock: the targets are not assembled into one slice of their own,
+// a copy of every persistent instance that would be kept beside the per-service lists.
+// It returns the number of targets. fn must not call the cache.
+func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarget)) (int, error) {
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 
 	c.mu.Lock()
-	if c.flat != nil {
-		out := c.flat
-		c.mu.Unlock()
-		return out, nil
-	}
 	all, dirty := c.all, c.dirty
 	c.all, c.dirty = false, map[naming.ServiceKey]bool{}
 	c.mu.Unlock()
@@ -160,7 +190,7 @@ func (c *probeCache) targets(store *persistence.Store) ([]ProbeTarget, error) {
 		for k := range dirty {
 			c.dirty[k] = true
 		}
-		return nil, err
+		return 0, err
 	}
 	if all {
 		c.byService = map[naming.ServiceKey][]ProbeTarget{}
@@ -179,14 +209,13 @@ func (c *probeCache) targets(store *persistence.Store) ([]ProbeTarget, error) {
 		n += len(list)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-	out := make([]ProbeTarget, 0, n)
 	for _, k := range keys {
-		out = append(out, c.byService[k]...)
+		list := c.byService[k]
+		for i := range list {
+			fn(n, &list[i])
+		}
 	}
-	if !c.all && len(c.dirty) == 0 {
-		c.flat = out
-	}
-	return out, nil
+	return n, nil
 }
 
 func readTargets(tx *persistence.Tx, svc *naming.Service, into map[naming.ServiceKey][]ProbeTarget) error {

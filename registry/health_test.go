@@ -232,3 +232,28 @@ func TestUpdateCluster(t *testing.T) {
 		t.Errorf("catalog of a missing service = %v", err)
 	}
 }
+
+func TestProberSourceWalksTheSameTargets(t *testing.T) {
+	r, _, _ := newRegistry(t)
+	ctx := context.Background()
+	for _, name := range []string{"c", "a", "b"} {
+		if err := r.Register(ctx, key(name), inst("2.2.2.2", 8080, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := r.ProbeTargets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := probeSource{r}.Targets()
+	if len(got) != len(list) || len(got) != 3 {
+		t.Fatalf("prober source lists %d targets, ProbeTargets %d, want 3", len(got), len(list))
+	}
+	for i, pt := range list {
+		g := got[i]
+		if g.Service != pt.Service || g.IP != pt.IP || g.Port != pt.Port || g.Cluster != pt.Cluster ||
+			g.Revision != pt.Revision || g.Healthy != pt.Healthy || string(g.Checker.Type) != string(pt.Checker.Type) || g.Checker.CheckPort != pt.CheckPort {
+			t.Errorf("target %d: prober source %+v, ProbeTargets %+v", i, g, pt)
+		}
+	}
+}

@@ -27,13 +27,11 @@ type probeSource struct{ r *Registry }
 // Targets converts the registry's probe targets; the prober dials CheckPort, already
 // resolved from the cluster's checkPort and useInstancePort4Check.
 func (s probeSource) Targets() []healthcheck.Target {
-	list, err := s.r.ProbeTargets()
-	if err != nil {
-		s.r.log.Warn("health checks: cannot list the persistent instances", "err", err)
-		return nil
-	}
-	out := make([]healthcheck.Target, len(list))
-	for i, t := range list {
+	var out []healthcheck.Target
+	_, err := s.r.probes.visit(s.r.store, func(n int, t *ProbeTarget) {
+		if out == nil {
+			out = make([]healthcheck.Target, 0, n)
+		}
 		hc := healthcheck.Checker{
 			Type: healthcheck.Type(t.Checker.Type), Path: t.Checker.Path, Headers: t.Checker.Headers,
 			GRPCService: t.Checker.Service, CheckPort: t.CheckPort,
@@ -41,8 +39,12 @@ func (s probeSource) Targets() []healthcheck.Target {
 		if t.Checker.ExpectedResponseCode != 0 {
 			hc.ExpectedCodes = []int{t.Checker.ExpectedResponseCode}
 		}
-		out[i] = healthcheck.Target{Service: t.Service, Cluster: t.Cluster, IP: t.IP, Port: t.Port,
-			Healthy: t.Healthy, Revision: t.Revision, Checker: hc}
+		out = append(out, healthcheck.Target{Service: t.Service, Cluster: t.Cluster, IP: t.IP, Port: t.Port,
+			Healthy: t.Healthy, Revision: t.Revision, Checker: hc})
+	})
+	if err != nil {
+		s.r.log.Warn("health checks: cannot list the persistent instances", "err", err)
+		return nil
 	}
 	return out
 }

@@ -381,3 +381,34 @@ func (s *server) expiryCounts() (unhealthy, removed int) {
 	}
 	return unhealthy, removed
 }
+
+// fileRSS is how much of the process's RSS is mappings of files whose path ends in
+// suffix (bbolt's mmap of fsm.db counts toward RSS for every page it has touched).
+func (s *server) fileRSS(suffix string) (int64, error) {
+	if !s.running() {
+		return 0, fmt.Errorf("%s: not running", s.name)
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/smaps")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var total int64
+	inFile := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			inFile = len(fields) >= 6 && strings.HasSuffix(fields[len(fields)-1], suffix)
+			continue
+		}
+		if inFile && len(fields) == 3 && fields[0] == "Rss:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err == nil {
+				total += kb << 10
+			}
+		}
+	}
+	return total, sc.Err()
+}

@@ -494,6 +494,14 @@ func runMemory(ctx context.Context, b *bench, p params, _ int) (figures, error) 
 		return f, withLog(s, err)
 	}
 	f["rss_mib"] = float64(rss) / (1 << 20)
+	fsmMapped, err1 := s.fileRSS("fsm.db")
+	raftMapped, err2 := s.fileRSS("raft.db")
+	if err1 == nil && err2 == nil {
+		f["rss_fsm_db_mmap_mib"] = float64(fsmMapped) / (1 << 20)
+		f["rss_raft_db_mmap_mib"] = float64(raftMapped) / (1 << 20)
+		b.logf("memory: of which mmap of fsm.db %.1f MiB, of raft.db %.1f MiB", f["rss_fsm_db_mmap_mib"], f["rss_raft_db_mmap_mib"])
+	}
+	b.heapProfile(s, "memory")
 	b.logf("memory: RSS %.1f MiB with %d persistent + %d ephemeral", f["rss_mib"], n, n)
 	_, err = b.stopServer(s)
 	return f, err
