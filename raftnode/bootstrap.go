@@ -1,10 +1,8 @@
 package raftnode
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -46,30 +44,5 @@ func (n *Node) BootstrapServers(servers []Server) error {
 		return fmt.Errorf("raftnode: bootstrap: %w", err)
 	}
 	n.logger.Info("bootstrapped cluster", "servers", len(servers))
-	return nil
-}
-
-// barrierTerm is the term in which this node, as leader, last completed a Barrier: all
-// entries of earlier terms are applied locally from then on.
-type barrierTerm struct{ atomic.Uint64 }
-
-// ConsistentRead makes a following local read linearizable: the node confirms it is
-// still the leader (VerifyLeader alone is not enough: a new leader may not have applied
-// what earlier leaders committed) and that a Barrier has completed in its current term.
-func (n *Node) ConsistentRead(ctx context.Context) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
-	term := n.raft.CurrentTerm()
-	if err := n.VerifyLeader(ctx); err != nil {
-		return err
-	}
-	if n.readBarrier.Load() == term {
-		return nil
-	}
-	if err := n.Barrier(ctx); err != nil {
-		return err
-	}
-	n.readBarrier.Store(term)
 	return nil
 }

@@ -133,8 +133,8 @@ type Node struct {
 
 	// solo is set when the node started as the only voter and runs on soloTimeout.
 	solo bool
-	// readBarrier backs ConsistentRead.
-	readBarrier barrierTerm
+	// reads backs ConsistentRead.
+	reads readRounds
 
 	observer *raft.Observer
 	leaderCh chan bool // capacity 1; holds the newest leadership state
