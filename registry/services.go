@@ -25,7 +25,7 @@ func (r *Registry) CreateService(ctx context.Context, svc *naming.Service) error
 	if err := r.checkServiceQuota(svc.Key); err != nil {
 		return err
 	}
-	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate})
+	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate, Quota: r.defaultQuota()})
 	return err
 }
 

@@ -304,3 +304,53 @@ func TestConsoleNodeLeave(t *testing.T) {
 		return code == 200 && strings.Contains(list, `"data":[]`), list
 	})
 }
+
+// TestPersistentQuotaHoldsAcrossMembers: persistent registrations sent at once through
+// two members, each of which sees room in its own view, leave exactly the quota: the
+// FSM refuses the ones past it in log order, with the registry's error.
+func TestPersistentQuotaHoldsAcrossMembers(t *testing.T) {
+	const quota, perMember = 3, 6
+	nodes := servertest.StartCluster(t, 3, func(_ int, c *server.Config) { c.NamespaceMaxInstances = quota })
+	type result struct {
+		code int
+		body string
+	}
+	results := make(chan result, 2*perMember)
+	start := make(chan struct{})
+	for m, n := range nodes[:2] {
+		for i := 0; i < perMember; i++ {
+			ip := fmt.Sprintf("10.0.%d.%d", m, i+1)
+			go func() {
+				<-start
+				code, body := form(t, n, "POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"db"},
+					"ip": {ip}, "port": {"5432"}, "ephemeral": {"false"}})
+				results <- result{code, body}
+			}()
+		}
+	}
+	close(start)
+	ok := 0
+	for i := 0; i < 2*perMember; i++ {
+		r := <-results
+		switch {
+		case r.code == 200:
+			ok++
+		case r.code == http.StatusBadRequest && r.body == "namespace public has reached its quota of 3 instances":
+		default:
+			t.Errorf("register: %d %q", r.code, r.body)
+		}
+	}
+	if ok != quota {
+		t.Errorf("%d registrations accepted, want %d", ok, quota)
+	}
+	key := naming.ServiceKey{Namespace: "public", Group: naming.DefaultGroup, Name: "db"}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			info, err := n.Registry().Namespace("public")
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.Instances == quota, fmt.Sprintf("%s holds %d instances of %v", n.NodeID(), info.Instances, key)
+		})
+	}
+}
