@@ -354,3 +354,58 @@ func TestPersistentQuotaHoldsAcrossMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteServiceRightAfterDeregisterElsewhere: a persistent service emptied through
+// one member can be deleted through another at once, before that member has applied
+// the deregistration: the FSM, not the member's view, decides that it is empty.
+func TestDeleteServiceRightAfterDeregisterElsewhere(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3)
+	var a, b *server.Server
+	for _, n := range nodes {
+		if n.IsLeader() {
+			a = n
+		} else {
+			b = n
+		}
+	}
+	if a == nil || b == nil {
+		t.Fatal("no leader and follower")
+	}
+	for i := 0; i < 20; i++ {
+		svc := fmt.Sprintf("db%d", i)
+		inst := url.Values{"serviceName": {svc}, "ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}
+		if code, body := form(t, a, "POST", "/nacos/v1/ns/instance", inst); code != 200 {
+			t.Fatalf("register %s: %d %s", svc, code, body)
+		}
+		eventually(t, 10*time.Second, func() (bool, string) {
+			keys, _ := b.Registry().Services("public")
+			for _, k := range keys {
+				if k.Name == svc {
+					return true, ""
+				}
+			}
+			return false, b.NodeID() + " has not got " + svc
+		})
+		if code, body := form(t, a, "DELETE", "/nacos/v1/ns/instance", inst); code != 200 {
+			t.Fatalf("deregister %s: %d %s", svc, code, body)
+		}
+		if code, body := form(t, b, "DELETE", "/nacos/v1/ns/service", url.Values{"serviceName": {svc}}); code != 200 || body != "ok" {
+			t.Fatalf("delete %s through %s right after the deregistration: %d %s", svc, b.NodeID(), code, body)
+		}
+	}
+	// Still refused while an instance is there, through any member.
+	inst := url.Values{"serviceName": {"kept"}, "ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}
+	if code, body := form(t, b, "POST", "/nacos/v1/ns/instance", inst); code != 200 {
+		t.Fatalf("register kept: %d %s", code, body)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			keys, _ := n.Registry().Services("public")
+			return len(keys) == 1, n.NodeID() + " has not got kept"
+		})
+		code, body := form(t, n, "DELETE", "/nacos/v1/ns/service", url.Values{"serviceName": {"kept"}})
+		if code != http.StatusBadRequest || !strings.Contains(body, "is not empty") {
+			t.Fatalf("%s deleted a service with an instance: %d %s", n.NodeID(), code, body)
+		}
+	}
+}
