@@ -377,15 +377,19 @@ func TestDeleteServiceRightAfterDeregisterElsewhere(t *testing.T) {
 		if code, body := form(t, a, "POST", "/nacos/v1/ns/instance", inst); code != 200 {
 			t.Fatalf("register %s: %d %s", svc, code, body)
 		}
-		eventually(t, 10*time.Second, func() (bool, string) {
-			keys, _ := b.Registry().Services("public")
-			for _, k := range keys {
-				if k.Name == svc {
-					return true, ""
+		// Both have the instance: a deregistration through a member that has not (after
+		// a change of leader) would find nothing to remove there.
+		for _, n := range []*server.Server{a, b} {
+			eventually(t, 10*time.Second, func() (bool, string) {
+				keys, _ := n.Registry().Services("public")
+				for _, k := range keys {
+					if k.Name == svc {
+						return true, ""
+					}
 				}
-			}
-			return false, b.NodeID() + " has not got " + svc
-		})
+				return false, n.NodeID() + " has not got " + svc
+			})
+		}
 		if code, body := form(t, a, "DELETE", "/nacos/v1/ns/instance", inst); code != 200 {
 			t.Fatalf("deregister %s: %d %s", svc, code, body)
 		}
