@@ -60,6 +60,9 @@ type Command interface{ Type() CommandType }
 type RegisterInstance struct {
 	Service  naming.ServiceKey `json:"service"`
 	Instance naming.Instance   `json:"instance"`
+	// Quota, when set, refuses a registration that would take the namespace past its
+	// quotas (see Quota).
+	Quota *Quota `json:"quota,omitempty"`
 }
 
 // DeregisterInstance removes an instance. Removing one that is not there succeeds.
@@ -84,6 +87,8 @@ type UpdateInstance struct {
 	// Metadata, when non-nil, replaces the instance's metadata (an empty map clears it).
 	Metadata map[string]string `json:"metadata"`
 	Upsert   *naming.Instance  `json:"upsert,omitempty"`
+	// Quota, when set, bounds the registration of Upsert (see Quota).
+	Quota *Quota `json:"quota,omitempty"`
 }
 
 // PutMode says what PutService does with an existing or missing record.
@@ -132,6 +137,22 @@ func (m *PutMode) UnmarshalText(b []byte) error {
 type PutService struct {
 	Service naming.Service `json:"service"`
 	Mode    PutMode        `json:"mode"`
+	// Quota, when set, refuses a create that would take the namespace past its service
+	// quota (see Quota).
+	Quota *Quota `json:"quota,omitempty"`
+}
+
+// Quota is the server's default namespace quotas (0 = unlimited) as the member that
+// proposed a command knew them. The FSM checks a write that adds a persistent service
+// or instance against the namespace record's own quota where it has one, else against
+// these, counting the persistent services and instances the store holds: the decision
+// uses only the log and the replicated state, so every member makes the same one, and
+// two writes racing through different members cannot both pass. The member where a
+// write enters checks it as well, counting ephemeral data too (registry.checkQuota).
+// An entry without Quota (written before it existed) is not checked.
+type Quota struct {
+	Services  int `json:"services"`
+	Instances int `json:"instances"`
 }
 
 // DeleteService removes a service record: naming.ErrServiceNotFound when there is
@@ -254,7 +275,7 @@ func init() {
 			}
 			return checkInstance(&c.Instance, l)
 		},
-		apply: func(a *applier, c RegisterInstance) (any, error) { return a.register(c.Service, c.Instance) },
+		apply: func(a *applier, c RegisterInstance) (any, error) { return a.register(c.Service, c.Instance, c.Quota) },
 	})
 	registerCommand(DeregisterInstanceType, "DeregisterInstance", row[DeregisterInstance]{
 		validate: func(c DeregisterInstance, _ Limits) error {

@@ -301,13 +301,18 @@ func (a *applier) touch(k naming.ServiceKey) {
 // the table, so every command has one.
 func (a *applier) apply(c Command) (any, error) { return commands[c.Type()].apply(a, c) }
 
-func (a *applier) register(k naming.ServiceKey, in naming.Instance) (any, error) {
+func (a *applier) register(k naming.ServiceKey, in naming.Instance, q *Quota) (any, error) {
 	svc, err := a.tx.Service(k)
 	if err != nil {
 		return nil, err
 	}
 	if svc != nil && svc.Ephemeral {
 		return naming.ErrEphemeralService(k), nil
+	}
+	if refused, err := a.checkQuota(k, svc != nil, &in, q); err != nil {
+		return nil, err
+	} else if refused != nil {
+		return refused, nil
 	}
 	if svc == nil {
 		if err := a.tx.PutService(naming.NewService(k, false)); err != nil {
@@ -323,6 +328,61 @@ func (a *applier) register(k naming.ServiceKey, in naming.Instance) (any, error)
 		return nil, err
 	}
 	a.touch(k)
+	return nil, nil
+}
+
+// checkQuota answers naming.ErrQuota when adding service k (unless exists) or instance
+// in (when not nil and new) would take k's namespace past its quotas (see Quota).
+func (a *applier) checkQuota(k naming.ServiceKey, exists bool, in *naming.Instance, q *Quota) (*naming.Error, error) {
+	if q == nil {
+		return nil, nil
+	}
+	maxServices, maxInstances := q.Services, q.Instances
+	if k.Namespace != naming.DefaultNamespace {
+		rec, err := a.tx.NamespaceRecord(k.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil && rec.MaxServices != nil {
+			maxServices = *rec.MaxServices
+		}
+		if rec != nil && rec.MaxInstances != nil {
+			maxInstances = *rec.MaxInstances
+		}
+	}
+	if (exists || maxServices <= 0) && (in == nil || maxInstances <= 0) {
+		return nil, nil
+	}
+	services, err := a.tx.Services(k.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if !exists && maxServices > 0 && len(services) >= maxServices {
+		return naming.ErrQuota(k.Namespace, "services", maxServices), nil
+	}
+	if in == nil || maxInstances <= 0 {
+		return nil, nil
+	}
+	if exists {
+		have, err := a.tx.Instance(k, in.Key())
+		if err != nil {
+			return nil, err
+		}
+		if have != nil {
+			return nil, nil // a replacement adds nothing
+		}
+	}
+	total := 0
+	for _, s := range services {
+		list, err := a.tx.Instances(s.Key)
+		if err != nil {
+			return nil, err
+		}
+		total += len(list)
+	}
+	if total+1 > maxInstances {
+		return naming.ErrQuota(k.Namespace, "instances", maxInstances), nil
+	}
 	return nil, nil
 }
 
@@ -354,7 +414,7 @@ func (a *applier) update(c UpdateInstance) (any, error) {
 		if c.Upsert == nil {
 			return naming.BadRequest("instance not exist: " + nacosInstanceString(c)), nil
 		}
-		return a.register(c.Service, *c.Upsert)
+		return a.register(c.Service, *c.Upsert, c.Quota)
 	}
 	if c.Weight != nil {
 		in.Weight = *c.Weight
@@ -398,6 +458,11 @@ func (a *applier) putService(c PutService) (any, error) {
 		// Encode refuses this; an entry written by other means is rejected the same
 		// way on every server.
 		return naming.BadRequest("unknown put mode " + c.Mode.String()), nil
+	}
+	if refused, err := a.checkQuota(k, existing != nil, nil, c.Quota); err != nil {
+		return nil, err
+	} else if refused != nil {
+		return refused, nil
 	}
 	svc := c.Service
 	if existing != nil {

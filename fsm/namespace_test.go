@@ -133,3 +133,66 @@ func TestNamespacesInSnapshot(t *testing.T) {
 		t.Errorf("restored %+v, want %+v", g, w)
 	}
 }
+
+// TestQuotaHoldsInTheFSM: commands carrying the proposer's default quotas are refused
+// past them in log order, with the registry's error; a namespace record's own quota
+// overrides the defaults; a replacement adds nothing; an entry without a quota (written
+// before quotas were carried) is not checked.
+func TestQuotaHoldsInTheFSM(t *testing.T) {
+	f := newFSM(t)
+	q := &Quota{Services: 2, Instances: 3}
+	withQuota := func(svc, ip string) RegisterInstance {
+		c := register(svc, ip, 80)
+		c.Quota = q
+		return c
+	}
+	res := f.ApplyBatch(logs(t, 1,
+		withQuota("a", "10.0.0.1"),
+		withQuota("a", "10.0.0.2"),
+		withQuota("b", "10.0.0.3"),
+		withQuota("c", "10.0.0.4"), // a third service
+		withQuota("a", "10.0.0.4"), // a fourth instance
+		withQuota("a", "10.0.0.1"), // a replacement
+		PutService{Service: *naming.NewService(key("c"), false), Mode: PutCreate, Quota: q},
+		UpdateInstance{Service: key("b"), IP: "10.0.0.5", Port: 80, Cluster: "DEFAULT", Upsert: ptr(persistent("10.0.0.5", 80)), Quota: q},
+	))
+	want := []*naming.Error{nil, nil, nil,
+		naming.ErrQuota("public", "services", 2), naming.ErrQuota("public", "instances", 3), nil,
+		naming.ErrQuota("public", "services", 2), naming.ErrQuota("public", "instances", 3)}
+	for i, r := range res {
+		if want[i] == nil {
+			if r != nil {
+				t.Errorf("command %d: %v, want success", i, r)
+			}
+			continue
+		}
+		if got := refusal(t, r); *got != *want[i] {
+			t.Errorf("command %d: %+v, want %+v", i, got, want[i])
+		}
+	}
+	if st := dump(t, f.Store()); st.Counts != [2]int{2, 3} {
+		t.Fatalf("counts %v, want 2 services and 3 instances", st.Counts)
+	}
+	// Without a carried quota nothing is checked.
+	applyOK(t, f, logs(t, 9, register("a", "10.0.0.9", 80)))
+
+	// A record's own quota wins over the carried default.
+	one := 1
+	dev := func(name, ip string) RegisterInstance {
+		c := RegisterInstance{Service: naming.ServiceKey{Namespace: "dev", Group: "DEFAULT_GROUP", Name: name}, Instance: persistent(ip, 80), Quota: q}
+		return c
+	}
+	res = f.ApplyBatch(logs(t, 10,
+		PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "Dev", MaxInstances: &one}, Mode: PutCreate},
+		dev("x", "10.0.1.1"),
+		dev("x", "10.0.1.2"),
+	))
+	if res[0] != nil || res[1] != nil {
+		t.Fatalf("dev: %v", res)
+	}
+	if got := refusal(t, res[2]); *got != *naming.ErrQuota("dev", "instances", 1) {
+		t.Fatalf("dev over its own quota: %+v", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -306,7 +306,10 @@ func (r *Registry) DeleteNamespace(ctx context.Context, id string) error {
 // checkQuota refuses a write that would add a service or instances to svc's namespace
 // past its quotas. It runs where each instance write enters the registry (the member
 // that stores an ephemeral write, any member for a persistent one), against this
-// member's view: writes in flight at once on different members may each pass.
+// member's view, counting both kinds. A persistent write is checked again inside the
+// FSM (fsm.Quota), where the log orders writes racing through different members; an
+// ephemeral write has only this check, since AP writes have no single order: ephemeral
+// writes in flight at once on different members may each pass.
 func (r *Registry) checkQuota(svc naming.ServiceKey, insts ...*naming.Instance) error {
 	rec, err := r.namespaceRecord(svc.Namespace)
 	if err != nil {
@@ -364,6 +367,12 @@ func (r *Registry) checkQuota(svc naming.ServiceKey, insts ...*naming.Instance) 
 		return naming.ErrQuota(svc.Namespace, "instances", maxInstances)
 	}
 	return nil
+}
+
+// defaultQuota is the server's default quotas, carried in the CP commands that add a
+// service or instance so the FSM checks them the same way on every member.
+func (r *Registry) defaultQuota() *fsm.Quota {
+	return &fsm.Quota{Services: r.cfg.NamespaceMaxServices, Instances: r.cfg.NamespaceMaxInstances}
 }
 
 // checkServiceQuota is checkQuota for a write that creates a service and no instance.

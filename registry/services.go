@@ -25,7 +25,7 @@ func (r *Registry) CreateService(ctx context.Context, svc *naming.Service) error
 	if err := r.checkServiceQuota(svc.Key); err != nil {
 		return err
 	}
-	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate})
+	_, err := r.apply(ctx, &fsm.PutService{Service: *svc.Clone(), Mode: fsm.PutCreate, Quota: r.defaultQuota()})
 	return err
 }
 
@@ -78,6 +78,14 @@ func (r *Registry) DeleteService(ctx context.Context, key naming.ServiceKey) err
 	if !v.exists {
 		return naming.ErrServiceNotFound(key)
 	}
+	if !v.meta.Ephemeral {
+		// A persistent service's instances are CP: the FSM refuses the delete while it
+		// has any, against the committed state, where this member's view may lag a
+		// deregistration committed through another member.
+		_, err = r.apply(ctx, &fsm.DeleteService{Service: key})
+		return err
+	}
+	// An ephemeral service's instances are AP: this member's view is the one there is.
 	if len(v.instances) > 0 {
 		return naming.ErrServiceNotEmpty(key)
 	}

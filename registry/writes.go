@@ -21,7 +21,7 @@ func (r *Registry) Register(ctx context.Context, svc naming.ServiceKey, inst *na
 		return err
 	}
 	if !inst.Ephemeral {
-		cmd := &fsm.RegisterInstance{Service: svc, Instance: *inst}
+		cmd := &fsm.RegisterInstance{Service: svc, Instance: *inst, Quota: r.defaultQuota()}
 		if err := r.validate(cmd); err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func (r *Registry) Update(ctx context.Context, svc naming.ServiceKey, inst *nami
 	w, en := inst.Weight, inst.Enabled
 	_, err = r.propose(ctx, &fsm.UpdateInstance{
 		Service: svc, IP: inst.IP, Port: inst.Port, Cluster: inst.ClusterName,
-		Weight: &w, Enabled: &en, Metadata: nonNil(inst.Metadata), Upsert: up,
+		Weight: &w, Enabled: &en, Metadata: nonNil(inst.Metadata), Upsert: up, Quota: r.defaultQuota(),
 	})
 	return err
 }

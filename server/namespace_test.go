@@ -314,3 +314,112 @@ func TestConsoleNodeLeave(t *testing.T) {
 		return code == 200 && strings.Contains(list, `"data":[]`), list
 	})
 }
+
+// TestPersistentQuotaHoldsAcrossMembers: persistent registrations sent at once through
+// two members, each of which sees room in its own view, leave exactly the quota: the
+// FSM refuses the ones past it in log order, with the registry's error.
+func TestPersistentQuotaHoldsAcrossMembers(t *testing.T) {
+	const quota, perMember = 3, 6
+	nodes := servertest.StartCluster(t, 3, func(_ int, c *server.Config) { c.NamespaceMaxInstances = quota })
+	type result struct {
+		code int
+		body string
+	}
+	results := make(chan result, 2*perMember)
+	start := make(chan struct{})
+	for m, n := range nodes[:2] {
+		for i := 0; i < perMember; i++ {
+			ip := fmt.Sprintf("10.0.%d.%d", m, i+1)
+			go func() {
+				<-start
+				code, body := form(t, n, "POST", "/nacos/v1/ns/instance", url.Values{"serviceName": {"db"},
+					"ip": {ip}, "port": {"5432"}, "ephemeral": {"false"}})
+				results <- result{code, body}
+			}()
+		}
+	}
+	close(start)
+	ok := 0
+	for i := 0; i < 2*perMember; i++ {
+		r := <-results
+		switch {
+		case r.code == 200:
+			ok++
+		case r.code == http.StatusBadRequest && r.body == "namespace public has reached its quota of 3 instances":
+		default:
+			t.Errorf("register: %d %q", r.code, r.body)
+		}
+	}
+	if ok != quota {
+		t.Errorf("%d registrations accepted, want %d", ok, quota)
+	}
+	key := naming.ServiceKey{Namespace: "public", Group: naming.DefaultGroup, Name: "db"}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			info, err := n.Registry().Namespace("public")
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.Instances == quota, fmt.Sprintf("%s holds %d instances of %v", n.NodeID(), info.Instances, key)
+		})
+	}
+}
+
+// TestDeleteServiceRightAfterDeregisterElsewhere: a persistent service emptied through
+// one member can be deleted through another at once, before that member has applied
+// the deregistration: the FSM, not the member's view, decides that it is empty.
+func TestDeleteServiceRightAfterDeregisterElsewhere(t *testing.T) {
+	nodes := servertest.StartCluster(t, 3)
+	var a, b *server.Server
+	for _, n := range nodes {
+		if n.IsLeader() {
+			a = n
+		} else {
+			b = n
+		}
+	}
+	if a == nil || b == nil {
+		t.Fatal("no leader and follower")
+	}
+	for i := 0; i < 20; i++ {
+		svc := fmt.Sprintf("db%d", i)
+		inst := url.Values{"serviceName": {svc}, "ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}
+		if code, body := form(t, a, "POST", "/nacos/v1/ns/instance", inst); code != 200 {
+			t.Fatalf("register %s: %d %s", svc, code, body)
+		}
+		// Both have the instance: a deregistration through a member that has not (after
+		// a change of leader) would find nothing to remove there.
+		for _, n := range []*server.Server{a, b} {
+			eventually(t, 10*time.Second, func() (bool, string) {
+				keys, _ := n.Registry().Services("public")
+				for _, k := range keys {
+					if k.Name == svc {
+						return true, ""
+					}
+				}
+				return false, n.NodeID() + " has not got " + svc
+			})
+		}
+		if code, body := form(t, a, "DELETE", "/nacos/v1/ns/instance", inst); code != 200 {
+			t.Fatalf("deregister %s: %d %s", svc, code, body)
+		}
+		if code, body := form(t, b, "DELETE", "/nacos/v1/ns/service", url.Values{"serviceName": {svc}}); code != 200 || body != "ok" {
+			t.Fatalf("delete %s through %s right after the deregistration: %d %s", svc, b.NodeID(), code, body)
+		}
+	}
+	// Still refused while an instance is there, through any member.
+	inst := url.Values{"serviceName": {"kept"}, "ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}
+	if code, body := form(t, b, "POST", "/nacos/v1/ns/instance", inst); code != 200 {
+		t.Fatalf("register kept: %d %s", code, body)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() (bool, string) {
+			keys, _ := n.Registry().Services("public")
+			return len(keys) == 1, n.NodeID() + " has not got kept"
+		})
+		code, body := form(t, n, "DELETE", "/nacos/v1/ns/service", url.Values{"serviceName": {"kept"}})
+		if code != http.StatusBadRequest || !strings.Contains(body, "is not empty") {
+			t.Fatalf("%s deleted a service with an instance: %d %s", n.NodeID(), code, body)
+		}
+	}
+}

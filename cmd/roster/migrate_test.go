@@ -572,3 +572,42 @@ func TestImportWriteFailsMidService(t *testing.T) {
 	}
 	sameData(t, "after the rerun", full, exportOf(t, dstAddr))
 }
+
+// A namespace whose description was cleared at the source loses it at the target, and
+// the run after that is a no-op: a blank description is a value, not "not set".
+func TestImportClearsNamespaceDescription(t *testing.T) {
+	src := servertest.StartNode(t)
+	dst := servertest.StartNode(t)
+	srcAddr, dstAddr := rosterURL(src.HTTPAddr()), rosterURL(dst.HTTPAddr())
+	createNamespace(t, newClient(t, srcAddr), "dev", "Development", "")
+	dc := newClient(t, dstAddr)
+	createNamespace(t, dc, "dev", "Development", "old text")
+
+	devAction := func(rep *migrate.Report) string {
+		t.Helper()
+		for _, n := range rep.Namespaces {
+			if n.ID == "dev" {
+				if n.Error != "" {
+					t.Fatalf("namespace dev: %s", n.Error)
+				}
+				return n.Action
+			}
+		}
+		t.Fatalf("no namespace dev in the report: %+v", rep.Namespaces)
+		return ""
+	}
+	args := []string{"import", "nacos", "--from", srcAddr, "--addr", dstAddr}
+	if a := devAction(importReport(t, args...)); a != migrate.ActionUpdate {
+		t.Fatalf("first run: namespace dev %s, want %s", a, migrate.ActionUpdate)
+	}
+	ns, err := dc.GetNamespace(context.Background(), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Desc != nil && *ns.Desc != "" {
+		t.Fatalf("target description after the import: %q", *ns.Desc)
+	}
+	if a := devAction(importReport(t, args...)); a != migrate.ActionUnchanged {
+		t.Fatalf("second run: namespace dev %s, want %s", a, migrate.ActionUnchanged)
+	}
+}

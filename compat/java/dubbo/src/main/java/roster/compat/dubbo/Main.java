@@ -33,9 +33,10 @@ import roster.compat.Contract;
  * reads the provider's metadata from the provider itself (metadata-type local), and names
  * the provider application with {@code providedBy} instead of a mapping in a metadata
  * centre. The provider registers its application instance (register-mode instance), so
- * E is the provider's own address, 127.0.0.1 and its Dubbo port: the consumer connects to
- * what is registered, and nothing here may connect to 10.9.0.1. The program tells the
- * driver that address.
+ * E is the provider's own address, a loopback one (127.0.0.1, or wherever in 127.0.0.0/8
+ * the host's name resolves, such as 127.0.1.1) and its Dubbo port: the consumer connects
+ * to what is registered, so it is started only once E is seen on loopback, and nothing
+ * here may connect to 10.9.0.1. The program tells the driver the address E has.
  */
 public final class Main {
     private final Contract c;
@@ -46,7 +47,7 @@ public final class Main {
     private Greeter greeter;
     /** A plain nacos-client naming view, to read what Dubbo registered. */
     private NamingService naming;
-    /** E was registered at 127.0.0.1: only then may the consumer connect to what it finds. */
+    /** E was registered on loopback: only then may the consumer connect to what it finds. */
     private boolean eOnLoopback;
 
     private Main(Contract c) throws IOException {
@@ -56,6 +57,7 @@ public final class Main {
 
     public static void main(String[] args) throws Exception {
         Contract c = Contract.init();
+        checkLoopbackRule();
         System.setProperty("JM.LOG.PATH", c.cacheDir + "/logs");
         System.setProperty("JM.SNAPSHOT.PATH", c.cacheDir);
         System.setProperty("com.alibaba.nacos.naming.cache.dir", c.cacheDir + "/naming");
@@ -65,7 +67,8 @@ public final class Main {
         System.setProperty("dubbo.application.service-discovery.migration", "FORCE_APPLICATION");
         // Dubbo never registers a loopback host it is given (127.* is "invalid" to it) and
         // picks a network interface's address instead; with every interface ignored it
-        // falls back to 127.0.0.1, the only address anything here may connect to.
+        // falls back to the host's own loopback address (127.0.0.1, or 127.0.1.1 where the
+        // host name resolves there), the only kind of address anything here may connect to.
         System.setProperty("dubbo.network.interface.ignored", ".*");
         c.version("dubbo " + Version.getVersion() + " (dubbo-registry-nacos, nacos-client "
                 + com.alibaba.nacos.common.utils.VersionUtils.version + ")");
@@ -146,19 +149,19 @@ public final class Main {
     }
 
     private void run() {
-        c.ephemeralAt("127.0.0.1", ePort);
         c.step("register_ephemeral", () -> {
             provider = startProvider("E", ePort);
             List<Instance>[] seen = new List[1];
             Contract.eventually(15_000, () -> {
                 seen[0] = naming().getAllInstances(c.service, c.group, false);
-                if (find(seen[0], "127.0.0.1", ePort) == null) {
-                    throw new Exception("listed " + addrs(seen[0]) + ", want 127.0.0.1:" + ePort);
+                if (findE(seen[0]) == null) {
+                    throw new Exception("listed " + addrs(seen[0]) + ", want 127.x.x.x:" + ePort);
                 }
             });
-            Instance e = find(seen[0], "127.0.0.1", ePort);
+            Instance e = findE(seen[0]);
             eOnLoopback = true;
-            return "Dubbo provider exported Greeter; its application instance 127.0.0.1:" + ePort
+            c.ephemeralAt(e.getIp(), ePort);
+            return "Dubbo provider exported Greeter; its application instance " + e.getIp() + ":" + ePort
                     + " registered by the Nacos registry over gRPC (metadata revision "
                     + e.getMetadata().get("dubbo.metadata.revision") + ")";
         });
@@ -176,7 +179,7 @@ public final class Main {
 
     private String listSelect() throws Exception {
         if (!eOnLoopback) {
-            throw new Exception("E is not registered at 127.0.0.1 (see register_ephemeral): no consumer is started");
+            throw new Exception("E is not registered on loopback (see register_ephemeral): no consumer is started");
         }
         startConsumer();
         String[] answer = new String[1];
@@ -214,7 +217,7 @@ public final class Main {
             }
         });
         long seen = System.currentTimeMillis();
-        return String.format("push (grpc): X (a 2nd provider, 127.0.0.1:%d) answered an RPC %.1fs after its export returned"
+        return String.format("push (grpc): X (a 2nd provider, port %d) answered an RPC %.1fs after its export returned"
                 + " (export took %.1fs, %d calls)", xPort, (seen - start) / 1000.0, (start - exported) / 1000.0, calls[0]);
     }
 
@@ -227,7 +230,7 @@ public final class Main {
         x.stop();
         Contract.eventually(15_000, () -> {
             List<Instance> all = naming().getAllInstances(c.service, c.group, false);
-            if (all.size() != 1 || find(all, "127.0.0.1", ePort) == null) {
+            if (all.size() != 1 || findE(all) == null) {
                 throw new Exception("Nacos lists " + addrs(all) + " after X's provider stopped, want E only");
             }
         });
@@ -242,13 +245,51 @@ public final class Main {
                 + " (the contract's P deregister does not apply: see register_persistent)", (gone - stop) / 1000.0);
     }
 
-    private static Instance find(List<Instance> list, String ip, int port) {
+    /** E: the instance at E's port on a loopback address. */
+    private Instance findE(List<Instance> list) {
         for (Instance i : list) {
-            if (ip.equals(i.getIp()) && i.getPort() == port) {
+            if (i.getPort() == ePort && isLoopback(i.getIp())) {
                 return i;
             }
         }
         return null;
+    }
+
+    /**
+     * The rule findE connects by, checked before anything starts (the module has no test
+     * framework): all of 127.0.0.0/8 is loopback, nothing else is.
+     */
+    private static void checkLoopbackRule() {
+        for (String ip : new String[] {"127.0.0.1", "127.0.1.1", "127.255.255.254"}) {
+            if (!isLoopback(ip)) {
+                Contract.fatal("isLoopback(" + ip + ") is false");
+            }
+        }
+        for (String ip : new String[] {"10.9.0.1", "128.0.0.1", "127.0.0", "127.0.0.256", "127.0.0.1.5", "127.a.0.1", "localhost", "::1", ""}) {
+            if (isLoopback(ip)) {
+                Contract.fatal("isLoopback(" + ip + ") is true");
+            }
+        }
+    }
+
+    /**
+     * Whether ip is an IPv4 literal in 127.0.0.0/8. Parsed by hand, not by InetAddress:
+     * a name is never resolved, and nothing else counts as loopback.
+     */
+    static boolean isLoopback(String ip) {
+        if (ip == null) {
+            return false;
+        }
+        String[] parts = ip.split("\\.", -1);
+        if (parts.length != 4 || !parts[0].equals("127")) {
+            return false;
+        }
+        for (String p : parts) {
+            if (p.isEmpty() || p.length() > 3 || !p.chars().allMatch(ch -> ch >= '0' && ch <= '9') || Integer.parseInt(p) > 255) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static String addrs(List<Instance> list) {
