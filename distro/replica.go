@@ -300,3 +300,58 @@ func (s *Store) Sources() map[string]int {
 	}
 	return out
 }
+
+// Rebalance moves the beat-kept instances to the members that responsible, a hash over
+// the live members, now names: the live set changed, and the clients' beats go to the
+// newly responsible members from now on. An instance this node kept but whose client
+// is now another member's (responsible returns its id and false) becomes a replica of
+// that member, so that this node, no longer beaten for it, does not expire it while
+// that member takes it over; its epoch is kept, so that member's claim replaces it. A
+// replica of a live member (live says so) whose client is now this node's is taken
+// over with a fresh timer, so that someone expires it if its client is gone. Replicas
+// of dead members are Adopt's. It returns how many it handed over and took.
+func (s *Store) Rebalance(responsible func(client string) (member string, self bool), live func(source string) bool) (handed, taken int) {
+	now := s.now()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		var gave, took []naming.ServiceKey
+		sh.mu.Lock()
+		for svc, sv := range sh.services {
+			g, tk := false, false
+			for _, r := range sv.instances {
+				if r.owner != "" {
+					continue // kept by its connection, wherever that is
+				}
+				member, self := responsible(r.client)
+				switch {
+				case r.source == "" && !self && member != "":
+					r.source = member
+					r.beat(now)
+					handed++
+					g = true
+				case r.source != "" && self && live(r.source):
+					r.source = ""
+					r.epoch = s.wall()
+					r.lastBeat.Store(now)
+					taken++
+					tk = true
+				}
+			}
+			if tk {
+				took = append(took, svc)
+			} else if g {
+				gave = append(gave, svc)
+			}
+		}
+		sh.mu.Unlock()
+		// A hand-over is not pushed: the push would remove the new member's copy
+		// before it took the client over. What this node took is pushed.
+		for _, svc := range took {
+			s.notify(svc)
+		}
+		for _, svc := range gave {
+			s.notifyRemote(svc)
+		}
+	}
+	return handed, taken
+}

@@ -106,6 +106,8 @@ type Replicator struct {
 	// through Raft's loop). A member seen again after being dead clears it at once.
 	live   []Peer
 	liveAt time.Time
+	// view is the live set the instances were last rebalanced over (checkDeaths).
+	view []string
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -176,6 +178,17 @@ func (r *Replicator) others() []Peer {
 	return out
 }
 
+// liveOthers lists the live members other than this node.
+func (r *Replicator) liveOthers() []Peer {
+	var out []Peer
+	for _, p := range r.healthy() {
+		if p.ID != r.cfg.Self && p.HTTPAddr != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // healthy lists the live members, self always included, sorted by id.
 func (r *Replicator) healthy() []Peer {
 	now := time.Now()
@@ -211,11 +224,15 @@ const liveCacheTTL = 100 * time.Millisecond
 // Responsible names the member responsible for a 1.x client (ip:port): a stable hash
 // over the sorted live members. self is true when it is this node.
 func (r *Replicator) Responsible(client string) (p Peer, self bool) {
-	members := r.healthy()
+	p = responsibleOver(r.healthy(), client)
+	return p, p.ID == r.cfg.Self
+}
+
+// responsibleOver is the hash of Responsible over members (sorted, not empty).
+func responsibleOver(members []Peer, client string) Peer {
 	h := fnv.New32a()
 	h.Write([]byte(client))
-	p = members[int(h.Sum32()%uint32(len(members)))]
-	return p, p.ID == r.cfg.Self
+	return members[int(h.Sum32()%uint32(len(members)))]
 }
 
 func (r *Replicator) pushLoop() {
@@ -247,8 +264,11 @@ func (r *Replicator) pushLoop() {
 			r.log.Error("encode sync batch", "err", err)
 			continue
 		}
+		// Only to the live members: a push to a paused member waits for its timeout, and
+		// the next batch (a takeover the others must learn before they expire their own
+		// copy) would wait with it. A member back from the dead is repaired by verify.
 		var wg sync.WaitGroup
-		for _, p := range r.others() {
+		for _, p := range r.liveOthers() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -422,6 +442,40 @@ func (r *Replicator) checkDeaths() {
 		if n+m > 0 {
 			r.log.Warn("member still gone after the grace period", "member", src, "adopted", n, "connection_instances_dropped", m)
 		}
+	}
+	r.rebalance()
+}
+
+// rebalance moves the beat-kept instances over a changed live set (Store.Rebalance):
+// the hash then names other members for some clients that are not the dead member's,
+// and a member that kept such a client and no longer gets its beats must not expire it.
+func (r *Replicator) rebalance() {
+	r.mu.Lock()
+	r.live = nil // the liveness just decided, not a cached view
+	r.mu.Unlock()
+	members := r.healthy()
+	view := make([]string, len(members))
+	live := map[string]bool{}
+	for i, p := range members {
+		view[i] = p.ID
+		live[p.ID] = true
+	}
+	r.mu.Lock()
+	same := slices.Equal(view, r.view)
+	r.view = view
+	r.mu.Unlock()
+	if same {
+		return
+	}
+	// Over this snapshot, not Responsible: the store calls back under its shard locks.
+	handed, taken := r.store.Rebalance(
+		func(client string) (string, bool) {
+			p := responsibleOver(members, client)
+			return p.ID, p.ID == r.cfg.Self
+		},
+		func(src string) bool { return live[src] })
+	if handed+taken > 0 {
+		r.log.Info("live members changed; clients moved by the hash", "members", strings.Join(view, ","), "handed_over", handed, "taken", taken)
 	}
 }
 
