@@ -101,13 +101,12 @@ type Replicator struct {
 	dead     map[string]time.Time // member id → when it was found dead
 	pulling  map[string]bool      // sources being pulled after a checksum mismatch
 	signal   chan struct{}
+	queues   map[string]*pushQueue // member id → its pushes (pushLoop, sendLoop)
 	// live caches healthy() for liveCacheTTL: every 1.x beat and write asks who is
 	// responsible, and the member list comes from the Raft configuration (a round trip
 	// through Raft's loop). A member seen again after being dead clears it at once.
 	live   []Peer
 	liveAt time.Time
-	// view is the live set the instances were last rebalanced over (checkDeaths).
-	view []string
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -126,6 +125,7 @@ func NewReplicator(store *Store, cfg ReplicatorConfig) *Replicator {
 		lastSeen: map[string]time.Time{},
 		dead:     map[string]time.Time{},
 		pulling:  map[string]bool{},
+		queues:   map[string]*pushQueue{},
 		signal:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -178,17 +178,6 @@ func (r *Replicator) others() []Peer {
 	return out
 }
 
-// liveOthers lists the live members other than this node.
-func (r *Replicator) liveOthers() []Peer {
-	var out []Peer
-	for _, p := range r.healthy() {
-		if p.ID != r.cfg.Self && p.HTTPAddr != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // healthy lists the live members, self always included, sorted by id.
 func (r *Replicator) healthy() []Peer {
 	now := time.Now()
@@ -224,15 +213,11 @@ const liveCacheTTL = 100 * time.Millisecond
 // Responsible names the member responsible for a 1.x client (ip:port): a stable hash
 // over the sorted live members. self is true when it is this node.
 func (r *Replicator) Responsible(client string) (p Peer, self bool) {
-	p = responsibleOver(r.healthy(), client)
-	return p, p.ID == r.cfg.Self
-}
-
-// responsibleOver is the hash of Responsible over members (sorted, not empty).
-func responsibleOver(members []Peer, client string) Peer {
+	members := r.healthy()
 	h := fnv.New32a()
 	h.Write([]byte(client))
-	return members[int(h.Sum32()%uint32(len(members)))]
+	p = members[int(h.Sum32()%uint32(len(members)))]
+	return p, p.ID == r.cfg.Self
 }
 
 func (r *Replicator) pushLoop() {
@@ -259,26 +244,87 @@ func (r *Replicator) pushLoop() {
 		for svc := range dirty {
 			svcs = append(svcs, svc)
 		}
+		// Each member has its own queue: a member that does not answer (paused, or
+		// its network stalled) holds up only its own pushes, for their timeout, not the
+		// next batch to the others, which must learn a takeover before they expire
+		// their own copy of the client.
+		for _, p := range r.others() {
+			r.queueFor(p.ID).add(svcs)
+		}
+	}
+}
+
+// pushQueue holds the services changed since the last push to one member.
+type pushQueue struct {
+	mu      sync.Mutex
+	pending map[naming.ServiceKey]struct{}
+	signal  chan struct{}
+}
+
+func (q *pushQueue) add(svcs []naming.ServiceKey) {
+	q.mu.Lock()
+	for _, svc := range svcs {
+		q.pending[svc] = struct{}{}
+	}
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// queueFor returns the push queue of member id, starting its sender on first use.
+func (r *Replicator) queueFor(id string) *pushQueue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q := r.queues[id]; q != nil {
+		return q
+	}
+	q := &pushQueue{pending: map[naming.ServiceKey]struct{}{}, signal: make(chan struct{}, 1)}
+	r.queues[id] = q
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sendLoop(id, q)
+	}()
+	return q
+}
+
+// sendLoop pushes q's services to member id, one batch at a time and in order, each
+// built when it is sent (so it carries the latest state of its services).
+func (r *Replicator) sendLoop(id string, q *pushQueue) {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-q.signal:
+		}
+		q.mu.Lock()
+		pending := q.pending
+		q.pending = map[naming.ServiceKey]struct{}{}
+		q.mu.Unlock()
+		var peer Peer
+		for _, p := range r.others() {
+			if p.ID == id {
+				peer = p
+			}
+		}
+		if len(pending) == 0 || peer.ID == "" {
+			continue // nothing, or no longer a member
+		}
+		svcs := make([]naming.ServiceKey, 0, len(pending))
+		for svc := range pending {
+			svcs = append(svcs, svc)
+		}
 		body, err := r.SyncBatch(svcs).Encode()
 		if err != nil {
 			r.log.Error("encode sync batch", "err", err)
 			continue
 		}
-		// Only to the live members: a push to a paused member waits for its timeout, and
-		// the next batch (a takeover the others must learn before they expire their own
-		// copy) would wait with it. A member back from the dead is repaired by verify.
-		var wg sync.WaitGroup
-		for _, p := range r.liveOthers() {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.post(p, PathSync, body); err != nil {
-					// The verify loop repairs what a lost push leaves behind.
-					r.log.Debug("push failed", "peer", p.ID, "err", err)
-				}
-			}()
+		if err := r.post(peer, PathSync, body); err != nil {
+			// The verify loop repairs what a lost push leaves behind.
+			r.log.Debug("push failed", "peer", id, "err", err)
 		}
-		wg.Wait()
 	}
 }
 
@@ -429,6 +475,7 @@ func (r *Replicator) checkDeaths() {
 			graceOver = append(graceOver, src)
 		}
 	}
+	r.live = nil // the liveness just decided, not a cached view
 	r.mu.Unlock()
 	for _, src := range newlyDead {
 		n := r.store.Adopt(src, func(client string) bool { _, self := r.Responsible(client); return self })
@@ -442,40 +489,6 @@ func (r *Replicator) checkDeaths() {
 		if n+m > 0 {
 			r.log.Warn("member still gone after the grace period", "member", src, "adopted", n, "connection_instances_dropped", m)
 		}
-	}
-	r.rebalance()
-}
-
-// rebalance moves the beat-kept instances over a changed live set (Store.Rebalance):
-// the hash then names other members for some clients that are not the dead member's,
-// and a member that kept such a client and no longer gets its beats must not expire it.
-func (r *Replicator) rebalance() {
-	r.mu.Lock()
-	r.live = nil // the liveness just decided, not a cached view
-	r.mu.Unlock()
-	members := r.healthy()
-	view := make([]string, len(members))
-	live := map[string]bool{}
-	for i, p := range members {
-		view[i] = p.ID
-		live[p.ID] = true
-	}
-	r.mu.Lock()
-	same := slices.Equal(view, r.view)
-	r.view = view
-	r.mu.Unlock()
-	if same {
-		return
-	}
-	// Over this snapshot, not Responsible: the store calls back under its shard locks.
-	handed, taken := r.store.Rebalance(
-		func(client string) (string, bool) {
-			p := responsibleOver(members, client)
-			return p.ID, p.ID == r.cfg.Self
-		},
-		func(src string) bool { return live[src] })
-	if handed+taken > 0 {
-		r.log.Info("live members changed; clients moved by the hash", "members", strings.Join(view, ","), "handed_over", handed, "taken", taken)
 	}
 }
 
