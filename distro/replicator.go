@@ -101,6 +101,7 @@ type Replicator struct {
 	dead     map[string]time.Time // member id → when it was found dead
 	pulling  map[string]bool      // sources being pulled after a checksum mismatch
 	signal   chan struct{}
+	queues   map[string]*pushQueue // member id → its pushes (pushLoop, sendLoop)
 	// live caches healthy() for liveCacheTTL: every 1.x beat and write asks who is
 	// responsible, and the member list comes from the Raft configuration (a round trip
 	// through Raft's loop). A member seen again after being dead clears it at once.
@@ -124,6 +125,7 @@ func NewReplicator(store *Store, cfg ReplicatorConfig) *Replicator {
 		lastSeen: map[string]time.Time{},
 		dead:     map[string]time.Time{},
 		pulling:  map[string]bool{},
+		queues:   map[string]*pushQueue{},
 		signal:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -242,23 +244,87 @@ func (r *Replicator) pushLoop() {
 		for svc := range dirty {
 			svcs = append(svcs, svc)
 		}
+		// Each member has its own queue: a member that does not answer (paused, or
+		// its network stalled) holds up only its own pushes, for their timeout, not the
+		// next batch to the others, which must learn a takeover before they expire
+		// their own copy of the client.
+		for _, p := range r.others() {
+			r.queueFor(p.ID).add(svcs)
+		}
+	}
+}
+
+// pushQueue holds the services changed since the last push to one member.
+type pushQueue struct {
+	mu      sync.Mutex
+	pending map[naming.ServiceKey]struct{}
+	signal  chan struct{}
+}
+
+func (q *pushQueue) add(svcs []naming.ServiceKey) {
+	q.mu.Lock()
+	for _, svc := range svcs {
+		q.pending[svc] = struct{}{}
+	}
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// queueFor returns the push queue of member id, starting its sender on first use.
+func (r *Replicator) queueFor(id string) *pushQueue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q := r.queues[id]; q != nil {
+		return q
+	}
+	q := &pushQueue{pending: map[naming.ServiceKey]struct{}{}, signal: make(chan struct{}, 1)}
+	r.queues[id] = q
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.sendLoop(id, q)
+	}()
+	return q
+}
+
+// sendLoop pushes q's services to member id, one batch at a time and in order, each
+// built when it is sent (so it carries the latest state of its services).
+func (r *Replicator) sendLoop(id string, q *pushQueue) {
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-q.signal:
+		}
+		q.mu.Lock()
+		pending := q.pending
+		q.pending = map[naming.ServiceKey]struct{}{}
+		q.mu.Unlock()
+		var peer Peer
+		for _, p := range r.others() {
+			if p.ID == id {
+				peer = p
+			}
+		}
+		if len(pending) == 0 || peer.ID == "" {
+			continue // nothing, or no longer a member
+		}
+		svcs := make([]naming.ServiceKey, 0, len(pending))
+		for svc := range pending {
+			svcs = append(svcs, svc)
+		}
 		body, err := r.SyncBatch(svcs).Encode()
 		if err != nil {
 			r.log.Error("encode sync batch", "err", err)
 			continue
 		}
-		var wg sync.WaitGroup
-		for _, p := range r.others() {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.post(p, PathSync, body); err != nil {
-					// The verify loop repairs what a lost push leaves behind.
-					r.log.Debug("push failed", "peer", p.ID, "err", err)
-				}
-			}()
+		if err := r.post(peer, PathSync, body); err != nil {
+			// The verify loop repairs what a lost push leaves behind.
+			r.log.Debug("push failed", "peer", id, "err", err)
 		}
-		wg.Wait()
 	}
 }
 
@@ -409,6 +475,7 @@ func (r *Replicator) checkDeaths() {
 			graceOver = append(graceOver, src)
 		}
 	}
+	r.live = nil // the liveness just decided, not a cached view
 	r.mu.Unlock()
 	for _, src := range newlyDead {
 		n := r.store.Adopt(src, func(client string) bool { _, self := r.Responsible(client); return self })

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/roster-registry/roster/naming"
@@ -36,9 +37,19 @@ func (r *Registry) Beat(ctx context.Context, b BeatRequest) (BeatResult, error) 
 	}
 	if peer, ok := r.responsibleElsewhere(ctx, b.IP, b.Port); ok {
 		var res BeatResult
-		if done, err := r.sendAP(ctx, peer, apWrite{Op: opBeat, Service: b.Service, Beat: &b}, &res); done {
-			return res, err
+		err := r.cluster.Call(ctx, peer.HTTPAddr, methodAPWrite, apWrite{Op: opBeat, Service: b.Service, Beat: &b}, &res)
+		var ne *naming.Error
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, &ne):
+			return res, ne
 		}
+		// Unlike a write, a beat may be recorded twice: one the responsible member
+		// did not answer (paused, stalled) is recorded here as well, which takes the
+		// client over. Else the client beats on while every copy of it ages: the
+		// member that kept it forwards its beats to the silent one and expires it.
+		r.log.Debug("responsible member did not take the beat; recording it here", "member", peer.ID, "err", err)
 	}
 	return r.beatLocal(forwarded(ctx), b)
 }
