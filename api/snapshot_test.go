@@ -422,13 +422,30 @@ func TestSnapshotSaveUnderLoadIsAPointInTime(t *testing.T) {
 		wg.Add(1)
 		go s.writer(w+1, "steady", stop, ops, &wg)
 	}
+	// Writes must pile up before, between and after the saves: wait for the applied
+	// index to move on by a margin rather than for a fixed time, which a loaded
+	// machine can spend without a single write.
+	const margin = 20
+	pileUp := func() {
+		t.Helper()
+		from := s.node.Stats().AppliedIndex
+		deadline := time.Now().Add(30 * time.Second)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for s.node.Stats().AppliedIndex < from+margin {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writers applied %d entries in 30s, want %d", s.node.Stats().AppliedIndex-from, margin)
+			}
+			<-tick.C
+		}
+	}
 	var snaps [][]byte
 	for range 3 {
-		time.Sleep(150 * time.Millisecond) // let writes pile up between saves
+		pileUp()
 		b, _ := s.save()
 		snaps = append(snaps, b)
 	}
-	time.Sleep(100 * time.Millisecond)
+	pileUp()
 	close(stop)
 	wg.Wait()
 	close(ops)
