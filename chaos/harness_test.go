@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -544,11 +545,15 @@ var (
 	handedOut = map[int]bool{}
 )
 
+// freePort answers a port below Linux's ephemeral range (32768 and up), which outgoing
+// connections take their source ports from: a port found free in that range can be taken
+// by a connection before the node binds it (seen: gRPC "address already in use"). P+1000
+// stays below the range too (freeHTTPPort).
 func freePort(t testing.TB) int {
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(20000+mrand.IntN(11000)))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
