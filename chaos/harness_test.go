@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 var (
@@ -540,58 +541,17 @@ func within(timeout time.Duration, fn func() error) error {
 	}
 }
 
-var (
-	portsMu   sync.Mutex
-	handedOut = map[int]bool{}
-)
-
-// freePort answers a port below Linux's ephemeral range (32768 and up), which outgoing
-// connections take their source ports from: a port found free in that range can be taken
-// by a connection before the node binds it (seen: gRPC "address already in use"). P+1000
-// stays below the range too (freeHTTPPort).
+// freePort is a port for a node to bind later, below the ephemeral range so that no
+// outgoing connection can take it first (see freeport).
 func freePort(t testing.TB) int {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(20000+mrand.IntN(11000)))
-		if err != nil {
-			continue
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		portsMu.Lock()
-		taken := handedOut[p]
-		handedOut[p] = true
-		portsMu.Unlock()
-		if !taken {
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
+	t.Helper()
+	return freeport.Pick(t)
 }
 
 // freeHTTPPort is a free port P with P+1000 (the gRPC port) free too.
 func freeHTTPPort(t testing.TB) int {
-	for range 50 {
-		p := freePort(t)
-		if p+1000 > 65535 {
-			continue
-		}
-		portsMu.Lock()
-		taken := handedOut[p+1000]
-		handedOut[p+1000] = true
-		portsMu.Unlock()
-		if taken {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1000))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	t.Fatal("no free port pair")
-	return 0
+	t.Helper()
+	return freeport.PickWith(t, 1000)
 }
 
 func tail(path string, n int) string {

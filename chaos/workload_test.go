@@ -1,55 +1,15 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
+	"github.com/roster-registry/roster/testsupport/linearcheck"
 )
-
-// regInput is one operation on the presence register of one instance (a port).
-type regInput struct {
-	Key   int
-	Write bool
-	Value bool
-}
-
-// presenceModel: a register per key (is the instance registered?). Writes are
-// register/deregister, reads consistent=true lists.
-var presenceModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[int][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).Key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return false },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(regInput)
-		if in.Write {
-			return true, in.Value
-		}
-		return output.(bool) == state.(bool), state
-	},
-	Equal: func(a, b any) bool { return a.(bool) == b.(bool) },
-	DescribeOperation: func(input, output any) string {
-		in := input.(regInput)
-		if in.Write {
-			return fmt.Sprintf("set(%d)=%v", in.Key, in.Value)
-		}
-		return fmt.Sprintf("get(%d)->%v", in.Key, output)
-	},
-}
 
 // Workload is the persistent load of R1/R3/R5/R14: clients on every node register and
 // deregister a few shared keys, read them with consistent=true, and register unique
@@ -58,10 +18,11 @@ type Workload struct {
 	Service string
 	Keys    int
 	nodes   func() []*Node
-	start   time.Time
+	// history is every operation on the shared keys, for porcupine.
+	history *linearcheck.History
+	shared  []int
 
-	mu      sync.Mutex
-	history []porcupine.Operation
+	mu sync.Mutex
 	// mustHave: acked unique registrations; mustNot: unique keys registered and then
 	// acked as deregistered.
 	mustHave map[int]bool
@@ -81,11 +42,13 @@ type Workload struct {
 }
 
 func NewWorkload(svc string, keys int, nodes func() []*Node) *Workload {
-	return &Workload{Service: svc, Keys: keys, nodes: nodes, start: time.Now(),
+	var shared []int
+	for k := 7000; k < 7000+keys; k++ {
+		shared = append(shared, k)
+	}
+	return &Workload{Service: svc, Keys: keys, nodes: nodes, history: linearcheck.NewHistory(), shared: shared,
 		mustHave: map[int]bool{}, mustNot: map[int]bool{}, callAt: map[int]time.Time{}, counts: map[outcome]int{}, ackedOn: map[string]int{}, stop: make(chan struct{})}
 }
-
-func (w *Workload) now() int64 { return int64(time.Since(w.start)) }
 
 // Run starts workers clients.
 func (w *Workload) Run(workers int) {
@@ -101,12 +64,6 @@ func (w *Workload) Stop() {
 }
 
 func (w *Workload) Acked() int64 { return w.acks.Load() }
-
-func (w *Workload) record(op porcupine.Operation) {
-	w.mu.Lock()
-	w.history = append(w.history, op)
-	w.mu.Unlock()
-}
 
 func (w *Workload) worker(id int) {
 	defer w.wg.Done()
@@ -130,7 +87,7 @@ func (w *Workload) worker(id int) {
 		case r < 6:
 			key := 7000 + rng.IntN(w.Keys)
 			present := r < 3
-			call := w.now()
+			call := w.history.Now()
 			t0 := time.Now()
 			var o outcome
 			var code int
@@ -140,23 +97,20 @@ func (w *Workload) worker(id int) {
 				o, code = delP(n, w.Service, key)
 			}
 			w.answer(n, o, code, time.Since(t0))
-			in := regInput{Key: key, Write: true, Value: present}
 			switch o {
 			case acked:
-				w.record(porcupine.Operation{ClientId: id, Input: in, Call: call, Return: w.now()})
+				w.history.Acked(id, key, present, call, w.history.Now())
 			case unknown:
-				w.record(porcupine.Operation{ClientId: id, Input: in, Call: call, Return: math.MaxInt64})
+				w.history.Unknown(id, key, present, call)
 			}
 		case r < 9:
-			call := w.now()
+			call := w.history.Now()
 			got, err := portSet(n, w.Service, true)
-			ret := w.now()
+			ret := w.history.Now()
 			if err != nil {
 				continue
 			}
-			for k := 7000; k < 7000+w.Keys; k++ {
-				w.record(porcupine.Operation{ClientId: id, Input: regInput{Key: k}, Output: got[k], Call: call, Return: ret})
-			}
+			w.history.Read(id, w.shared, got, call, ret)
 		default:
 			if len(mine) > 0 && rng.IntN(3) == 0 {
 				k := mine[len(mine)-1]
@@ -270,17 +224,16 @@ func (w *Workload) Check(t testing.TB, f *Figures, nodes []*Node) {
 	}
 	f.Set("acked registrations missing", float64(lost))
 	f.Set("acked deregistrations present", float64(ghosts))
-	res := porcupine.CheckOperationsTimeout(presenceModel, w.history, time.Minute)
-	switch res {
-	case porcupine.Illegal:
+	switch err := w.history.Check(time.Minute); {
+	case errors.Is(err, linearcheck.ErrNotLinearizable):
 		f.Set("linearizable", 0)
-		t.Error("porcupine: history is not linearizable")
-	case porcupine.Unknown:
-		t.Error("porcupine: check timed out")
+		t.Error(err)
+	case err != nil:
+		t.Error(err) // the check timed out: no verdict
 	default:
 		f.Set("linearizable", 1)
 	}
-	f.Set("history ops", float64(len(w.history)))
+	f.Set("history ops", float64(w.history.Len()))
 }
 
 // p99 of acked write latencies recorded from index from on.

@@ -2,54 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
+	"github.com/roster-registry/roster/testsupport/linearcheck"
 )
-
-// regInput is one operation on the presence register of one instance (a port).
-type regInput struct {
-	Key   int
-	Write bool // true: set present to Value; false: read
-	Value bool
-}
-
-// presenceModel is a register per key: is the instance registered? Writes are
-// register (true) and deregister (false); reads are consistent=true lists.
-var presenceModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[int][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).Key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return false },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(regInput)
-		if in.Write {
-			return true, in.Value
-		}
-		return output.(bool) == state.(bool), state
-	},
-	Equal: func(a, b any) bool { return a.(bool) == b.(bool) },
-	DescribeOperation: func(input, output any) string {
-		in := input.(regInput)
-		if in.Write {
-			return fmt.Sprintf("set(%d)=%v", in.Key, in.Value)
-		}
-		return fmt.Sprintf("get(%d)->%v", in.Key, output)
-	},
-}
 
 // TestClusterLinearizable: clients on all three nodes register, deregister and read
 // (consistent=true) a few instances concurrently while the leader is killed once and
@@ -65,18 +24,16 @@ func TestClusterLinearizable(t *testing.T) {
 		runFor  = 8 * time.Second
 	)
 	start := time.Now()
-	now := func() int64 { return int64(time.Since(start)) }
+	history := linearcheck.NewHistory()
+	var shared []int
+	for k := 7000; k < 7000+keys; k++ {
+		shared = append(shared, k)
+	}
 	var (
 		mu      sync.Mutex
-		history []porcupine.Operation
 		mustSee = map[int]bool{}
 		counts  = map[outcome]int{}
 	)
-	record := func(op porcupine.Operation) {
-		mu.Lock()
-		history = append(history, op)
-		mu.Unlock()
-	}
 
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -95,34 +52,31 @@ func TestClusterLinearizable(t *testing.T) {
 				case r < 7:
 					key := 7000 + rng.IntN(keys)
 					present := r < 4
-					call := now()
+					call := history.Now()
 					var o outcome
 					if present {
 						o, _ = putInstance(node, svc, key)
 					} else {
 						o, _ = delInstance(node, svc, key)
 					}
-					ret := now()
+					ret := history.Now()
 					mu.Lock()
 					counts[o]++
 					mu.Unlock()
 					switch o {
 					case acked:
-						record(porcupine.Operation{ClientId: w, Input: regInput{Key: key, Write: true, Value: present}, Call: call, Return: ret})
+						history.Acked(w, key, present, call, ret)
 					case unknown:
-						// May have happened at any point from its call on.
-						record(porcupine.Operation{ClientId: w, Input: regInput{Key: key, Write: true, Value: present}, Call: call, Return: math.MaxInt64})
+						history.Unknown(w, key, present, call)
 					}
 				case r < 9:
-					call := now()
+					call := history.Now()
 					got, err := ports(node, svc, true)
-					ret := now()
+					ret := history.Now()
 					if err != nil {
 						continue // a refused read says nothing
 					}
-					for k := 7000; k < 7000+keys; k++ {
-						record(porcupine.Operation{ClientId: w, Input: regInput{Key: k}, Output: got[k], Call: call, Return: ret})
-					}
+					history.Read(w, shared, got, call, ret)
 				default:
 					unique++
 					if o, _ := putInstance(node, svc, unique); o == acked {
@@ -161,16 +115,12 @@ func TestClusterLinearizable(t *testing.T) {
 	leader.Start()
 	wg.Wait()
 
-	t.Logf("writes: %d acked, %d unknown, %d refused; %d operations recorded", counts[acked], counts[unknown], counts[failed], len(history))
+	t.Logf("writes: %d acked, %d unknown, %d refused; %d operations recorded", counts[acked], counts[unknown], counts[failed], history.Len())
 	if counts[acked] < 50 {
 		t.Fatalf("too few acknowledged writes (%d) for a meaningful check", counts[acked])
 	}
 	c.waitHas(svc, mustSee, 20*time.Second)
-	res := porcupine.CheckOperationsTimeout(presenceModel, history, time.Minute)
-	if res == porcupine.Illegal {
-		t.Fatal("history is not linearizable")
-	}
-	if res == porcupine.Unknown {
-		t.Fatal("linearizability check timed out")
+	if err := history.Check(time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }

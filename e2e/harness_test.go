@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/roster-registry/roster/nodeauth"
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 // Timing the harness gives every server; the tests' deadlines are derived from it.
@@ -492,63 +492,18 @@ func eventually(t testing.TB, timeout time.Duration, fn func() error) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-// handedOut holds every port this test process has given out (and each HTTP port's
-// gRPC neighbour): the kernel may offer a just-closed port again, and two servers (or a
-// server's HTTP and Raft listeners) must never be handed the same one.
-var (
-	portsMu   sync.Mutex
-	handedOut = map[int]bool{}
-)
-
+// freePort returns a port on 127.0.0.1 for a server to bind later, below the ephemeral
+// range so that no outgoing connection can take it first (see freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		portsMu.Lock()
-		taken := handedOut[p]
-		if !taken {
-			handedOut[p] = true
-		}
-		portsMu.Unlock()
-		if !taken {
-			return p
-		}
-	}
-	t.Fatal("no free port that was not handed out already")
-	return 0
+	return freeport.Pick(t)
 }
 
 // freeHTTPPort returns a free port P such that P+1000 (Nacos' gRPC port rule) is free
 // as well.
 func freeHTTPPort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		p := freePort(t)
-		if p+1000 > 65535 {
-			continue
-		}
-		portsMu.Lock()
-		taken := handedOut[p+1000]
-		handedOut[p+1000] = true
-		portsMu.Unlock()
-		if taken {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1000))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	t.Fatal("no free port P with P+1000 free")
-	return 0
+	return freeport.PickWith(t, 1000)
 }
 
 // tail returns the last n lines of a file.

@@ -71,8 +71,7 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	}()
 
-	taken := map[int]bool{}
-	port := freeBasePort(t, taken)
+	port := freeBasePort(t)
 	httpAddr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin, "server", "--http-addr", httpAddr, "--raft-addr", "127.0.0.1:"+strconv.Itoa(port-1000),
 		"--data-dir", t.TempDir(), "--health-check-cidrs", "127.0.0.0/8", "--log-level", "warn")
@@ -154,7 +153,7 @@ func TestHealthCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			port := freeBasePort(t, map[int]bool{})
+			port := freeBasePort(t)
 			addr := tt.scheme + "://127.0.0.1:" + strconv.Itoa(port)
 			health := func(ctx context.Context, extra []string) (string, int) {
 				out, err := exec.CommandContext(ctx, bin, append([]string{"health", "--addr", addr}, extra...)...).CombinedOutput()

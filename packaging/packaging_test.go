@@ -8,7 +8,6 @@ package packaging
 import (
 	"bufio"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 var (
@@ -381,37 +382,11 @@ func TestEntrypointMapsNacosVariables(t *testing.T) {
 }
 
 // freeBasePort returns a port p such that p-1000 (Raft), p (HTTP) and p+1000 (gRPC) are
-// all free on 127.0.0.1 now and unlike those of the ports already taken.
-func freeBasePort(t *testing.T, taken map[int]bool) int {
+// all free on 127.0.0.1 now, below the ephemeral range, and unlike every port handed out
+// before in this process.
+func freeBasePort(t *testing.T) int {
 	t.Helper()
-	for range 200 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if p <= 1000 || p+1000 > 65535 || taken[p] || taken[p-1000] || taken[p+1000] {
-			continue
-		}
-		ok := true
-		for _, q := range []int{p - 1000, p, p + 1000} {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
-			if err != nil {
-				ok = false
-				break
-			}
-			_ = l.Close()
-		}
-		if ok {
-			for _, q := range []int{p - 1000, p, p + 1000} {
-				taken[q] = true
-			}
-			return p
-		}
-	}
-	t.Fatal("no free port triple")
-	return 0
+	return freeport.PickWith(t, -1000, 1000)
 }
 
 // TestEntrypointCommandLinesRunTheRealBinary runs the entrypoint with the real roster
@@ -422,12 +397,11 @@ func TestEntrypointCommandLinesRunTheRealBinary(t *testing.T) {
 	bin := rosterBinary(t)
 	binDir := filepath.Dir(bin)
 	path := binDir + ":/usr/bin:/bin"
-	taken := map[int]bool{}
 	common := map[string]string{"NACOS_SERVER_IP": "127.0.0.1", "ROSTER_HEALTH_CHECK_CIDRS": "127.0.0.0/8",
 		"ROSTER_ELECTION_TIMEOUT": "300ms", "ROSTER_LOG_LEVEL": "warn"}
 
 	t.Run("standalone", func(t *testing.T) {
-		port := freeBasePort(t, taken)
+		port := freeBasePort(t)
 		env := map[string]string{"MODE": "standalone", "NACOS_SERVER_PORT": strconv.Itoa(port), "ROSTER_DATA_DIR": t.TempDir()}
 		for k, v := range common {
 			env[k] = v
@@ -442,7 +416,7 @@ func TestEntrypointCommandLinesRunTheRealBinary(t *testing.T) {
 		var ports []int
 		var servers []string
 		for range 3 {
-			p := freeBasePort(t, taken)
+			p := freeBasePort(t)
 			ports = append(ports, p)
 			servers = append(servers, "127.0.0.1:"+strconv.Itoa(p))
 		}

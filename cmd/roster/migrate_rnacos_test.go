@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,21 +18,17 @@ import (
 	"github.com/roster-registry/roster/client"
 	"github.com/roster-registry/roster/migrate"
 	"github.com/roster-registry/roster/server/servertest"
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 // The import from r-nacos, an independent server of the Nacos protocol (Rust, from
 // crates.io). It runs when ROSTER_RNACOS names its binary: `make test-rnacos` builds
 // it with bench/rnacos.sh (once, into the bench's cache) and sets it.
 
+// freeLoopbackPort is a port for r-nacos to bind, below the ephemeral range (freeport).
 func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
+	return strconv.Itoa(freeport.Pick(t))
 }
 
 // startRNacos runs r-nacos on loopback ports with its data in a temp dir and waits

@@ -55,6 +55,10 @@ var allowed = map[string][]string{
 	"cmd/roster":        {"server", "client", "migrate", "naming", "auth", "persistence", "raftnode", "fsm", "nodeauth"},
 	"internal/archtest": nil,
 	"packaging":         nil, // tests only: they build and exec cmd/roster
+	// Test support shared with the e2e and chaos modules (which cannot import internal/):
+	// imported by _test.go files only.
+	"testsupport/freeport":    nil,
+	"testsupport/linearcheck": nil,
 }
 
 // arrow is one forbidden import, from one package of the module to another (both
