@@ -124,7 +124,7 @@ type Stats struct {
 type Node struct {
 	id           string
 	raft         *raft.Raft
-	trans        *raft.NetworkTransport
+	trans        *guardedTransport
 	store        *raftboltdb.BoltStore
 	logCount     *countingLogs
 	snaps        *raft.FileSnapshotStore
@@ -266,11 +266,12 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		return fail(fmt.Errorf("raftnode: snapshot store in %s: %w", filepath.Join(cfg.DataDir, "snapshots"), err))
 	}
 
-	trans, err := newTransport(cfg, hlog, logger)
+	netTrans, err := newTransport(cfg, hlog, logger)
 	if err != nil {
 		return fail(err)
 	}
-	closers = append(closers, trans.Close)
+	trans := newGuardedTransport(netTrans)
+	closers = append(closers, func() error { trans.fence(); return trans.Close() })
 
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -477,6 +478,8 @@ func (n *Node) Shutdown() error {
 		close(n.closingCh)
 		// Raft first: it answers its in-flight futures and closes the transport.
 		err := n.raft.Shutdown().Error()
+		// A heartbeat let in just before the shutdown may still be saving a term.
+		n.trans.fence()
 		n.raft.DeregisterObserver(n.observer)
 		// Only now release waiters on futures raft never answers (entries still in the
 		// buffered apply channel at shutdown).
