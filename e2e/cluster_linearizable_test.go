@@ -21,7 +21,12 @@ func TestClusterLinearizable(t *testing.T) {
 		svc     = "linearizable"
 		keys    = 6
 		workers = 6
-		runFor  = 8 * time.Second
+		// Each phase ends once enough writes were acknowledged in it, not after a fixed
+		// time: with production's election timeout a loaded machine may spend several
+		// seconds of a fixed run on the failover alone.
+		beforeKill   = 150
+		bySurvivors  = 100
+		afterRestart = 50
 	)
 	start := time.Now()
 	history := linearcheck.NewHistory()
@@ -35,6 +40,7 @@ func TestClusterLinearizable(t *testing.T) {
 		counts  = map[outcome]int{}
 	)
 
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -43,7 +49,12 @@ func TestClusterLinearizable(t *testing.T) {
 			node := c.Nodes[w%3]
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
 			unique := 20000 + w*1000
-			for i := 0; time.Since(start) < runFor; i++ {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				if !node.running() {
 					time.Sleep(20 * time.Millisecond) // the node is down: wait for its restart
 					continue
@@ -89,31 +100,39 @@ func TestClusterLinearizable(t *testing.T) {
 		}(w)
 	}
 
+	var stopOnce sync.Once
+	halt := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	defer halt() // a failed wait below leaves no worker running
+
 	ackedSoFar := func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return counts[acked]
 	}
-	// Kill the leader once the load is under way, and restart it once the survivors
-	// have taken writes of their own.
-	eventually(t, 10*time.Second, func() error {
-		if n := ackedSoFar(); n < 150 {
-			return fmt.Errorf("%d writes acknowledged before the kill, want 150", n)
-		}
-		return nil
-	})
+	// waitAcked waits for want more acknowledged writes than there were at from.
+	waitAcked := func(from, want int, what string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			if n := ackedSoFar() - from; n < want {
+				return fmt.Errorf("%d writes acknowledged %s, want %d", n, what, want)
+			}
+			return nil
+		})
+	}
+	// Kill the leader once the load is under way, restart it once the survivors have
+	// taken writes of their own, and stop once the restarted node is back in the load.
+	waitAcked(0, beforeKill, "before the kill")
 	leader := c.Leader()
 	leader.kill9()
 	before := ackedSoFar()
 	t.Logf("killed leader %s at %v after %d acknowledged writes", leader.NodeID, time.Since(start).Round(time.Millisecond), before)
-	eventually(t, 10*time.Second, func() error {
-		if n := ackedSoFar() - before; n < 100 {
-			return fmt.Errorf("%d writes acknowledged by the survivors, want 100", n)
-		}
-		return nil
-	})
+	waitAcked(before, bySurvivors, "by the survivors")
 	leader.Start()
-	wg.Wait()
+	waitAcked(ackedSoFar(), afterRestart, "after the restart")
+	halt()
 
 	t.Logf("writes: %d acked, %d unknown, %d refused; %d operations recorded", counts[acked], counts[unknown], counts[failed], history.Len())
 	if counts[acked] < 50 {
