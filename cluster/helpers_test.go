@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,9 +28,15 @@ import (
 	"github.com/roster-registry/roster/raftnode"
 )
 
+// testRaftTimeout is the Raft heartbeat, election and lease timeout of every test
+// member. At 50 ms a machine under load (load average 15+) stalled leaders past it so
+// often that leadership moved during every attempt of a test that needs one stable
+// follower (TestConcurrentForwardedWritesShareRequests: "no follower kept its role for
+// 5 tries"). Production's 1 s rides over such stalls.
+var testRaftTimeout = flag.Duration("raft-timeout", time.Second, "Raft timeouts of the test members")
+
 // Timing of the test clusters: everything is a setting, kept short.
 const (
-	testRaftTimeout  = 50 * time.Millisecond
 	testSyncInterval = 100 * time.Millisecond
 	testHoldTimeout  = 2 * time.Second
 	testCallTimeout  = 2 * time.Second
@@ -120,9 +127,9 @@ func (n *testNode) build(opts nodeOptions) {
 		NodeID:             n.id,
 		RaftAddr:           "127.0.0.1:0",
 		DataDir:            filepath.Join(n.dir, "raft"),
-		HeartbeatTimeout:   testRaftTimeout,
-		ElectionTimeout:    testRaftTimeout,
-		LeaderLeaseTimeout: testRaftTimeout,
+		HeartbeatTimeout:   *testRaftTimeout,
+		ElectionTimeout:    *testRaftTimeout,
+		LeaderLeaseTimeout: *testRaftTimeout,
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
 		FSMAppliedIndex:    applied,

@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -157,6 +158,19 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// clusterTimeout is the Raft heartbeat, election and lease timeout of the tests that run
+// several voters. At 100 ms a machine under load (other test binaries, load average
+// 15+) stalled a leader's heartbeats past it often: leadership moved in the middle of
+// AddVoter, Restore, Apply and TransferLeadership, which these tests expect of one
+// stable leader. Production's 1 s rides over such stalls; a lone voter keeps the fast
+// timing of testConfig, since it needs nobody's heartbeat.
+var clusterTimeout = flag.Duration("cluster-raft-timeout", time.Second, "Raft timeouts of the multi-voter tests")
+
+// withClusterTiming gives cfg the timeouts of a member of a multi-voter test cluster.
+func withClusterTiming(cfg *Config) {
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = *clusterTimeout, *clusterTimeout, *clusterTimeout
 }
 
 // testConfig is a fast-timing configuration on a free loopback port.

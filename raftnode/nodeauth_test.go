@@ -97,7 +97,7 @@ func TestRaftPortDropsMessagesWithoutTheCredential(t *testing.T) {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), t.TempDir())
 		cfg.Bootstrap = i == 0
 		// Room enough that no election happens by itself while the test looks.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		withClusterTiming(&cfg)
 		nodes[i] = startNode(t, cfg, fsms[i])
 	}
 	waitSelfLeader(t, nodes[0])

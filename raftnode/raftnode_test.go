@@ -430,9 +430,7 @@ func TestClusterOfThree(t *testing.T) {
 	for i := range nodes {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), t.TempDir())
 		cfg.Bootstrap = i == 0
-		// The cluster test runs three nodes on a small machine under -race: give
-		// elections more room than the single-node tests need.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+		withClusterTiming(&cfg)
 		nodes[i] = startNode(t, cfg, fsms[i])
 	}
 	waitSelfLeader(t, nodes[0])

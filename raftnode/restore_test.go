@@ -32,7 +32,7 @@ func threeNodes(t *testing.T) ([]*Node, []*counterFSM, *Node) {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), t.TempDir())
 		cfg.Bootstrap = i == 0
 		cfg.FSMAppliedIndex = fsms[i].Applied
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+		withClusterTiming(&cfg)
 		nodes[i] = startNode(t, cfg, fsms[i])
 	}
 	waitSelfLeader(t, nodes[0])
