@@ -353,11 +353,13 @@ func (a *applier) checkQuota(k naming.ServiceKey, exists bool, in *naming.Instan
 	if (exists || maxServices <= 0) && (in == nil || maxInstances <= 0) {
 		return nil, nil
 	}
-	services, err := a.tx.Services(k.Namespace)
+	// The namespace's counters are kept with its records (persistence), so the check
+	// costs the same however many services and instances the namespace holds.
+	services, instances, err := a.tx.NamespaceCounts(k.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	if !exists && maxServices > 0 && len(services) >= maxServices {
+	if !exists && maxServices > 0 && services >= maxServices {
 		return naming.ErrQuota(k.Namespace, "services", maxServices), nil
 	}
 	if in == nil || maxInstances <= 0 {
@@ -372,15 +374,7 @@ func (a *applier) checkQuota(k naming.ServiceKey, exists bool, in *naming.Instan
 			return nil, nil // a replacement adds nothing
 		}
 	}
-	total := 0
-	for _, s := range services {
-		list, err := a.tx.Instances(s.Key)
-		if err != nil {
-			return nil, err
-		}
-		total += len(list)
-	}
-	if total+1 > maxInstances {
+	if instances+1 > maxInstances {
 		return naming.ErrQuota(k.Namespace, "instances", maxInstances), nil
 	}
 	return nil, nil

@@ -69,12 +69,12 @@ func (a *applier) putNamespace(c PutNamespace) (any, error) {
 }
 
 func (a *applier) deleteNamespace(c DeleteNamespace) (any, error) {
-	services, err := a.tx.Services(c.ID)
+	services, _, err := a.tx.NamespaceCounts(c.ID)
 	if err != nil {
 		return nil, err
 	}
-	if len(services) > 0 {
-		return naming.ErrNamespaceNotEmpty(c.ID, len(services)), nil
+	if services > 0 {
+		return naming.ErrNamespaceNotEmpty(c.ID, services), nil
 	}
 	a.namespacesChanged = true
 	return nil, a.tx.DeleteNamespaceRecord(c.ID)

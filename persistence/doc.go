@@ -71,7 +71,12 @@
 // Layout. Bucket "meta" holds the format version, the applied position, the service
 // and instance counters (kept in the same transactions as the records, so Counts is
 // O(1)) and the access-control document, whose content belongs to package auth: this
-// package only stores it and carries it through snapshots. Bucket "services" maps an
+// package only stores it and carries it through snapshots. Bucket "nscounts" (format 2
+// on; a format 1 file gets it, counted from the records, when it is opened) holds each
+// namespace's number of service records and instances, kept in the same transactions as
+// the records, so that the FSM's quota check costs the same however large the namespace
+// is; like the records it rolls back with a lost batch and is rebuilt by Restore, which
+// writes through the same Tx methods. Bucket "services" maps an
 // escaped (namespace, group, name) tuple to the JSON of naming.Service; bucket
 // "instances" holds one nested bucket per service, under the same tuple, mapping
 // Instance.Key() to the JSON of naming.Instance with the fields of its Stamp (the FSM's

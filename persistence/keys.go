@@ -13,6 +13,11 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketServices  = []byte("services")
 	bucketInstances = []byte("instances")
+	// bucketNamespaceCounts maps a namespace (its encoded component, namespacePrefix)
+	// to the number of its service records and of its instances (two uint64), kept in
+	// the same transactions as the records so that a quota check is O(1). A namespace
+	// with neither has no key. Format version 2 on.
+	bucketNamespaceCounts = []byte("nscounts")
 
 	keyFormat        = []byte("format")    // uint32 FormatVersion
 	keyApplied       = []byte("applied")   // uint64 index, uint64 term

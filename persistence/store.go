@@ -18,9 +18,10 @@ import (
 )
 
 // FormatVersion is the layout of the bbolt file, recorded in the meta bucket. Open
-// refuses a file with a newer version; older versions are migrated explicitly, in order
-// (there are none yet).
-const FormatVersion uint32 = 1
+// refuses a file with a newer version; older versions are migrated explicitly, in order:
+// 1 → 2 adds the per-namespace counters (bucketNamespaceCounts), counted from the
+// records once.
+const FormatVersion uint32 = 2
 
 // Defaults for Options.
 const (
@@ -251,14 +252,26 @@ func initFile(db *bolt.DB, path string) (appliedPos, error) {
 		if len(v) != 4 {
 			return fmt.Errorf("persistence: %s is corrupt: bad format version record", path)
 		}
-		switch ver := binary.BigEndian.Uint32(v); {
+		ver := binary.BigEndian.Uint32(v)
+		switch {
 		case ver > FormatVersion:
 			return fmt.Errorf("persistence: %s has format version %d, newer than this build supports (%d)", path, ver, FormatVersion)
-		case ver < FormatVersion:
-			// Migrations from older versions go here, one step at a time, in order.
+		case ver < 1:
 			return fmt.Errorf("persistence: %s has unknown format version %d", path, ver)
 		}
 		if tx.Bucket(bucketServices) == nil || tx.Bucket(bucketInstances) == nil {
+			return fmt.Errorf("persistence: %s is corrupt: missing buckets", path)
+		}
+		// Migrations, one step at a time, in order, in this one transaction.
+		if ver < 2 {
+			if err := countNamespaces(tx, path); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, u32(2)); err != nil {
+				return fmt.Errorf("persistence: migrate %s to format 2: %w", path, err)
+			}
+		}
+		if tx.Bucket(bucketNamespaceCounts) == nil {
 			return fmt.Errorf("persistence: %s is corrupt: missing buckets", path)
 		}
 		index, term, ok := decodeApplied(meta.Get(keyApplied))
@@ -286,7 +299,7 @@ func createSchema(tx *bolt.Tx, path string) error {
 	if err != nil {
 		return fmt.Errorf("persistence: init %s: %w", path, err)
 	}
-	for _, name := range [][]byte{bucketServices, bucketInstances} {
+	for _, name := range [][]byte{bucketServices, bucketInstances, bucketNamespaceCounts} {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("persistence: init %s: %w", path, err)
 		}

@@ -106,7 +106,10 @@ func (tx *Tx) PutService(svc *naming.Service) error {
 		return tx.writeErr("put service "+svc.Key.String(), err)
 	}
 	if !existed {
-		return tx.addCount(keyServiceCount, 1)
+		if err := tx.addCount(keyServiceCount, 1); err != nil {
+			return err
+		}
+		return tx.addNamespaceCount(svc.Key.Namespace, 1, 0)
 	}
 	return nil
 }
@@ -126,6 +129,9 @@ func (tx *Tx) DeleteService(k naming.ServiceKey) error {
 		if err := tx.addCount(keyServiceCount, -1); err != nil {
 			return err
 		}
+		if err := tx.addNamespaceCount(k.Namespace, -1, 0); err != nil {
+			return err
+		}
 	}
 	ib := tx.instances()
 	nb := ib.Bucket(key)
@@ -140,7 +146,10 @@ func (tx *Tx) DeleteService(k naming.ServiceKey) error {
 	if err := ib.DeleteBucket(key); err != nil {
 		return tx.writeErr("delete instances of "+k.String(), err)
 	}
-	return tx.addCount(keyInstanceCount, -n)
+	if err := tx.addCount(keyInstanceCount, -n); err != nil {
+		return err
+	}
+	return tx.addNamespaceCount(k.Namespace, 0, -n)
 }
 
 // Services lists the service records of one namespace ("" = all), sorted by key
@@ -343,7 +352,10 @@ func (tx *Tx) PutInstanceStamped(k naming.ServiceKey, inst *naming.Instance, sta
 		return tx.writeErr("put instance "+inst.Key()+" of "+k.String(), err)
 	}
 	if !existed {
-		return tx.addCount(keyInstanceCount, 1)
+		if err := tx.addCount(keyInstanceCount, 1); err != nil {
+			return err
+		}
+		return tx.addNamespaceCount(k.Namespace, 0, 1)
 	}
 	return nil
 }
@@ -368,7 +380,10 @@ func (tx *Tx) DeleteInstance(k naming.ServiceKey, instKey string) (bool, error) 
 			return false, tx.writeErr("drop empty instances bucket of "+k.String(), err)
 		}
 	}
-	return true, tx.addCount(keyInstanceCount, -1)
+	if err := tx.addCount(keyInstanceCount, -1); err != nil {
+		return false, err
+	}
+	return true, tx.addNamespaceCount(k.Namespace, 0, -1)
 }
 
 // Counts returns the number of service records and instances. Both are counters kept
@@ -408,6 +423,85 @@ func (tx *Tx) addCount(key []byte, delta int) error {
 		return tx.writeErr("update "+string(key)+" counter", err)
 	}
 	return nil
+}
+
+// NamespaceCounts returns the number of service records and of instances in namespace
+// ns. Both are counters kept beside the records in the same transactions, so this is
+// O(1) however large the namespace.
+func (tx *Tx) NamespaceCounts(ns string) (services, instances int, err error) {
+	s, i, err := tx.namespaceCount(ns)
+	return int(s), int(i), err
+}
+
+func (tx *Tx) namespaceCount(ns string) (services, instances uint64, err error) {
+	v := tx.tx.Bucket(bucketNamespaceCounts).Get(namespacePrefix(ns))
+	switch len(v) {
+	case 0:
+		return 0, 0, nil
+	case 16:
+		return binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:]), nil
+	}
+	return 0, 0, tx.corrupt("counters of namespace "+ns, errors.New("bad length"))
+}
+
+func (tx *Tx) addNamespaceCount(ns string, services, instances int) error {
+	s, i, err := tx.namespaceCount(ns)
+	if err != nil {
+		return err
+	}
+	if services < 0 && uint64(-services) > s || instances < 0 && uint64(-instances) > i {
+		return tx.corrupt("counters of namespace "+ns, fmt.Errorf("%d services, %d instances plus %d and %d", s, i, services, instances))
+	}
+	s, i = uint64(int64(s)+int64(services)), uint64(int64(i)+int64(instances))
+	b := tx.tx.Bucket(bucketNamespaceCounts)
+	if s == 0 && i == 0 {
+		if err := b.Delete(namespacePrefix(ns)); err != nil {
+			return tx.writeErr("drop counters of namespace "+ns, err)
+		}
+		return nil
+	}
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v[:8], s)
+	binary.BigEndian.PutUint64(v[8:], i)
+	if err := b.Put(namespacePrefix(ns), v); err != nil {
+		return tx.writeErr("update counters of namespace "+ns, err)
+	}
+	return nil
+}
+
+// countNamespaces (re)builds bucketNamespaceCounts from the records: the migration of a
+// format 1 file, which had none.
+func countNamespaces(btx *bolt.Tx, path string) error {
+	if btx.Bucket(bucketNamespaceCounts) != nil {
+		if err := btx.DeleteBucket(bucketNamespaceCounts); err != nil {
+			return fmt.Errorf("persistence: %s: drop namespace counters: %w", path, err)
+		}
+	}
+	if _, err := btx.CreateBucket(bucketNamespaceCounts); err != nil {
+		return fmt.Errorf("persistence: %s: create namespace counters: %w", path, err)
+	}
+	tx := &Tx{tx: btx, path: path}
+	err := btx.Bucket(bucketServices).ForEach(func(k, _ []byte) error {
+		ns, _, err := nextComponent(k)
+		if err != nil {
+			return tx.corrupt("service key", err)
+		}
+		return tx.addNamespaceCount(ns, 1, 0)
+	})
+	if err != nil {
+		return err
+	}
+	ib := btx.Bucket(bucketInstances)
+	return ib.ForEach(func(k, v []byte) error {
+		if v != nil {
+			return tx.corrupt("instances bucket", errors.New("value where a service bucket belongs"))
+		}
+		ns, _, err := nextComponent(k)
+		if err != nil {
+			return tx.corrupt("service key", err)
+		}
+		return tx.addNamespaceCount(ns, 0, ib.Bucket(k).Stats().KeyN)
+	})
 }
 
 // NamespaceRecords returns the stored namespace records sorted by id (none before the
