@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 // counterStream is a counterFSM snapshot stream, as a backup file of its state would be.
@@ -128,15 +130,11 @@ func TestRestoreBelowTheLogThenRestart(t *testing.T) {
 }
 
 // freeAddr is a loopback address that was free a moment ago (Seed needs the address
-// the node will bind, before it binds it).
+// the node will bind, before it binds it), below the ephemeral range so that no
+// outgoing connection takes it meanwhile.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(freeport.Pick(t))
 }
 
 // TestSeedStartsFromTheSnapshot builds a data dir with Seed and starts a node on it,

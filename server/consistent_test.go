@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/roster-registry/roster/server"
 	"github.com/roster-registry/roster/server/servertest"
+	"github.com/roster-registry/roster/testsupport/freeport"
 )
 
 // TestConsistentReadOnCutOffLeaderFails (chaos R3): a leader whose links are cut, with
@@ -137,16 +139,12 @@ func TestConsistentReadOnCutOffLeaderFails(t *testing.T) {
 	}
 }
 
-// reservePort returns a loopback address whose port was free a moment ago.
+// reservePort returns a loopback address whose port was free a moment ago, below the
+// ephemeral range: the delay links bind ports the kernel picks (":0") before the nodes
+// bind theirs, and one of them could otherwise be handed the port just released.
 func reservePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(freeport.Pick(t))
 }
 
 // delayLink is a TCP proxy to one target that delivers each chunk of the target's

@@ -21,9 +21,15 @@ import (
 // ReadyTimeout bounds the wait for a node, or every node of a cluster, to be ready.
 var ReadyTimeout = 60 * time.Second
 
+// ElectionTimeout is every node's Raft election timeout. It was 200 ms, which a loaded
+// machine's stalls made followers cross, so leadership moved under tests that picked
+// their leader and follower once; production's 1 s (e2e and chaos use it too) rides
+// over such stalls. A lone node elects itself at once whatever it is.
+var ElectionTimeout = time.Second
+
 // Config is a node's configuration for a test: HTTP, gRPC and Raft on 127.0.0.1 with
-// ports the system picks, data in a new temp dir, elections as fast as the end-to-end
-// tests use, and a log kept in memory and printed if the test fails.
+// ports the system picks, data in a new temp dir, the election timeout of
+// ElectionTimeout, and a log kept in memory and printed if the test fails.
 func Config(t testing.TB) server.Config {
 	t.Helper()
 	return config(t, "node")
@@ -38,7 +44,7 @@ func config(t testing.TB, name string) server.Config {
 	// Health probes dial loopback only: tests register 10.x persistent instances.
 	cfg.HealthCheck.CIDRs = "127.0.0.0/8"
 	cfg.DataDir = t.TempDir()
-	cfg.ElectionTimeout = 200 * time.Millisecond
+	cfg.ElectionTimeout = ElectionTimeout
 	cfg.Version = "test"
 	cfg.Logger = cfg.NewLogger(logBuffer(t, name))
 	return cfg
