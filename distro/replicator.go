@@ -331,10 +331,32 @@ func (r *Replicator) sendLoop(id string, q *pushQueue) {
 			continue
 		}
 		if err := r.post(peer, PathSync, body); err != nil {
-			// The verify loop repairs what a lost push leaves behind.
-			r.log.Debug("push failed", "peer", id, "err", err)
+			// Send these services again (as they are then) once the member answers:
+			// a paused member that resumes must learn the takeovers made meanwhile
+			// before it acts on what it held, not a checksum round later.
+			// A member found dead is tried again once its pings are answered.
+			r.log.Debug("push failed; retrying", "peer", id, "services", len(svcs), "err", err)
+			for first := true; first || !r.alive(id); first = false {
+				select {
+				case <-r.stop:
+					return
+				case <-time.After(pushRetryDelay):
+				}
+			}
+			q.add(svcs)
 		}
 	}
+}
+
+// pushRetryDelay spaces the attempts to push to a member that does not answer.
+const pushRetryDelay = time.Second
+
+// alive reports whether member id answered within DeadAfter.
+func (r *Replicator) alive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen, ok := r.lastSeen[id]
+	return ok && time.Since(seen) <= r.cfg.DeadAfter
 }
 
 // SyncBatch is one push of changed services to the other members: for each service,
