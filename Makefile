@@ -131,13 +131,13 @@ console-screenshots: console-test
 CHAOS_RUNS ?= 20
 CHAOS_ARGS ?=
 SOAK_TIME  ?= 2h
-# R5 (a Distro owner paused with SIGSTOP) still loses a still-beating instance on another
-# member in some runs (an open bug, chaos/README.md): it runs in `make chaos`, not in the
-# short run of make test, until it is fixed.
-CHAOS_QUICK_SKIP ?= ^TestR5Pause$$
+# CHAOS_QUICK_SKIP is a `go test -skip` pattern of scenarios chaos-quick leaves out
+# (empty: none), e.g. CHAOS_QUICK_SKIP='^TestR5Pause$$' while a scenario has an open bug;
+# `make chaos` runs every scenario regardless.
+CHAOS_QUICK_SKIP ?=
 
 chaos-quick:
-	cd chaos && $(GO) test -count=1 -timeout 15m -skip '$(CHAOS_QUICK_SKIP)' . -args $(CHAOS_ARGS)
+	cd chaos && $(GO) test -count=1 -timeout 15m $(if $(CHAOS_QUICK_SKIP),-skip '$(CHAOS_QUICK_SKIP)') . -args $(CHAOS_ARGS)
 
 chaos:
 	cd chaos && $(GO) test -count=1 -timeout 0 -v . -args -full -runs $(CHAOS_RUNS) -results RESULTS.md $(CHAOS_ARGS)

@@ -345,18 +345,23 @@ func (b *Beaters) StopAll() {
 func (b *Beaters) missing(nodes []*Node) (int, string) {
 	live := b.Live(3 * time.Second)
 	missing := 0
-	example := ""
+	var examples []string
 	for _, n := range nodes {
 		got, err := portSet(n, b.Service, false)
 		if err != nil {
 			continue // a node that does not answer is not a removal
 		}
+		var ports []int
 		for p := range live {
 			if !got[p] {
 				missing++
-				example = fmt.Sprintf("port %d missing on %s", p, n.ID)
+				ports = append(ports, p)
 			}
 		}
+		if len(ports) > 0 {
+			sortInts(ports)
+			examples = append(examples, fmt.Sprintf("ports %v missing on %s at %s", ports, n.ID, time.Now().UTC().Format("15:04:05.000")))
+		}
 	}
-	return missing, example
+	return missing, strings.Join(examples, "; ")
 }

@@ -181,6 +181,9 @@ func (n *Node) args() []string {
 		"--hold-timeout", "2s",
 		"--test-clock-offset-file", n.ClockFile,
 	}
+	if lvl := os.Getenv("ROSTER_CHAOS_LOG_LEVEL"); lvl != "" {
+		a = append(a, "--log-level", lvl)
+	}
 	if len(n.Proxy) > 0 {
 		var pairs []string
 		for from, to := range n.Proxy {

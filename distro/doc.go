@@ -16,7 +16,12 @@
 //   - Peer sync. Changes this node makes as the responsible member are batched for
 //     PushDelay and pushed to every other member (PathSync), a service at a time: all of
 //     that service's instances this node is responsible for, which replace the
-//     receiver's replicas of them (Store.ApplyRemote).
+//     receiver's replicas of them (Store.Apply), and those another member's claim took
+//     from this node, with their new holder, so that the receiver hands such a replica
+//     over rather than removing it before the new holder's own push arrives. Each group
+//     is numbered by the read that made it: a member that handles an older copy after a
+//     newer one (pushes queued while it was paused) drops it. A push a member did not
+//     take is sent again once the member answers.
 //   - Checksum verify. Every VerifyInterval each member sends the others a checksum of
 //     its own instances (PathVerify). A member whose replicas of that source differ pulls
 //     the source's own copy (PathData?source=self) and replaces them; a mismatch alone

@@ -27,6 +27,9 @@ type Entry struct {
 	Owner string `json:"owner,omitempty"`
 	// Epoch is when the sender became responsible for it (see record.epoch).
 	Epoch int64 `json:"epoch"`
+	// Source is set only in SourcedEntries.Moved: the member whose claim took the
+	// instance from the sender, and Epoch is that claim's.
+	Source string `json:"source,omitempty"`
 }
 
 // OnLocalChange adds a hook called after every change of svc that this node made as
@@ -43,12 +46,39 @@ func (s *Store) OnLocalChange(fn func(svc naming.ServiceKey)) {
 }
 
 // Authoritative returns the instances of svc this node is responsible for, sorted by
-// key: what it pushes to the other members.
+// key.
 func (s *Store) Authoritative(svc naming.ServiceKey) []Entry {
 	sh := s.shardOf(svc)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	return entriesOf(sh.services[svc], "")
+}
+
+// Holdings is what this node pushes of svc to the other members: the instances it is
+// responsible for, the ones another member's claim took from it (Moved), and the
+// number of this read (Version).
+func (s *Store) Holdings(svc naming.ServiceKey) SourcedEntries {
+	sh := s.shardOf(svc)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	sv := sh.services[svc]
+	return SourcedEntries{Service: svc, Entries: entriesOf(sv, ""), Moved: movedOf(sv), Version: s.reads.Add(1)}
+}
+
+// movedOf lists the records another member's claim took from this node, each with its
+// new holder; the caller holds the shard's lock.
+func movedOf(sv *service) []Entry {
+	if sv == nil {
+		return nil
+	}
+	var out []Entry
+	for _, key := range slices.Sorted(maps.Keys(sv.instances)) {
+		r := sv.instances[key]
+		if r.released && r.source != "" {
+			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner, Epoch: r.epoch, Source: r.source})
+		}
+	}
+	return out
 }
 
 func entriesOf(sv *service, source string) []Entry {
@@ -65,30 +95,64 @@ func entriesOf(sv *service, source string) []Entry {
 	return out
 }
 
-// ApplyRemote makes entries the instances of svc that member from is responsible for:
-// from's other replicas of svc go, and each entry replaces what this node holds under
-// its key unless that is a more recent claim of another source (a member that was
-// stalled must not take back what others adopted meanwhile). Nothing here is expired
-// locally.
+// ApplyRemote makes entries the instances of svc that member from is responsible for
+// (Apply with nothing moved).
 func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry) {
+	s.Apply(from, SourcedEntries{Service: svc, Entries: entries})
+}
+
+// Apply makes g.Entries the instances of g.Service that member from is responsible
+// for: each entry replaces what this node holds under its key unless that is a more
+// recent claim of another source (a member that was stalled must not take back what
+// others adopted meanwhile). From's other replicas of the service go, except those
+// from names in g.Moved with a claim at least as recent as the one held here: they are
+// another member's now and are kept as that member's replicas until it pushes them
+// itself. (Removing them would take still-beating clients off this node's lists until
+// the new holder's push arrives, which may be seconds when this node was stalled.)
+// Nothing here is expired locally.
+func (s *Store) Apply(from string, g SourcedEntries) {
 	if from == "" {
 		return
 	}
+	svc := g.Service
 	now := s.now()
-	want := make(map[string]Entry, len(entries))
-	for _, e := range entries {
+	want := make(map[string]Entry, len(g.Entries))
+	for _, e := range g.Entries {
 		want[e.Instance.Key()] = e
+	}
+	var moved map[string]Entry
+	for _, e := range g.Moved {
+		if e.Source == "" || e.Source == from {
+			continue
+		}
+		if moved == nil {
+			moved = make(map[string]Entry, len(g.Moved))
+		}
+		moved[e.Instance.Key()] = e
 	}
 	sh := s.shardOf(svc)
 	sh.mu.Lock()
 	changed := false
+	var removed, handed, kept []string
 	sv := sh.services[svc]
 	if sv != nil {
 		for key, r := range sv.instances {
-			if _, keep := want[key]; !keep && r.source == from {
-				s.removeLocked(sv, key, now)
-				changed = true
+			if _, keep := want[key]; keep || r.source != from {
+				continue
 			}
+			if m, ok := moved[key]; ok && m.Epoch >= r.epoch {
+				s.setInstance(r, s.copyIn(&m.Instance))
+				r.owner = m.Owner
+				r.source = m.Source
+				r.epoch = m.Epoch
+				r.beat(now)
+				handed = append(handed, key)
+				changed = true
+				continue
+			}
+			s.removeLocked(sv, key, now)
+			removed = append(removed, key)
+			changed = true
 		}
 	}
 	if len(want) > 0 && sv == nil {
@@ -100,6 +164,7 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 		c := s.copyIn(&e.Instance)
 		r := sv.instances[key]
 		if r != nil && r.source != from && r.epoch > e.Epoch {
+			kept = append(kept, key)
 			continue // a newer claim than the sender's
 		}
 		if r == nil {
@@ -107,8 +172,13 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 			sv.instances[key] = r
 			s.instances.Add(1)
 			changed = true
-		} else if r.source != from || r.owner != e.Owner || r.epoch != e.Epoch || !equalInstance(r.inst, c) {
-			changed = true
+		} else {
+			if r.source != from || r.owner != e.Owner || r.epoch != e.Epoch || !equalInstance(r.inst, c) {
+				changed = true
+			}
+			if r.source == "" {
+				r.released = true // ours until now: tell the others who has it
+			}
 		}
 		s.setInstance(r, c)
 		r.owner = e.Owner
@@ -117,6 +187,15 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 		r.beat(now)
 	}
 	sh.mu.Unlock()
+	if len(removed) > 0 {
+		s.logger.Debug("replicas removed: their source no longer lists them", "source", from, "service", svc.String(), "instances", removed)
+	}
+	if len(handed) > 0 {
+		s.logger.Debug("replicas handed over: their source names a newer holder", "source", from, "service", svc.String(), "instances", handed)
+	}
+	if len(kept) > 0 {
+		s.logger.Debug("a member's claim is older than the one held; kept", "source", from, "service", svc.String(), "instances", kept)
+	}
 	if changed {
 		s.notifyRemote(svc)
 	}
@@ -127,21 +206,38 @@ type SourcedEntries struct {
 	Source  string            `json:"source"`
 	Service naming.ServiceKey `json:"service"`
 	Entries []Entry           `json:"entries"`
+	// Moved (this node's own group only) lists instances another member's claim took
+	// from this node, each with that member (Entry.Source) and its claim's epoch.
+	Moved []Entry `json:"moved,omitempty"`
+	// Version (this node's own group only) numbers the read that produced the group:
+	// of two groups of one service from one member, the higher is at least as recent.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Export returns every instance held, grouped by service and source, in a stable order.
+// This node's own group of a service carries Moved and Version, and is there whenever
+// either list is not empty.
 func (s *Store) Export() []SourcedEntries {
 	var out []SourcedEntries
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
+		version := s.reads.Add(1)
 		for svc, sv := range sh.services {
 			sources := map[string]bool{}
 			for _, r := range sv.instances {
 				sources[r.source] = true
 			}
+			moved := movedOf(sv)
+			if len(moved) > 0 {
+				sources[""] = true
+			}
 			for _, src := range slices.Sorted(maps.Keys(sources)) {
-				out = append(out, SourcedEntries{Source: src, Service: svc, Entries: entriesOf(sv, src)})
+				g := SourcedEntries{Source: src, Service: svc, Entries: entriesOf(sv, src)}
+				if src == "" {
+					g.Moved, g.Version = moved, version
+				}
+				out = append(out, g)
 			}
 		}
 		sh.mu.RUnlock()
@@ -234,6 +330,7 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 		func(r *record) bool { return r.source == source && r.owner == "" && take(r.client) },
 		func(_ *service, _ string, r *record, now int64) {
 			r.source = ""
+			r.released = false
 			r.epoch = s.wall()
 			r.lastBeat.Store(now)
 		})

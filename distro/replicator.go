@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,11 @@ type Replicator struct {
 	pulling  map[string]bool      // sources being pulled after a checksum mismatch
 	signal   chan struct{}
 	queues   map[string]*pushQueue // member id → its pushes (pushLoop, sendLoop)
+	// incarnation tells this process's pushes and answers from an earlier one's.
+	incarnation uint64
+	// applyMu orders applyFrom's version check with its apply; applied is guarded by it.
+	applyMu sync.Mutex
+	applied map[string]*appliedVersions // member id → what was applied of it
 	// live caches healthy() for liveCacheTTL: every 1.x beat and write asks who is
 	// responsible, and the member list comes from the Raft configuration (a round trip
 	// through Raft's loop). A member seen again after being dead clears it at once.
@@ -126,8 +132,11 @@ func NewReplicator(store *Store, cfg ReplicatorConfig) *Replicator {
 		dead:     map[string]time.Time{},
 		pulling:  map[string]bool{},
 		queues:   map[string]*pushQueue{},
-		signal:   make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		applied:  map[string]*appliedVersions{},
+		// Distinct per process start; only compared for equality.
+		incarnation: uint64(time.Now().UnixNano()),
+		signal:      make(chan struct{}, 1),
+		stop:        make(chan struct{}),
 	}
 	store.OnLocalChange(r.changed)
 	return r
@@ -322,10 +331,32 @@ func (r *Replicator) sendLoop(id string, q *pushQueue) {
 			continue
 		}
 		if err := r.post(peer, PathSync, body); err != nil {
-			// The verify loop repairs what a lost push leaves behind.
-			r.log.Debug("push failed", "peer", id, "err", err)
+			// Send these services again (as they are then) once the member answers:
+			// a paused member that resumes must learn the takeovers made meanwhile
+			// before it acts on what it held, not a checksum round later.
+			// A member found dead is tried again once its pings are answered.
+			r.log.Debug("push failed; retrying", "peer", id, "services", len(svcs), "err", err)
+			for first := true; first || !r.alive(id); first = false {
+				select {
+				case <-r.stop:
+					return
+				case <-time.After(pushRetryDelay):
+				}
+			}
+			q.add(svcs)
 		}
 	}
+}
+
+// pushRetryDelay spaces the attempts to push to a member that does not answer.
+const pushRetryDelay = time.Second
+
+// alive reports whether member id answered within DeadAfter.
+func (r *Replicator) alive(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen, ok := r.lastSeen[id]
+	return ok && time.Since(seen) <= r.cfg.DeadAfter
 }
 
 // SyncBatch is one push of changed services to the other members: for each service,
@@ -333,13 +364,16 @@ func (r *Replicator) sendLoop(id string, q *pushQueue) {
 type SyncBatch struct {
 	From     string           `json:"from"`
 	Services []SourcedEntries `json:"services"`
+	// Incarnation identifies the sender's process: the Versions of its groups count
+	// within one incarnation.
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 // SyncBatch builds the push of svcs, as the push loop sends it after a change.
 func (r *Replicator) SyncBatch(svcs []naming.ServiceKey) SyncBatch {
-	b := SyncBatch{From: r.cfg.Self}
+	b := SyncBatch{From: r.cfg.Self, Incarnation: r.incarnation}
 	for _, svc := range svcs {
-		b.Services = append(b.Services, SourcedEntries{Service: svc, Entries: r.store.Authoritative(svc)})
+		b.Services = append(b.Services, r.store.Holdings(svc))
 	}
 	return b
 }
@@ -526,13 +560,13 @@ func (r *Replicator) Pull(ctx context.Context) error {
 			return nil
 		}
 		for _, p := range peers {
-			data, err := r.fetch(ctx, p, "")
+			ans, err := r.fetch(ctx, p, "")
 			if err != nil {
 				r.log.Debug("full pull failed", "peer", p.ID, "err", err)
 				continue
 			}
-			r.load(p.ID, data)
-			r.log.Info("pulled the ephemeral state", "from", p.ID, "groups", len(data))
+			r.load(p.ID, ans)
+			r.log.Info("pulled the ephemeral state", "from", p.ID, "groups", len(ans.groups))
 			return nil
 		}
 		select {
@@ -545,41 +579,61 @@ func (r *Replicator) Pull(ctx context.Context) error {
 
 // load applies a member's export: its own instances, other members' replicas, and this
 // node's former instances (taken back).
-func (r *Replicator) load(from string, data []SourcedEntries) {
-	for _, g := range data {
-		src := g.Source
-		if src == "" {
-			src = from
+func (r *Replicator) load(from string, ans dataAnswer) {
+	for _, g := range ans.groups {
+		if g.Source == "" {
+			r.applyFrom(from, ans.incarnation, g)
+			continue
 		}
-		r.store.ApplyRemote(src, g.Service, g.Entries)
+		// Another member's instances as from holds them: from's read numbers say
+		// nothing of that member's pushes.
+		r.store.ApplyRemote(g.Source, g.Service, g.Entries)
 	}
 	r.store.Adopt(r.cfg.Self, func(string) bool { return true })
 }
 
-func (r *Replicator) fetch(ctx context.Context, p Peer, source string) ([]SourcedEntries, error) {
+// Headers of a PathData answer: the answering process's incarnation, and the number
+// of a read of its holdings taken before the export (a service absent from the answer
+// held nothing of the member's as of then).
+const (
+	incarnationHeader = "X-Roster-Distro-Incarnation"
+	versionHeader     = "X-Roster-Distro-Version"
+)
+
+// dataAnswer is a member's PathData answer.
+type dataAnswer struct {
+	groups      []SourcedEntries
+	incarnation uint64
+	version     uint64
+}
+
+func (r *Replicator) fetch(ctx context.Context, p Peer, source string) (dataAnswer, error) {
 	u := "http://" + p.HTTPAddr + PathData
 	if source != "" {
 		u += "?source=" + source
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return dataAnswer{}, err
 	}
 	req.Header.Set(forwardedHeader, "1")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, err
+		return dataAnswer{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("distro: %s answered %d", p.ID, resp.StatusCode)
+		return dataAnswer{}, fmt.Errorf("distro: %s answered %d", p.ID, resp.StatusCode)
 	}
-	var data []SourcedEntries
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxReplicationBody)).Decode(&data); err != nil {
-		return nil, err
+	var ans dataAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxReplicationBody)).Decode(&ans.groups); err != nil {
+		return dataAnswer{}, err
 	}
+	// Absent or unreadable (an older member): versions are not compared.
+	ans.incarnation, _ = strconv.ParseUint(resp.Header.Get(incarnationHeader), 10, 64)
+	ans.version, _ = strconv.ParseUint(resp.Header.Get(versionHeader), 10, 64)
 	r.seen(p.ID)
-	return data, nil
+	return ans, nil
 }
 
 // Router is what Mount needs of a chi router.
@@ -614,9 +668,49 @@ func (r *Replicator) serveSync(w http.ResponseWriter, req *http.Request) {
 	}
 	r.seen(batch.From)
 	for _, g := range batch.Services {
-		r.store.ApplyRemote(batch.From, g.Service, g.Entries)
+		r.applyFrom(batch.From, batch.Incarnation, g)
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// applyFrom applies a group of member from's own instances (a push, or its answer to
+// a pull) unless a group of the same service from the same process with a higher
+// Version was applied already: a member that was paused (SIGSTOP) finds pushes and
+// answers from before and after its pause waiting, and handles them in any order.
+// Groups without a Version (from an older member) are always applied.
+func (r *Replicator) applyFrom(from string, incarnation uint64, g SourcedEntries) {
+	// Moved entries naming this node are stale (it would hold them as its own).
+	if len(g.Moved) > 0 {
+		moved := make([]Entry, 0, len(g.Moved))
+		for _, e := range g.Moved {
+			if e.Source != r.cfg.Self {
+				moved = append(moved, e)
+			}
+		}
+		g.Moved = moved
+	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	if g.Version != 0 {
+		av := r.applied[from]
+		if av == nil || av.incarnation != incarnation {
+			av = &appliedVersions{incarnation: incarnation, services: map[naming.ServiceKey]uint64{}}
+			r.applied[from] = av
+		}
+		if last := av.services[g.Service]; g.Version <= last {
+			r.log.Debug("an older copy of a member's instances arrived after a newer one; dropped",
+				"member", from, "service", g.Service.String(), "version", g.Version, "applied", last)
+			return
+		}
+		av.services[g.Service] = g.Version
+	}
+	r.store.Apply(from, g)
+}
+
+// appliedVersions is the highest Version applied per service from one member process.
+type appliedVersions struct {
+	incarnation uint64
+	services    map[naming.ServiceKey]uint64
 }
 
 // ValidEntries refuses what no member would send: replicas pass the same naming rules
@@ -625,7 +719,7 @@ func ValidEntries(g SourcedEntries) error {
 	if err := naming.CheckServiceKey(g.Service); err != nil {
 		return err
 	}
-	for _, e := range g.Entries {
+	for _, e := range slices.Concat(g.Entries, g.Moved) {
 		if err := naming.CheckIP(e.Instance.IP); err != nil {
 			return err
 		}
@@ -682,25 +776,29 @@ func (r *Replicator) repair(source string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	data, err := r.fetch(ctx, peer, "self")
+	ans, err := r.fetch(ctx, peer, "self")
 	if err != nil {
 		r.log.Debug("repair pull failed", "peer", source, "err", err)
 		return
 	}
+	data := ans.groups
 	have := map[naming.ServiceKey]bool{}
 	for _, g := range data {
 		have[g.Service] = true
-		r.store.ApplyRemote(source, g.Service, g.Entries)
+		r.applyFrom(source, ans.incarnation, g)
 	}
 	for _, g := range r.store.Export() {
 		if g.Source == source && !have[g.Service] {
-			r.store.ApplyRemote(source, g.Service, nil)
+			// It holds none of these now; as of the read before its export began.
+			r.applyFrom(source, ans.incarnation, SourcedEntries{Service: g.Service, Version: ans.version})
 		}
 	}
 	r.log.Info("replicas repaired after a checksum mismatch", "source", source, "services", len(data))
 }
 
 func (r *Replicator) serveData(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set(incarnationHeader, strconv.FormatUint(r.incarnation, 10))
+	w.Header().Set(versionHeader, strconv.FormatUint(r.store.reads.Add(1), 10))
 	all := r.store.Export()
 	out := all[:0:0]
 	onlySelf := req.URL.Query().Get("source") == "self"

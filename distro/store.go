@@ -126,6 +126,10 @@ type Store struct {
 	localHooks atomic.Pointer[[]func(naming.ServiceKey)]
 	// paused is store time lost to stalls of this process (replica.go).
 	paused atomic.Int64
+	// reads numbers every read of this node's holdings that leaves for another member
+	// (Holdings, Export), taken under the shard's lock: a higher number is a state at
+	// least as recent, so a receiver can drop a copy that arrives after a newer one.
+	reads atomic.Uint64
 
 	// checkMu serialises expiry checks, which reuse scratch between passes.
 	checkMu sync.Mutex
@@ -169,7 +173,12 @@ type record struct {
 	// epoch is when the record's current source took it (wall clock, ns): a claim
 	// from another member replaces the record only if it is at least as recent, so a
 	// member that was stalled or partitioned cannot take back clients others adopted.
-	epoch      int64
+	epoch int64
+	// released is set when this node held the record and another member's newer
+	// claim took it: this node's pushes then name the new holder (SourcedEntries.Moved),
+	// so that a member still counting the record as this node's moves it over rather
+	// than removing it before the new holder's own push arrives.
+	released   bool
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
 	delTimeout int64 // ns without a beat before it is removed
@@ -372,6 +381,7 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 	changed = changed || r.owner != "" || r.source != ""
 	r.owner = ""
 	r.source = ""
+	r.released = false
 	r.epoch = s.wall()
 	r.beat(now)
 	sh.mu.Unlock()
@@ -457,12 +467,17 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 	// A beat for a replica means its client now beats here: this node takes it over.
 	flipped := !r.inst.Healthy || r.source != ""
 	r.inst.Healthy = true
+	from := r.source
 	if r.source != "" {
 		r.source = ""
+		r.released = false
 		r.epoch = s.wall()
 	}
 	c, interval := r.out(copyOut)
 	sh.mu.Unlock()
+	if from != "" {
+		s.logger.Debug("a beat took a replica over", "service", svc.String(), "instance", string(key), "from", from)
+	}
 
 	if flipped {
 		s.notify(svc)
@@ -507,6 +522,7 @@ func (s *Store) Update(svc naming.ServiceKey, key string, fn func(*naming.Instan
 		s.setInstance(r, c)
 		if r.source != "" {
 			r.source = ""
+			r.released = false
 			r.epoch = s.wall()
 		}
 	}
