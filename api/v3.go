@@ -60,9 +60,9 @@ func (a *API) coreRoutesV3(r chi.Router) {
 	// count) in place of /exist (a boolean).
 	r.Get("/v3/admin/core/namespace/list", a.serve(apiV3, a.namespaceList))
 	r.Get("/v3/admin/core/namespace", a.serve(apiV3, a.getNamespace))
-	r.Post("/v3/admin/core/namespace", a.serve(apiV3, a.createNamespace))
-	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.editNamespace))
-	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.deleteNamespace))
+	r.Post("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceCreate)))
+	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceEdit)))
+	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceDelete)))
 	r.Get("/v3/admin/core/namespace/check", a.serve(apiV3, a.checkNamespaceV3))
 	// The 3.x naming client's HTTP health check (NamingHttpClientProxy.serverHealthy,
 	// used by getServerStatus while its gRPC connection is down) reads liveness' code.
