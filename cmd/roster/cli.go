@@ -123,6 +123,37 @@ func (sc *subcommand) client() (*client.Client, error) {
 
 func (sc *subcommand) json() bool { return sc.cf.output == "json" }
 
+// connect parses args, checks that the required flags are set and makes the client of
+// --addr. When it returns ok=false the command must exit with code.
+func (sc *subcommand) connect(args []string, stderr io.Writer, required ...string) (c *client.Client, code int, ok bool) {
+	if code, ok := sc.parse(args, stderr); !ok {
+		return nil, code, false
+	}
+	if code, ok := sc.require(stderr, required...); !ok {
+		return nil, code, false
+	}
+	c, err := sc.client()
+	if err != nil {
+		return nil, sc.usageError(stderr, "--addr: "+err.Error()), false
+	}
+	return c, exitOK, true
+}
+
+// answer prints a command's result: v as JSON with -o json, else what text writes
+// (the table form). It returns the command's exit code.
+func (sc *subcommand) answer(stdout, stderr io.Writer, v any, text func(w io.Writer) error) int {
+	var err error
+	if sc.json() {
+		err = writeJSON(stdout, v)
+	} else {
+		err = text(stdout)
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
 // fail prints err as one line and returns exitError. Server answers already read
 // "roster: <status>: <body>".
 func fail(stderr io.Writer, err error) int {
