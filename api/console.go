@@ -155,11 +155,7 @@ type instancePage struct {
 // instanceList): one page of a cluster's instances, disabled ones included, as
 // {"list","count"}. serviceName may be grouped or come with groupName.
 func (a *API) catalogClusterInstances(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(naming.MissingParameter)
+	p, svc, err := serviceRequest(r, naming.MissingParameter)
 	if err != nil {
 		return err
 	}

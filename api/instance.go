@@ -254,11 +254,7 @@ type beatAnswer struct {
 // controller returns it without the envelope too.
 func (a *API) beat(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(queryParam))
+		p, svc, err := serviceRequest(r, v.requiredString(queryParam))
 		if err != nil {
 			return err
 		}
@@ -323,11 +319,7 @@ func listParams(p params, v *version) (clusters, udpPort string, healthyOnly boo
 
 func (a *API) listInstances(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(queryParam))
+		p, svc, err := serviceRequest(r, v.requiredString(queryParam))
 		if err != nil {
 			return err
 		}
@@ -413,11 +405,7 @@ type batchRef struct {
 
 func (a *API) metadataBatch(v *version, remove bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(formField))
+		p, svc, err := serviceRequest(r, v.requiredString(formField))
 		if err != nil {
 			return err
 		}

@@ -198,11 +198,7 @@ func (v *version) serviceDetail(key naming.ServiceKey, d *registry.ServiceDetail
 
 func (a *API) getService(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		key, err := p.service(v.requiredString(serviceParam))
+		_, key, err := serviceRequest(r, v.requiredString(serviceParam))
 		if err != nil {
 			return err
 		}
@@ -333,11 +329,7 @@ type subscriberJSON struct {
 }
 
 func (a *API) serviceSubscribers(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	key, err := p.service(naming.RequiredParam)
+	p, key, err := serviceRequest(r, naming.RequiredParam)
 	if err != nil {
 		return err
 	}

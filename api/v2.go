@@ -47,11 +47,7 @@ func (a *API) coreAndConsoleRoutesV2(r chi.Router) {
 // enabledOnly, a page at a time. serviceName may be grouped (its group is read from it);
 // pageNo and pageSize are required. "instances" is left out when the page is empty.
 func (a *API) catalogInstances(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(naming.MissingParameter)
+	p, svc, err := serviceRequest(r, naming.MissingParameter)
 	if err != nil {
 		return err
 	}

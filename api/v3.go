@@ -153,11 +153,7 @@ func subPage[T any](all []T, pageNo, pageSize int) page[T] {
 // unless healthyOnly, as Nacos' catalog lists them: an unknown service or a cluster
 // without instances is Nacos' 404. It is not a subscription: nothing is pushed.
 func (a *API) instanceListV3(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(apiV3.requiredString(formField))
+	p, svc, err := serviceRequest(r, apiV3.requiredString(formField))
 	if err != nil {
 		return err
 	}
@@ -321,11 +317,7 @@ type subscriberInfo struct {
 // is read but changes nothing: Roster's subscription view already spans the members it
 // knows of through the registry.
 func (a *API) serviceSubscribersV3(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(apiV3.requiredString(formField))
+	p, svc, err := serviceRequest(r, apiV3.requiredString(formField))
 	if err != nil {
 		return err
 	}
