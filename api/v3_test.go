@@ -276,17 +276,11 @@ func TestV1V2V3SameData(t *testing.T) {
 		ClusterName string            `json:"clusterName"`
 		Metadata    map[string]string `json:"metadata"`
 	}
-	decode := func(t *testing.T, raw []byte, v any) {
-		t.Helper()
-		if err := json.Unmarshal(raw, v); err != nil {
-			t.Fatalf("%s: %v", raw, err)
-		}
-	}
 	t.Run("instance list is v2's catalog view", func(t *testing.T) {
 		var v2 struct{ Instances []inst }
 		var v3 []inst
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/catalog/instances", vals("serviceName", "pt", "pageNo", "1", "pageSize", "10"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "pt", "clusterName", "a"))), &v3)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/catalog/instances", vals("serviceName", "pt", "pageNo", "1", "pageSize", "10"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "pt", "clusterName", "a"))), &v3)
 		if len(v3) != 4 || fmt.Sprint(v2.Instances) != fmt.Sprint(v3) {
 			t.Fatalf("v2 catalog %+v\nv3 list %+v", v2.Instances, v3)
 		}
@@ -294,8 +288,8 @@ func TestV1V2V3SameData(t *testing.T) {
 	t.Run("instance list agrees with v1 where v1 shows everything", func(t *testing.T) {
 		var v1 struct{ Hosts []inst }
 		var v3 []inst
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "g1@@eph")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "eph", "groupName", "g1"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "g1@@eph")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "eph", "groupName", "g1"))), &v3)
 		if len(v3) != 1 || fmt.Sprint(v1.Hosts) != fmt.Sprint(v3) {
 			t.Fatalf("v1 %+v\nv3 %+v", v1.Hosts, v3)
 		}
@@ -303,9 +297,9 @@ func TestV1V2V3SameData(t *testing.T) {
 	t.Run("instance detail", func(t *testing.T) {
 		q := vals("serviceName", "pt", "ip", "10.0.0.2", "port", "80", "clusterName", "a")
 		var v1, v2, v3 inst
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/instance", q).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/instance", q)), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance", q)), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/instance", q).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/instance", q)), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance", q)), &v3)
 		// v1's and v2's detail carry no enabled flag.
 		v3.Enabled = false
 		if fmt.Sprint(v1) != fmt.Sprint(v2) || fmt.Sprint(v2) != fmt.Sprint(v3) || v1.Metadata["i"] != "10.0.0.2" {
@@ -321,9 +315,9 @@ func TestV1V2V3SameData(t *testing.T) {
 			Clusters         []struct{ Name string }
 		}
 		var v1, v2, v3 detail
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/service", vals("serviceName", "pt")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/service", vals("serviceName", "pt"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service", vals("serviceName", "pt"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/service", vals("serviceName", "pt")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/service", vals("serviceName", "pt"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service", vals("serviceName", "pt"))), &v3)
 		if v1.ProtectThreshold != 0.5 || v2.ProtectThreshold != 0.5 || v3.ProtectThreshold != 0.5 ||
 			v1.Metadata["owner"] != "a" || fmt.Sprint(v2.Metadata) != fmt.Sprint(v1.Metadata) || fmt.Sprint(v3.Metadata) != fmt.Sprint(v1.Metadata) ||
 			v2.Selector.Type != v1.Selector.Type || v3.Selector.Type != v1.Selector.Type {
@@ -347,8 +341,8 @@ func TestV1V2V3SameData(t *testing.T) {
 				TriggerFlag     string
 			}
 		}
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service/list", vals("groupNameParam", "DEFAULT_GROUP"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service/list", vals("groupNameParam", "DEFAULT_GROUP"))), &v3)
 		if v1.Count != v3.TotalCount || len(v3.PageItems) != 1 || v1.Doms[0] != v3.PageItems[0].Name {
 			t.Fatalf("v1 %+v v3 %+v", v1, v3)
 		}
@@ -363,8 +357,8 @@ func TestV1V2V3SameData(t *testing.T) {
 	})
 	t.Run("metrics", func(t *testing.T) {
 		var v2, v3 map[string]any
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/operator/metrics", vals("onlyStatus", "false"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/ops/metrics", vals("onlyStatus", "false"))), &v3)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/operator/metrics", vals("onlyStatus", "false"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/ops/metrics", vals("onlyStatus", "false"))), &v3)
 		delete(v2, "cpu")
 		delete(v2, "load")
 		delete(v2, "mem")
