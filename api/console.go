@@ -163,11 +163,7 @@ func (a *API) catalogClusterInstances(w http.ResponseWriter, r *http.Request) er
 	if cluster == "" {
 		return naming.MissingParameter("clusterName")
 	}
-	pageNo, err := requiredInt(p, "pageNo")
-	if err != nil {
-		return err
-	}
-	pageSize, err := requiredInt(p, "pageSize")
+	pageNo, pageSize, err := requiredPage(p)
 	if err != nil {
 		return err
 	}
