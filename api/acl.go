@@ -16,19 +16,21 @@ import (
 // applier forwards it to the leader), so all nodes agree. Passwords are hashed on the
 // node that receives them; only the hash enters the log.
 func (a *API) aclRoutes(r chi.Router) {
-	r.Post("/roster/v1/acl/bootstrap", a.wrap(a.aclBootstrap))
-	r.Get("/roster/v1/acl/users", a.wrap(a.aclListUsers))
-	r.Post("/roster/v1/acl/users", a.wrap(a.aclSetUser(auth.OpCreateUser)))
-	r.Put("/roster/v1/acl/users", a.wrap(a.aclSetUser(auth.OpSetPassword)))
-	r.Delete("/roster/v1/acl/users", a.wrap(a.aclDeleteUser))
-	r.Get("/roster/v1/acl/roles", a.wrap(a.aclListRoles))
-	r.Post("/roster/v1/acl/roles", a.wrap(a.aclRole(auth.OpBindRole)))
-	r.Delete("/roster/v1/acl/roles", a.wrap(a.aclRole(auth.OpUnbindRole)))
-	r.Get("/roster/v1/acl/grants", a.wrap(a.aclListGrants))
-	r.Post("/roster/v1/acl/grants", a.wrap(a.aclGrant(auth.OpGrant)))
-	r.Delete("/roster/v1/acl/grants", a.wrap(a.aclGrant(auth.OpRevoke)))
-	r.Post("/roster/v1/acl/rotate-key", a.wrap(a.aclRotateKey))
-	r.Get("/roster/v1/acl/whoami", a.wrap(a.aclWhoAmI))
+	a.mount(r,
+		route{http.MethodPost, "/roster/v1/acl/bootstrap", a.aclBootstrap},
+		route{http.MethodGet, "/roster/v1/acl/users", a.aclListUsers},
+		route{http.MethodPost, "/roster/v1/acl/users", a.aclSetUser(auth.OpCreateUser)},
+		route{http.MethodPut, "/roster/v1/acl/users", a.aclSetUser(auth.OpSetPassword)},
+		route{http.MethodDelete, "/roster/v1/acl/users", a.aclDeleteUser},
+		route{http.MethodGet, "/roster/v1/acl/roles", a.aclListRoles},
+		route{http.MethodPost, "/roster/v1/acl/roles", a.aclRole(auth.OpBindRole)},
+		route{http.MethodDelete, "/roster/v1/acl/roles", a.aclRole(auth.OpUnbindRole)},
+		route{http.MethodGet, "/roster/v1/acl/grants", a.aclListGrants},
+		route{http.MethodPost, "/roster/v1/acl/grants", a.aclGrant(auth.OpGrant)},
+		route{http.MethodDelete, "/roster/v1/acl/grants", a.aclGrant(auth.OpRevoke)},
+		route{http.MethodPost, "/roster/v1/acl/rotate-key", a.aclRotateKey},
+		route{http.MethodGet, "/roster/v1/acl/whoami", a.aclWhoAmI},
+	)
 }
 
 func (a *API) authority() (*auth.Authority, error) {

@@ -99,6 +99,20 @@ func New(cfg Config, reg *registry.Registry) http.Handler {
 // handlerFunc is a handler that returns its failure to the one error writer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// route is one row of a route table: a method, a path and what serves it.
+type route struct {
+	method  string
+	path    string
+	handler handlerFunc
+}
+
+// mount adds a table of routes, each answering its handler's error with writeError.
+func (a *API) mount(r chi.Router, routes ...route) {
+	for _, rt := range routes {
+		r.Method(rt.method, rt.path, a.wrap(rt.handler))
+	}
+}
+
 func (a *API) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {

@@ -167,11 +167,7 @@ type catalogClusterJSON struct {
 }
 
 func (a *API) catalogService(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	key, err := p.service(naming.MissingParameter)
+	_, key, err := serviceRequest(r, naming.MissingParameter)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,17 @@ func pageParam(p params, name string, def int) (int, error) {
 	return naming.ParseInt(s)
 }
 
+// pageRequest reads the console's optional pageNo (default 1) and pageSize (default 10).
+func pageRequest(p params) (pageNo, pageSize int, err error) {
+	if pageNo, err = pageParam(p, "pageNo", 1); err != nil {
+		return 0, 0, err
+	}
+	if pageSize, err = pageParam(p, "pageSize", 10); err != nil {
+		return 0, 0, err
+	}
+	return pageNo, pageSize, nil
+}
+
 // pageBounds is the slice [start, end) of page pageNo (from 1) of size pageSize of n
 // items, clamped as Nacos' doPage and subList clamp.
 func pageBounds(pageNo, pageSize, n int) (int, int) {
@@ -107,11 +118,7 @@ func (a *API) catalogServices(w http.ResponseWriter, r *http.Request) error {
 	if err := naming.CheckNamespace(ns); err != nil {
 		return err
 	}
-	pageNo, err := pageParam(p, "pageNo", 1)
-	if err != nil {
-		return err
-	}
-	pageSize, err := pageParam(p, "pageSize", 10)
+	pageNo, pageSize, err := pageRequest(p)
 	if err != nil {
 		return err
 	}
@@ -148,11 +155,7 @@ type instancePage struct {
 // instanceList): one page of a cluster's instances, disabled ones included, as
 // {"list","count"}. serviceName may be grouped or come with groupName.
 func (a *API) catalogClusterInstances(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(naming.MissingParameter)
+	p, svc, err := serviceRequest(r, naming.MissingParameter)
 	if err != nil {
 		return err
 	}
@@ -160,11 +163,7 @@ func (a *API) catalogClusterInstances(w http.ResponseWriter, r *http.Request) er
 	if cluster == "" {
 		return naming.MissingParameter("clusterName")
 	}
-	pageNo, err := requiredInt(p, "pageNo")
-	if err != nil {
-		return err
-	}
-	pageSize, err := requiredInt(p, "pageSize")
+	pageNo, pageSize, err := requiredPage(p)
 	if err != nil {
 		return err
 	}

@@ -92,56 +92,35 @@ func addrParams(p params, v *version, m missing) (naming.ServiceKey, string, int
 }
 
 func (a *API) registerInstance(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		svc, inst, err := instanceParams(p, v)
 		if err != nil {
 			return err
 		}
-		if err := a.reg.Register(r.Context(), svc, inst); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.Register(r.Context(), svc, inst)
+	})
 }
 
 func (a *API) deregisterInstance(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		svc, ip, port, cluster, err := addrParams(p, v, formField)
 		if err != nil {
 			return err
 		}
-		if err := a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral")); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.Deregister(r.Context(), svc, ip, port, cluster, p.boolean(true, "ephemeral"))
+	})
 }
 
 func (a *API) updateInstance(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		svc, inst, err := instanceParams(p, v)
 		if err != nil {
 			return err
 		}
 		// Nacos 2.x ignores healthy on update: health belongs to beats and checks.
 		inst.Healthy = true
-		if err := a.reg.Update(r.Context(), svc, inst); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.Update(r.Context(), svc, inst)
+	})
 }
 
 // patchInstance is v1's PATCH /instance and v3's PUT /instance/partial: metadata,
@@ -275,11 +254,7 @@ type beatAnswer struct {
 // controller returns it without the envelope too.
 func (a *API) beat(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(queryParam))
+		p, svc, err := serviceRequest(r, v.requiredString(queryParam))
 		if err != nil {
 			return err
 		}
@@ -344,11 +319,7 @@ func listParams(p params, v *version) (clusters, udpPort string, healthyOnly boo
 
 func (a *API) listInstances(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(queryParam))
+		p, svc, err := serviceRequest(r, v.requiredString(queryParam))
 		if err != nil {
 			return err
 		}
@@ -434,11 +405,7 @@ type batchRef struct {
 
 func (a *API) metadataBatch(v *version, remove bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		svc, err := p.service(v.requiredString(formField))
+		p, svc, err := serviceRequest(r, v.requiredString(formField))
 		if err != nil {
 			return err
 		}
@@ -480,11 +447,7 @@ func (a *API) metadataBatch(v *version, remove bool) handlerFunc {
 }
 
 func (a *API) setHealth(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		svc, ip, port, cluster, err := addrParams(p, v, formField)
 		// UpdateHealthForm (v2 and v3) asks for healthy before the rest; Nacos' parameter
 		// checker still runs before it.
@@ -498,9 +461,6 @@ func (a *API) setHealth(v *version) handlerFunc {
 		if !p.has("healthy", "valid") {
 			return v.required(formField, "healthy", "Boolean")
 		}
-		if err := a.reg.SetHealth(r.Context(), svc, ip, port, cluster, p.boolean(false, "healthy", "valid")); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.SetHealth(r.Context(), svc, ip, port, cluster, p.boolean(false, "healthy", "valid"))
+	})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -23,19 +24,21 @@ import (
 //     namespace, and a blank namespace is public. Nacos' third part (the resource type)
 //     has no counterpart: only "*" is taken.
 func (a *API) nacosAuthRoutes(r chi.Router) {
-	r.Post("/v1/auth/users/admin", a.wrap(a.nacosCreateAdmin))
-	r.Get("/v1/auth/users", a.wrap(a.nacosUsers))
-	r.Post("/v1/auth/users", a.wrap(a.nacosCreateUser))
-	r.Put("/v1/auth/users", a.wrap(a.nacosUpdateUser))
-	r.Delete("/v1/auth/users", a.wrap(a.nacosDeleteUser))
-	r.Get("/v1/auth/users/search", a.wrap(a.nacosSearchUsers))
-	r.Get("/v1/auth/roles", a.wrap(a.nacosRoles))
-	r.Post("/v1/auth/roles", a.wrap(a.nacosAddRole))
-	r.Delete("/v1/auth/roles", a.wrap(a.nacosDeleteRole))
-	r.Get("/v1/auth/roles/search", a.wrap(a.nacosSearchRoles))
-	r.Get("/v1/auth/permissions", a.wrap(a.nacosPermissions))
-	r.Post("/v1/auth/permissions", a.wrap(a.nacosAddPermission))
-	r.Delete("/v1/auth/permissions", a.wrap(a.nacosDeletePermission))
+	a.mount(r,
+		route{http.MethodPost, "/v1/auth/users/admin", a.nacosCreateAdmin},
+		route{http.MethodGet, "/v1/auth/users", a.nacosAuthRead(nacosUsers)},
+		route{http.MethodPost, "/v1/auth/users", a.nacosAuthWrite(a.nacosCreateUser, "username", "password")},
+		route{http.MethodPut, "/v1/auth/users", a.nacosAuthWrite(nacosUpdateUser, "username", "newPassword")},
+		route{http.MethodDelete, "/v1/auth/users", a.nacosAuthWrite(nacosDeleteUser, "username")},
+		route{http.MethodGet, "/v1/auth/users/search", a.nacosAuthRead(nacosSearchUsers)},
+		route{http.MethodGet, "/v1/auth/roles", a.nacosAuthRead(nacosRoles)},
+		route{http.MethodPost, "/v1/auth/roles", a.nacosAuthWrite(nacosAddRole, "role", "username")},
+		route{http.MethodDelete, "/v1/auth/roles", a.nacosAuthWrite(nacosDeleteRole, "role")},
+		route{http.MethodGet, "/v1/auth/roles/search", a.nacosAuthRead(nacosSearchRoles)},
+		route{http.MethodGet, "/v1/auth/permissions", a.nacosAuthRead(nacosPermissions)},
+		route{http.MethodPost, "/v1/auth/permissions", a.nacosAuthWrite(nacosPermissionChange(auth.OpGrant, "add permission ok!"), permissionParams...)},
+		route{http.MethodDelete, "/v1/auth/permissions", a.nacosAuthWrite(nacosPermissionChange(auth.OpRevoke, "delete permission ok!"), permissionParams...)},
+	)
 }
 
 // page is Nacos' Page: one page of items and how many there are in all.
@@ -48,11 +51,7 @@ type page[T any] struct {
 
 // pageOf cuts page pageNo (from 1, default 1) of size pageSize (default 10) out of items.
 func pageOf[T any](p params, items []T) (page[T], error) {
-	pageNo, err := pageParam(p, "pageNo", 1)
-	if err != nil {
-		return page[T]{}, err
-	}
-	pageSize, err := pageParam(p, "pageSize", 10)
+	pageNo, pageSize, err := pageRequest(p)
 	if err != nil {
 		return page[T]{}, err
 	}
@@ -80,95 +79,127 @@ func matches(p params, filter, value string) bool {
 	return value == filter
 }
 
-func restOK(w http.ResponseWriter, message string) error {
-	return writeJSON(w, restResult(http.StatusOK, &message, nil))
+// authRequest is where every console user, role and permission request starts: the
+// access-control state (501 where auth is not configured) and the request's parameters.
+func (a *API) authRequest(r *http.Request) (*auth.State, params, error) {
+	au, err := a.authority()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return au.State(), p, nil
+}
+
+// nacosAuthRead serves one of the console's user, role and permission reads: answer
+// makes the JSON answer of the state and the parameters.
+func (a *API) nacosAuthRead(answer func(st *auth.State, p params) (any, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st, p, err := a.authRequest(r)
+		if err != nil {
+			return err
+		}
+		out, err := answer(st, p)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, out)
+	}
+}
+
+// nacosAuthInput is what a console user, role or permission write is decided from.
+type nacosAuthInput struct {
+	r     *http.Request
+	state *auth.State
+	p     params
+	args  []string // the required parameters' values, in the order nacosAuthWrite names them
+}
+
+// nacosAuthChange decides a write: the changes to apply through Raft, one after
+// another, and the message the RestResult answers once all are applied.
+type nacosAuthChange func(in nacosAuthInput) ([]auth.Change, string, error)
+
+// nacosAuthWrite serves one of the console's user, role and permission writes: the
+// required parameters must be present (Nacos' text for the first one missing, in the
+// order named), decide makes the changes, and Nacos' RestResult answers.
+func (a *API) nacosAuthWrite(decide nacosAuthChange, required ...string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st, p, err := a.authRequest(r)
+		if err != nil {
+			return err
+		}
+		in := nacosAuthInput{r: r, state: st, p: p, args: make([]string, len(required))}
+		for i, name := range required {
+			if in.args[i], err = p.required(name); err != nil {
+				return err
+			}
+		}
+		changes, message, err := decide(in)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if err := a.reg.ApplyAuth(r.Context(), c); err != nil {
+				return err
+			}
+		}
+		return writeJSON(w, restResult(http.StatusOK, &message, nil))
+	}
 }
 
 type nacosUser struct {
 	Username string `json:"username"`
 }
 
-func (a *API) nacosUsers(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
+func nacosUsers(st *auth.State, p params) (any, error) {
 	filter := p.get("username")
 	users := []nacosUser{}
-	for name := range au.State().Users {
+	for name := range st.Users {
 		if matches(p, filter, name) {
 			users = append(users, nacosUser{Username: name})
 		}
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
-	pg, err := pageOf(p, users)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, pg)
+	return pageOf(p, users)
 }
 
-// nacosSearchUsers is GET /v1/auth/users/search?username=: the names that contain it.
-func (a *API) nacosSearchUsers(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
+// containing is what the search routes answer: the sorted names that contain part.
+func containing[V any](names map[string]V, part string) []string {
 	out := []string{}
-	for name := range au.State().Users {
-		if strings.Contains(name, p.get("username")) {
+	for name := range names {
+		if strings.Contains(name, part) {
 			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
-	return writeJSON(w, out)
+	return out
 }
 
-func (a *API) nacosCreateUser(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.authority(); err != nil {
-		return err
-	}
-	p, err := readParams(r)
+// nacosSearchUsers is GET /v1/auth/users/search?username=: the names that contain it.
+func nacosSearchUsers(st *auth.State, p params) (any, error) {
+	return containing(st.Users, p.get("username")), nil
+}
+
+// nacosCreateUser is POST /v1/auth/users (username, password).
+func (a *API) nacosCreateUser(in nacosAuthInput) ([]auth.Change, string, error) {
+	user := in.args[0]
+	_, hash, err := a.newCredential(in.p, user)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	user, err := p.required("username")
-	if err != nil {
-		return err
-	}
-	if _, err := p.required("password"); err != nil {
-		return err
-	}
-	_, hash, err := a.newCredential(p, user)
-	if err != nil {
-		return err
-	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpCreateUser, User: user, PasswordHash: hash}); err != nil {
-		return err
-	}
-	return restOK(w, "create user ok!")
+	return []auth.Change{{Op: auth.OpCreateUser, User: user, PasswordHash: hash}}, "create user ok!", nil
 }
 
 // nacosCreateAdmin is Nacos 2.4's POST /v1/auth/users/admin: the first administrator,
 // "nacos", once, while no user exists (Roster's ACL bootstrap).
 func (a *API) nacosCreateAdmin(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
+	st, p, err := a.authRequest(r)
 	if err != nil {
 		return err
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if len(au.State().Users) > 0 {
+	if len(st.Users) > 0 {
 		return naming.Errorf(http.StatusConflict, "have admin user cannot use it")
 	}
 	p["username"] = []string{"nacos"}
@@ -184,58 +215,25 @@ func (a *API) nacosCreateAdmin(w http.ResponseWriter, r *http.Request) error {
 
 // nacosUpdateUser is PUT /v1/auth/users (username, newPassword): an administrator may
 // change any password, a user only their own.
-func (a *API) nacosUpdateUser(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.authority(); err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	user, err := p.required("username")
-	if err != nil {
-		return err
-	}
-	pw, err := p.required("newPassword")
-	if err != nil {
-		return err
-	}
-	if id := identityFrom(r.Context()); id != nil && !id.Admin() && id.Name != user {
-		deny(w, r, http.StatusForbidden, auth.ErrForbidden.Error())
-		return nil
+func nacosUpdateUser(in nacosAuthInput) ([]auth.Change, string, error) {
+	user, pw := in.args[0], in.args[1]
+	if id := identityFrom(in.r.Context()); id != nil && !id.Admin() && id.Name != user {
+		return nil, "", naming.Errorf(http.StatusForbidden, "%s", auth.ErrForbidden.Error())
 	}
 	hash, err := auth.HashPassword(pw)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpSetPassword, User: user, PasswordHash: hash}); err != nil {
-		return err
-	}
-	return restOK(w, "update user ok!")
+	return []auth.Change{{Op: auth.OpSetPassword, User: user, PasswordHash: hash}}, "update user ok!", nil
 }
 
-func (a *API) nacosDeleteUser(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
+// nacosDeleteUser is DELETE /v1/auth/users?username=; an administrator stays.
+func nacosDeleteUser(in nacosAuthInput) ([]auth.Change, string, error) {
+	user := in.args[0]
+	if slices.Contains(in.state.Roles[auth.AdminRole], user) {
+		return nil, "", naming.BadRequest("cannot delete admin: " + user)
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	user, err := p.required("username")
-	if err != nil {
-		return err
-	}
-	for _, u := range au.State().Roles[auth.AdminRole] {
-		if u == user {
-			return naming.BadRequest("cannot delete admin: " + user)
-		}
-	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpDeleteUser, User: user}); err != nil {
-		return err
-	}
-	return restOK(w, "delete user ok!")
+	return []auth.Change{{Op: auth.OpDeleteUser, User: user}}, "delete user ok!", nil
 }
 
 // nacosRole is Nacos' RoleInfo: one user's membership of a role.
@@ -244,17 +242,9 @@ type nacosRole struct {
 	Username string `json:"username"`
 }
 
-func (a *API) nacosRoles(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
+func nacosRoles(st *auth.State, p params) (any, error) {
 	out := []nacosRole{}
-	for role, users := range au.State().Roles {
+	for role, users := range st.Roles {
 		if !matches(p, p.get("role"), role) {
 			continue
 		}
@@ -270,81 +260,32 @@ func (a *API) nacosRoles(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out[i].Username < out[j].Username
 	})
-	pg, err := pageOf(p, out)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, pg)
+	return pageOf(p, out)
 }
 
 // nacosSearchRoles is GET /v1/auth/roles/search?role=: the role names that contain it.
-func (a *API) nacosSearchRoles(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	out := []string{}
-	for role := range au.State().Roles {
-		if strings.Contains(role, p.get("role")) {
-			out = append(out, role)
-		}
-	}
-	sort.Strings(out)
-	return writeJSON(w, out)
+func nacosSearchRoles(st *auth.State, p params) (any, error) {
+	return containing(st.Roles, p.get("role")), nil
 }
 
-func (a *API) nacosAddRole(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	role, err := p.required("role")
-	if err != nil {
-		return err
-	}
-	user, err := p.required("username")
-	if err != nil {
-		return err
-	}
-	if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpBindRole, Role: role, User: user}); err != nil {
-		return err
-	}
-	return restOK(w, "add role ok!")
+// nacosAddRole is POST /v1/auth/roles (role, username).
+func nacosAddRole(in nacosAuthInput) ([]auth.Change, string, error) {
+	return []auth.Change{{Op: auth.OpBindRole, Role: in.args[0], User: in.args[1]}}, "add role ok!", nil
 }
 
 // nacosDeleteRole is DELETE /v1/auth/roles?role=&username=: one user's membership, or
 // without username every member's (the role is gone with its last member). The role's
 // grants stay, as Nacos keeps its permissions.
-func (a *API) nacosDeleteRole(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
+func nacosDeleteRole(in nacosAuthInput) ([]auth.Change, string, error) {
+	role, user := in.args[0], in.p.get("username")
+	if user != "" {
+		return []auth.Change{{Op: auth.OpUnbindRole, Role: role, User: user}}, "delete role of user " + user + " ok!", nil
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
+	var changes []auth.Change
+	for _, u := range in.state.Roles[role] {
+		changes = append(changes, auth.Change{Op: auth.OpUnbindRole, Role: role, User: u})
 	}
-	role, err := p.required("role")
-	if err != nil {
-		return err
-	}
-	users := []string{p.get("username")}
-	if users[0] == "" {
-		users = append([]string(nil), au.State().Roles[role]...)
-	}
-	for _, u := range users {
-		if err := a.reg.ApplyAuth(r.Context(), auth.Change{Op: auth.OpUnbindRole, Role: role, User: u}); err != nil {
-			return err
-		}
-	}
-	if p.get("username") == "" {
-		return restOK(w, "delete role ok!")
-	}
-	return restOK(w, "delete role of user "+p.get("username")+" ok!")
+	return changes, "delete role ok!", nil
 }
 
 // nacosPermission is Nacos' PermissionInfo.
@@ -395,66 +336,31 @@ func grantResource(res string) (string, error) {
 	return ns + ":" + group, nil
 }
 
-func (a *API) nacosPermissions(w http.ResponseWriter, r *http.Request) error {
-	au, err := a.authority()
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
+func nacosPermissions(st *auth.State, p params) (any, error) {
 	out := []nacosPermission{}
-	for _, g := range au.State().Grants {
+	for _, g := range st.Grants {
 		if matches(p, p.get("role"), g.Role) {
 			out = append(out, nacosPermission{Role: g.Role, Resource: nacosResource(g.Resource), Action: string(g.Action)})
 		}
 	}
-	pg, err := pageOf(p, out)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, pg)
+	return pageOf(p, out)
 }
 
-func (a *API) permissionChange(r *http.Request, op auth.Op) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	role, err := p.required("role")
-	if err != nil {
-		return err
-	}
-	res, err := p.required("resource")
-	if err != nil {
-		return err
-	}
-	action, err := p.required("action")
-	if err != nil {
-		return err
-	}
-	resource, err := grantResource(res)
-	if err != nil {
-		return err
-	}
-	g := auth.Grant{Role: role, Resource: resource, Action: auth.Action(action)}
-	if err := auth.CheckGrant(g); err != nil {
-		return err
-	}
-	return a.reg.ApplyAuth(r.Context(), auth.Change{Op: op, Grant: &g})
-}
+// permissionParams are what a permission write requires, in nacosPermissionChange's order.
+var permissionParams = []string{"role", "resource", "action"}
 
-func (a *API) nacosAddPermission(w http.ResponseWriter, r *http.Request) error {
-	if err := a.permissionChange(r, auth.OpGrant); err != nil {
-		return err
+// nacosPermissionChange grants (OpGrant) or revokes (OpRevoke) a Nacos permission and
+// answers message.
+func nacosPermissionChange(op auth.Op, message string) nacosAuthChange {
+	return func(in nacosAuthInput) ([]auth.Change, string, error) {
+		resource, err := grantResource(in.args[1])
+		if err != nil {
+			return nil, "", err
+		}
+		g := auth.Grant{Role: in.args[0], Resource: resource, Action: auth.Action(in.args[2])}
+		if err := auth.CheckGrant(g); err != nil {
+			return nil, "", err
+		}
+		return []auth.Change{{Op: op, Grant: &g}}, message, nil
 	}
-	return restOK(w, "add permission ok!")
-}
-
-func (a *API) nacosDeletePermission(w http.ResponseWriter, r *http.Request) error {
-	if err := a.permissionChange(r, auth.OpRevoke); err != nil {
-		return err
-	}
-	return restOK(w, "delete permission ok!")
 }

@@ -19,14 +19,14 @@ import (
 // NAMESPACE_NOT_EXIST 22001). Both read and write the registry's replicated records.
 func (a *API) namespaceRoutes(r chi.Router) {
 	r.Get("/v1/console/namespaces", a.wrap(a.consoleNamespacesGet))
-	r.Post("/v1/console/namespaces", a.wrap(a.consoleNamespaceCreate))
-	r.Put("/v1/console/namespaces", a.wrap(a.consoleNamespaceEdit))
-	r.Delete("/v1/console/namespaces", a.wrap(a.consoleNamespaceDelete))
+	r.Post("/v1/console/namespaces", a.serve(apiV1, a.writeNamespace(apiV1, namespaceCreate)))
+	r.Put("/v1/console/namespaces", a.serve(apiV1, a.writeNamespace(apiV1, namespaceEdit)))
+	r.Delete("/v1/console/namespaces", a.serve(apiV1, a.writeNamespace(apiV1, namespaceDelete)))
 
 	r.Get("/v2/console/namespace", a.serve(apiV2, a.getNamespace))
-	r.Post("/v2/console/namespace", a.serve(apiV2, a.createNamespace))
-	r.Put("/v2/console/namespace", a.serve(apiV2, a.editNamespace))
-	r.Delete("/v2/console/namespace", a.serve(apiV2, a.deleteNamespace))
+	r.Post("/v2/console/namespace", a.serve(apiV2, a.writeNamespace(apiV2, namespaceCreate)))
+	r.Put("/v2/console/namespace", a.serve(apiV2, a.writeNamespace(apiV2, namespaceEdit)))
+	r.Delete("/v2/console/namespace", a.serve(apiV2, a.writeNamespace(apiV2, namespaceDelete)))
 	r.Get("/v2/console/namespace/list", a.serve(apiV2, a.namespaceList))
 	r.Get("/v2/console/namespace/exist", a.serve(apiV2, a.namespaceExists))
 }
@@ -210,37 +210,112 @@ func checkNewNamespaceID(id string) error {
 	return nil
 }
 
-// createNamespaceFrom creates a namespace from the id, name and description the caller
-// named (a blank id is generated), with Roster's quota parameters.
-func (a *API) createNamespaceFrom(r *http.Request, p params, id, name, desc string) (string, error) {
-	if id != "" {
-		if err := checkNewNamespaceID(id); err != nil {
-			return "", err
-		}
-	}
-	if id == naming.DefaultNamespace {
-		return "", naming.ErrNamespaceExists(id)
-	}
-	if err := naming.CheckNamespaceName(name); err != nil {
-		return "", err
-	}
-	maxS, maxI, err := quotaParams(p)
-	if err != nil {
-		return "", err
-	}
-	n := naming.Namespace{ID: id, Name: name, Desc: desc}
-	if maxS != nil && *maxS >= 0 {
-		n.MaxServices = maxS
-	}
-	if maxI != nil && *maxI >= 0 {
-		n.MaxInstances = maxI
-	}
-	return a.reg.CreateNamespace(r.Context(), n)
+// namespaceOp is which namespace write a request asks for.
+type namespaceOp int
+
+const (
+	namespaceCreate namespaceOp = iota
+	namespaceEdit
+	namespaceDelete
+)
+
+// namespaceChange is a namespace write as its request names it; a nil name or
+// description was not sent.
+type namespaceChange struct {
+	op   namespaceOp
+	id   string
+	name *string
+	desc *string
 }
 
-func (a *API) updateNamespaceFrom(r *http.Request, p params, id string, name, desc *string) error {
-	if name != nil {
-		if err := naming.CheckNamespaceName(*name); err != nil {
+// consoleNamespaceChange reads the console's v1 parameters: POST customNamespaceId,
+// namespaceName (present), namespaceDesc; PUT namespace (required), namespaceShowName,
+// namespaceDesc; DELETE namespaceId (required).
+func consoleNamespaceChange(op namespaceOp, p params) (namespaceChange, error) {
+	c := namespaceChange{op: op, desc: optional(p, "namespaceDesc")}
+	var err error
+	switch op {
+	case namespaceCreate:
+		if _, present := p["namespaceName"]; !present {
+			return c, naming.MissingParameter("namespaceName")
+		}
+		c.id, c.name = p.get("customNamespaceId"), optional(p, "namespaceName")
+	case namespaceEdit:
+		c.id, err = p.required("namespace")
+		c.name = optional(p, "namespaceShowName")
+	case namespaceDelete:
+		c.id, err = p.required("namespaceId")
+	}
+	return c, err
+}
+
+// namespaceChangeV2 reads Open API v2's (and v3's) parameters: POST and PUT a
+// NamespaceForm (namespaceId and namespaceName present) and namespaceDesc, DELETE
+// namespaceId (present).
+func namespaceChangeV2(op namespaceOp, p params) (namespaceChange, error) {
+	c := namespaceChange{op: op, desc: optional(p, "namespaceDesc")}
+	if op == namespaceDelete {
+		if _, present := p["namespaceId"]; !present {
+			return c, naming.MissingRequestParam("namespaceId", "String")
+		}
+		c.id = p.get("namespaceId")
+		return c, nil
+	}
+	for _, name := range []string{"namespaceId", "namespaceName"} {
+		if _, present := p[name]; !present {
+			return c, naming.APIError(http.StatusBadRequest, naming.CodeParameterMissing, "required parameter '"+name+"' is missing")
+		}
+	}
+	c.id, c.name = p.get("namespaceId"), optional(p, "namespaceName")
+	return c, nil
+}
+
+// writeNamespace is every front's namespace write: v reads the request and shapes the
+// answer, true; Nacos' v1 controller answers a create or edit it refuses as false
+// (refusedFalse), where v2 and v3 answer the error.
+func (a *API) writeNamespace(v *version, op namespaceOp) handlerFunc {
+	read := consoleNamespaceChange
+	if v.v2 {
+		read = namespaceChangeV2
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		c, err := read(op, p)
+		if err != nil {
+			return err
+		}
+		err = a.applyNamespaceChange(r, p, c)
+		if !v.v2 && op != namespaceDelete {
+			return refusedFalse(w, err)
+		}
+		if err != nil {
+			return err
+		}
+		return v.data(w, true)
+	}
+}
+
+// applyNamespaceChange checks a namespace write and applies it, with Roster's quota
+// parameters on a create or an edit. A create's blank id is generated.
+func (a *API) applyNamespaceChange(r *http.Request, p params, c namespaceChange) error {
+	if c.op == namespaceDelete {
+		return a.reg.DeleteNamespace(r.Context(), c.id)
+	}
+	if c.op == namespaceCreate {
+		if c.id != "" {
+			if err := checkNewNamespaceID(c.id); err != nil {
+				return err
+			}
+		}
+		if c.id == naming.DefaultNamespace {
+			return naming.ErrNamespaceExists(c.id)
+		}
+	}
+	if c.name != nil {
+		if err := naming.CheckNamespaceName(*c.name); err != nil {
 			return err
 		}
 	}
@@ -248,11 +323,26 @@ func (a *API) updateNamespaceFrom(r *http.Request, p params, id string, name, de
 	if err != nil {
 		return err
 	}
-	return a.reg.UpdateNamespace(r.Context(), id, registry.NamespaceUpdate{Name: name, Desc: desc, MaxServices: maxS, MaxInstances: maxI})
+	if c.op == namespaceEdit {
+		return a.reg.UpdateNamespace(r.Context(), c.id, registry.NamespaceUpdate{Name: c.name, Desc: c.desc, MaxServices: maxS, MaxInstances: maxI})
+	}
+	n := naming.Namespace{ID: c.id, Name: *c.name, Desc: valueOr(c.desc, "")}
+	if maxS != nil && *maxS >= 0 {
+		n.MaxServices = maxS
+	}
+	if maxI != nil && *maxI >= 0 {
+		n.MaxInstances = maxI
+	}
+	_, err = a.reg.CreateNamespace(r.Context(), n)
+	return err
 }
 
-func (a *API) deleteNamespaceID(r *http.Request, id string) error {
-	return a.reg.DeleteNamespace(r.Context(), id)
+// valueOr is *s, or def where s is nil.
+func valueOr(s *string, def string) string {
+	if s == nil {
+		return def
+	}
+	return *s
 }
 
 // optional is a parameter's value when it was sent (blank included).
@@ -262,51 +352,6 @@ func optional(p params, name string) *string {
 	}
 	v := p.get(name)
 	return &v
-}
-
-// consoleNamespaceCreate is POST /v1/console/namespaces (customNamespaceId,
-// namespaceName, namespaceDesc).
-func (a *API) consoleNamespaceCreate(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if _, present := p["namespaceName"]; !present {
-		return naming.MissingParameter("namespaceName")
-	}
-	_, err = a.createNamespaceFrom(r, p, p.get("customNamespaceId"), p.get("namespaceName"), p.get("namespaceDesc"))
-	return refusedFalse(w, err)
-}
-
-// consoleNamespaceEdit is PUT /v1/console/namespaces (namespace, namespaceShowName,
-// namespaceDesc).
-func (a *API) consoleNamespaceEdit(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, err := p.required("namespace")
-	if err != nil {
-		return err
-	}
-	err = a.updateNamespaceFrom(r, p, id, optional(p, "namespaceShowName"), optional(p, "namespaceDesc"))
-	return refusedFalse(w, err)
-}
-
-// consoleNamespaceDelete is DELETE /v1/console/namespaces?namespaceId=.
-func (a *API) consoleNamespaceDelete(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, err := p.required("namespaceId")
-	if err != nil {
-		return err
-	}
-	if err := a.deleteNamespaceID(r, id); err != nil {
-		return err
-	}
-	return writeJSON(w, true)
 }
 
 // The Open API v2 namespace endpoints.
@@ -353,59 +398,4 @@ func (a *API) namespaceExists(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return apiV2.data(w, ok)
-}
-
-// namespaceForm reads NamespaceForm: namespaceId and namespaceName must be present.
-func namespaceForm(p params) (id, name string, err error) {
-	if _, present := p["namespaceId"]; !present {
-		return "", "", naming.APIError(http.StatusBadRequest, naming.CodeParameterMissing, "required parameter 'namespaceId' is missing")
-	}
-	if _, present := p["namespaceName"]; !present {
-		return "", "", naming.APIError(http.StatusBadRequest, naming.CodeParameterMissing, "required parameter 'namespaceName' is missing")
-	}
-	return p.get("namespaceId"), p.get("namespaceName"), nil
-}
-
-func (a *API) createNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, name, err := namespaceForm(p)
-	if err != nil {
-		return err
-	}
-	if _, err := a.createNamespaceFrom(r, p, id, name, p.get("namespaceDesc")); err != nil {
-		return err
-	}
-	return apiV2.data(w, true)
-}
-
-func (a *API) editNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	id, name, err := namespaceForm(p)
-	if err != nil {
-		return err
-	}
-	if err := a.updateNamespaceFrom(r, p, id, &name, optional(p, "namespaceDesc")); err != nil {
-		return err
-	}
-	return apiV2.data(w, true)
-}
-
-func (a *API) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	if _, present := p["namespaceId"]; !present {
-		return naming.MissingRequestParam("namespaceId", "String")
-	}
-	if err := a.deleteNamespaceID(r, p.get("namespaceId")); err != nil {
-		return err
-	}
-	return apiV2.data(w, true)
 }

@@ -175,6 +175,17 @@ func (p params) namespace() string {
 	return naming.DefaultNamespace
 }
 
+// serviceRequest reads a request's parameters and the service they name; missing
+// makes the front's error for a missing service name.
+func serviceRequest(r *http.Request, missing func(string) *naming.Error) (params, naming.ServiceKey, error) {
+	p, err := readParams(r)
+	if err != nil {
+		return nil, naming.ServiceKey{}, err
+	}
+	key, err := p.service(missing)
+	return p, key, err
+}
+
 // service resolves serviceName + groupName by Nacos' v1 grouped-name rule and checks
 // the names. missing decides the text for an absent serviceName.
 func (p params) service(missing func(string) *naming.Error) (naming.ServiceKey, error) {

@@ -35,11 +35,7 @@ func parseSelector(raw string, v *version) (*naming.Selector, error) {
 }
 
 func (a *API) createService(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		key, err := p.service(v.requiredString(serviceField))
 		if err != nil {
 			return err
@@ -60,22 +56,15 @@ func (a *API) createService(v *version) handlerFunc {
 			return err
 		}
 		svc.Selector = *sel
-		if err := a.reg.CreateService(r.Context(), svc); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.CreateService(r.Context(), svc)
+	})
 }
 
 // updateService serves PUT /service. v1 needs protectThreshold and changes metadata
 // and selector only when given; v2's form defaults them (0, no metadata, selector none)
 // and sets all three, as ServiceControllerV2.update does.
 func (a *API) updateService(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		key, err := p.service(v.requiredString(serviceField))
 		if err != nil {
 			return err
@@ -101,28 +90,18 @@ func (a *API) updateService(v *version) handlerFunc {
 				return err
 			}
 		}
-		if err := a.reg.UpdateService(r.Context(), key, u); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.UpdateService(r.Context(), key, u)
+	})
 }
 
 func (a *API) deleteService(v *version) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
+	return a.okWrite(v, func(r *http.Request, p params) error {
 		key, err := p.service(v.requiredString(serviceParam))
 		if err != nil {
 			return err
 		}
-		if err := a.reg.DeleteService(r.Context(), key); err != nil {
-			return err
-		}
-		return v.ok(w)
-	}
+		return a.reg.DeleteService(r.Context(), key)
+	})
 }
 
 // serviceJSON is GET /service's answer (Nacos ServiceOperatorV2Impl.queryService).
@@ -219,11 +198,7 @@ func (v *version) serviceDetail(key naming.ServiceKey, d *registry.ServiceDetail
 
 func (a *API) getService(v *version) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := readParams(r)
-		if err != nil {
-			return err
-		}
-		key, err := p.service(v.requiredString(serviceParam))
+		_, key, err := serviceRequest(r, v.requiredString(serviceParam))
 		if err != nil {
 			return err
 		}
@@ -354,11 +329,7 @@ type subscriberJSON struct {
 }
 
 func (a *API) serviceSubscribers(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	key, err := p.service(naming.RequiredParam)
+	p, key, err := serviceRequest(r, naming.RequiredParam)
 	if err != nil {
 		return err
 	}

@@ -47,19 +47,11 @@ func (a *API) coreAndConsoleRoutesV2(r chi.Router) {
 // enabledOnly, a page at a time. serviceName may be grouped (its group is read from it);
 // pageNo and pageSize are required. "instances" is left out when the page is empty.
 func (a *API) catalogInstances(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
+	p, svc, err := serviceRequest(r, naming.MissingParameter)
 	if err != nil {
 		return err
 	}
-	svc, err := p.service(naming.MissingParameter)
-	if err != nil {
-		return err
-	}
-	pageNo, err := requiredInt(p, "pageNo")
-	if err != nil {
-		return err
-	}
-	pageSize, err := requiredInt(p, "pageSize")
+	pageNo, pageSize, err := requiredPage(p)
 	if err != nil {
 		return err
 	}
@@ -90,6 +82,17 @@ func (a *API) catalogInstances(w http.ResponseWriter, r *http.Request) error {
 type catalogPage struct {
 	Instances []naming.InstanceJSON `json:"instances,omitempty"`
 	Count     int                   `json:"count"`
+}
+
+// requiredPage reads the required pageNo and pageSize of a catalog instance list.
+func requiredPage(p params) (pageNo, pageSize int, err error) {
+	if pageNo, err = requiredInt(p, "pageNo"); err != nil {
+		return 0, 0, err
+	}
+	if pageSize, err = requiredInt(p, "pageSize"); err != nil {
+		return 0, 0, err
+	}
+	return pageNo, pageSize, nil
 }
 
 // requiredInt reads a required int @RequestParam of a v1-table endpoint.

@@ -35,10 +35,141 @@ var v2Masks = []struct {
 
 func goldenV2(t *testing.T, name string, a answer) {
 	t.Helper()
-	for _, m := range v2Masks {
-		a.body = m.re.ReplaceAllString(a.body, m.with)
-	}
+	a.body = maskV2(a.body)
 	golden(t, "v2_"+name, a)
+}
+
+// maskV2 applies v2Masks to an answer's body.
+func maskV2(body string) string {
+	for _, m := range v2Masks {
+		body = m.re.ReplaceAllString(body, m.with)
+	}
+	return body
+}
+
+// decodeJSON reads raw into v, failing the test where raw is not v's JSON.
+func decodeJSON(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+}
+
+// goldenCall is one call of a golden test: its answer is kept as the golden name.
+type goldenCall struct {
+	name, method, path string
+	params             url.Values
+}
+
+// goldenCalls makes each call in order and keeps its answer with keep (goldenV2 or
+// goldenV3), under prefix and the call's name.
+func (s *stack) goldenCalls(t *testing.T, keep func(*testing.T, string, answer), prefix string, calls []goldenCall) {
+	t.Helper()
+	for _, c := range calls {
+		keep(t, prefix+c.name, s.do(c.method, c.path, c.params))
+	}
+}
+
+// errorCodesStack is the state the error code tests refuse writes against: a
+// persistent service persist-svc and an ephemeral instance of eph-svc; a body may be
+// 4096 bytes.
+func errorCodesStack(t *testing.T) *stack {
+	t.Helper()
+	s := newStack(t, stackOptions{maxBody: 4096})
+	s.must("POST", "/nacos/v1/ns/service", vals("serviceName", "persist-svc"))
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1"))
+	return s
+}
+
+// namingErrorCalls are the refusals v2's and v3's naming routes (under ns) answer
+// alike, each with its front's envelope; they run against errorCodesStack.
+func namingErrorCalls(ns string) []goldenCall {
+	return []goldenCall{
+		{"10000_client_id", "GET", ns + "/client", nil},
+		{"20002_number", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "abc")},
+		{"20004_instance", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.9", "port", "1")},
+		{"20004_client", "GET", ns + "/client", vals("clientId", "10.9.9.9:1#true")},
+		{"21001_weight", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "10001")},
+		{"21002_metadata", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "metadata", "zone")},
+		{"21004_update_no_service", "PUT", ns + "/instance", vals("serviceName", "ghost", "ip", "10.0.0.1", "port", "1")},
+		{"21006_selector", "POST", ns + "/service", vals("serviceName", "sel", "selector", `{"type":"x"}`)},
+		{"21007_service_exists", "POST", ns + "/service", vals("serviceName", "persist-svc")},
+		{"21008_service_get", "GET", ns + "/service", vals("serviceName", "missing")},
+		{"21008_service_update", "PUT", ns + "/service", vals("serviceName", "missing")},
+		{"21008_service_delete", "DELETE", ns + "/service", vals("serviceName", "missing")},
+		{"21009_service_not_empty", "DELETE", ns + "/service", vals("serviceName", "eph-svc")},
+		{"30000_kind_conflict", "POST", ns + "/instance", vals("serviceName", "persist-svc", "ip", "10.0.0.1", "port", "1")},
+		{"30000_health_ephemeral", "PUT", ns + "/health/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1", "healthy", "false")},
+		{"30000_body_too_big", "POST", ns + "/instance", vals("serviceName", "big", "ip", "10.0.0.1", "port", "1", "app", strings.Repeat("x", 5000))},
+		{"param_check_plain", "POST", ns + "/instance", vals("serviceName", "a b", "ip", "10.0.0.1", "port", "1")},
+		{"param_check_port", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "x")},
+	}
+}
+
+// mustHaveOnlyErrorCodesServices fails unless errorCodesStack's two services are all
+// there is: refused writes create nothing.
+func (s *stack) mustHaveOnlyErrorCodesServices(t *testing.T) {
+	t.Helper()
+	a := s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "100"))
+	if a.body != `{"count":2,"doms":["eph-svc","persist-svc"]}` {
+		t.Fatalf("services after refused writes: %s", a.body)
+	}
+}
+
+// clientViewsStack is a stack with a real 2.x gRPC connection of app shop that has
+// registered orders' 10.0.0.7:7070 and subscribed to orders as app shop-web.
+func clientViewsStack(t *testing.T) *stack {
+	t.Helper()
+	s := newStack(t, stackOptions{})
+	srv := grpcapi.New(grpcapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s.reg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+
+	c := dialGRPC(t, ln.Addr().String(), "shop")
+	reg := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","type":"registerInstance",` +
+		`"instance":{"ip":"10.0.0.7","port":7070,"weight":1.0,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"DEFAULT","metadata":{}}}`
+	if typ, body := c.call("InstanceRequest", reg, nil); typ != "InstanceResponse" {
+		t.Fatalf("register: %s %s", typ, body)
+	}
+	sub := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","subscribe":true,"clusters":""}`
+	if typ, body := c.call("SubscribeServiceRequest", sub, map[string]string{"app": "shop-web"}); typ != "SubscribeServiceResponse" {
+		t.Fatalf("subscribe: %s %s", typ, body)
+	}
+	return s
+}
+
+// subscribeUDP subscribes to orders as a 1.x client does: the list call with the
+// udpPort (54321) of a pushing agent.
+func (s *stack) subscribeUDP(t *testing.T) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.srv.URL+"/nacos/v1/ns/instance/list?serviceName=orders&udpPort=54321&app=legacy", nil)
+	req.Header.Set("User-Agent", "Nacos-Java-Client:v1.4.1")
+	if a := s.send(req); a.status != 200 {
+		t.Fatalf("v1 subscribe: %d %s", a.status, a.body)
+	}
+}
+
+// connectionID reads a client list of want ids and picks the connection's (the one
+// id that is no ip:port).
+func connectionID(t *testing.T, list answer, want int) (conn string) {
+	t.Helper()
+	var ids []string
+	if err := json.Unmarshal(v2Data(t, list), &ids); err != nil || len(ids) != want {
+		t.Fatalf("client list %s (%v)", list.body, err)
+	}
+	for _, id := range ids {
+		if !strings.Contains(id, ":") {
+			conn = id
+		}
+	}
+	if conn == "" {
+		t.Fatalf("no connection among %v", ids)
+	}
+	return conn
 }
 
 // v2Data unwraps a successful v2 answer: the envelope must be {0, "success", data}.
@@ -63,11 +194,7 @@ func v2Data(t *testing.T, a answer) json.RawMessage {
 func TestV2GoldenAnswers(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	ns := "/nacos/v2/ns"
-	type call struct {
-		name, method, path string
-		params             url.Values
-	}
-	calls := []call{
+	s.goldenCalls(t, goldenV2, "", []goldenCall{
 		{"instance_register", "POST", ns + "/instance", vals("serviceName", "orders", "ip", "10.0.0.5", "port", "8080", "metadata", `{"zone":"a"}`)},
 		{"instance_register_persistent", "POST", ns + "/instance", vals("serviceName", "billing", "groupName", "pay", "ip", "10.0.0.6", "port", "9090",
 			"ephemeral", "false", "weight", "2", "clusterName", "c1", "metadata", "k=v")},
@@ -130,10 +257,7 @@ func TestV2GoldenAnswers(t *testing.T) {
 		{"namespace_delete_gone", "DELETE", "/nacos/v2/console/namespace", vals("namespaceId", "staging")},
 		{"liveness", "GET", "/nacos/v2/console/health/liveness", nil},
 		{"readiness", "GET", "/nacos/v2/console/health/readiness", nil},
-	}
-	for _, c := range calls {
-		goldenV2(t, c.name, s.do(c.method, c.path, c.params))
-	}
+	})
 	// A namespace known by its services.
 	s.must("POST", "/nacos/v1/ns/instance", vals("namespaceId", "dev", "serviceName", "orders", "ip", "10.0.1.5", "port", "8080"))
 	goldenV2(t, "namespace_list_with_dev", s.do("GET", "/nacos/v2/console/namespace/list", nil))
@@ -146,15 +270,9 @@ func TestV2GoldenAnswers(t *testing.T) {
 // Roster's registry raises) and keeps each in testdata/api/v2_err_*.golden; refused
 // writes change nothing.
 func TestV2ErrorCodes(t *testing.T) {
-	s := newStack(t, stackOptions{maxBody: 4096})
+	s := errorCodesStack(t)
 	ns := "/nacos/v2/ns"
-	s.must("POST", "/nacos/v1/ns/service", vals("serviceName", "persist-svc"))
-	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1"))
-	type call struct {
-		name, method, path string
-		params             url.Values
-	}
-	for _, c := range []call{
+	s.goldenCalls(t, goldenV2, "err_", append([]goldenCall{
 		{"10000_form_field", "POST", ns + "/instance", vals("serviceName", "s", "port", "1")},
 		{"10000_form_integer", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1")},
 		{"10000_form_service", "POST", ns + "/service", nil},
@@ -162,44 +280,21 @@ func TestV2ErrorCodes(t *testing.T) {
 		{"10000_form_metadata", "PUT", ns + "/instance/metadata/batch", vals("serviceName", "persist-svc")},
 		{"10000_request_param", "GET", ns + "/service", nil},
 		{"10000_request_param_port", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1")},
-		{"10000_client_id", "GET", ns + "/client", nil},
 		{"10000_switch_entry", "PUT", ns + "/operator/switches", vals("value", "1")},
 		{"10000_namespace_form", "POST", "/nacos/v2/console/namespace", vals("namespaceName", "x")},
-		{"20002_number", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "abc")},
 		{"20002_grouped_name", "POST", ns + "/instance", vals("serviceName", "g@@", "ip", "10.0.0.1", "port", "1")},
-		{"20004_instance", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.9", "port", "1")},
 		{"20004_no_ips", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1", "clusterName", "other")},
-		{"20004_client", "GET", ns + "/client", vals("clientId", "10.9.9.9:1#true")},
-		{"21001_weight", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "10001")},
-		{"21002_metadata", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "metadata", "zone")},
 		{"21004_cluster", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "clusterName", "c_1")},
 		{"21004_beat_timeouts", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "metadata", `{"preserved.heart.beat.interval":"20000"}`)},
-		{"21004_update_no_service", "PUT", ns + "/instance", vals("serviceName", "ghost", "ip", "10.0.0.1", "port", "1")},
-		{"21006_selector", "POST", ns + "/service", vals("serviceName", "sel", "selector", `{"type":"x"}`)},
-		{"21007_service_exists", "POST", ns + "/service", vals("serviceName", "persist-svc")},
-		{"21008_service_get", "GET", ns + "/service", vals("serviceName", "missing")},
-		{"21008_service_update", "PUT", ns + "/service", vals("serviceName", "missing")},
-		{"21008_service_delete", "DELETE", ns + "/service", vals("serviceName", "missing")},
-		{"21009_service_not_empty", "DELETE", ns + "/service", vals("serviceName", "eph-svc")},
 		{"22000_namespace_exists", "POST", "/nacos/v2/console/namespace", vals("namespaceId", "public", "namespaceName", "p")},
 		{"22000_namespace_pattern", "POST", "/nacos/v2/console/namespace", vals("namespaceId", "a/b", "namespaceName", "p")},
 		{"22000_namespace_name", "PUT", "/nacos/v2/console/namespace", vals("namespaceId", "dev", "namespaceName", "a@b")},
 		{"22001_namespace_missing", "GET", "/nacos/v2/console/namespace", vals("namespaceId", "dev")},
 		{"23000_node_state", "GET", "/nacos/v2/core/cluster/node/list", vals("state", "sleepy")},
-		{"30000_kind_conflict", "POST", ns + "/instance", vals("serviceName", "persist-svc", "ip", "10.0.0.1", "port", "1")},
-		{"30000_health_ephemeral", "PUT", ns + "/health/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1", "healthy", "false")},
 		{"30000_switch", "PUT", ns + "/operator/switches", vals("entry", "nonsense", "value", "1")},
-		{"30000_body_too_big", "POST", ns + "/instance", vals("serviceName", "big", "ip", "10.0.0.1", "port", "1", "app", strings.Repeat("x", 5000))},
-		{"param_check_plain", "POST", ns + "/instance", vals("serviceName", "a b", "ip", "10.0.0.1", "port", "1")},
-		{"param_check_port", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "x")},
 		{"catalog_plain", "GET", ns + "/catalog/instances", vals("serviceName", "eph-svc", "pageNo", "1")},
-	} {
-		goldenV2(t, "err_"+c.name, s.do(c.method, c.path, c.params))
-	}
-	a := s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "100"))
-	if a.body != `{"count":2,"doms":["eph-svc","persist-svc"]}` {
-		t.Fatalf("services after refused writes: %s", a.body)
-	}
+	}, namingErrorCalls(ns)...))
+	s.mustHaveOnlyErrorCodesServices(t)
 
 	t.Run("10001 access denied", func(t *testing.T) {
 		s := newStack(t, stackOptions{auth: true})
@@ -299,9 +394,10 @@ func TestV1V2SameData(t *testing.T) {
 			Count    int      `json:"count"`
 			Services []string `json:"services"`
 		}
-		_ = json.Unmarshal([]byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
-		_ = json.Unmarshal(v2Data(t, s.do("GET", "/nacos/v2/ns/service/list", nil)), &v2)
-		if v1.Count != v2.Count || len(v1.Doms) != len(v2.Services) {
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/service/list", nil)), &v2)
+		// DEFAULT_GROUP holds pt alone (eph is in g1).
+		if v1.Count != 1 || len(v1.Doms) != 1 || v1.Count != v2.Count || len(v1.Doms) != len(v2.Services) {
 			t.Fatalf("v1 %+v v2 %+v", v1, v2)
 		}
 		for i := range v1.Doms {
@@ -419,49 +515,14 @@ func (c *grpcClient) call(typ, body string, headers map[string]string) (string, 
 // TestV2ClientViews registers through a real 2.x gRPC connection, a 1.x HTTP client and a
 // 1.x UDP subscriber, and reads them back through the /client endpoints.
 func TestV2ClientViews(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	srv := grpcapi.New(grpcapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s.reg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-
-	c := dialGRPC(t, ln.Addr().String(), "shop")
-	reg := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","type":"registerInstance",` +
-		`"instance":{"ip":"10.0.0.7","port":7070,"weight":1.0,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"DEFAULT","metadata":{}}}`
-	if typ, body := c.call("InstanceRequest", reg, nil); typ != "InstanceResponse" {
-		t.Fatalf("register: %s %s", typ, body)
-	}
-	sub := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","subscribe":true,"clusters":""}`
-	if typ, body := c.call("SubscribeServiceRequest", sub, map[string]string{"app": "shop-web"}); typ != "SubscribeServiceResponse" {
-		t.Fatalf("subscribe: %s %s", typ, body)
-	}
+	s := clientViewsStack(t)
 	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "orders", "ip", "10.0.0.5", "port", "8080"))
-	// A 1.x subscriber: the list call with a udpPort from a pushing agent.
-	req, _ := http.NewRequest("GET", s.srv.URL+"/nacos/v1/ns/instance/list?serviceName=orders&udpPort=54321&app=legacy", nil)
-	req.Header.Set("User-Agent", "Nacos-Java-Client:v1.4.1")
-	if a := s.send(req); a.status != 200 {
-		t.Fatalf("v1 subscribe: %d %s", a.status, a.body)
-	}
+	s.subscribeUDP(t)
 
 	ns := "/nacos/v2/ns"
 	list := s.do("GET", ns+"/client/list", nil)
 	goldenV2(t, "clients_list", list)
-	var ids []string
-	if err := json.Unmarshal(v2Data(t, list), &ids); err != nil || len(ids) != 3 {
-		t.Fatalf("client list %s (%v)", list.body, err)
-	}
-	conn := ""
-	for _, id := range ids {
-		if !strings.Contains(id, ":") {
-			conn = id
-		}
-	}
-	if conn == "" {
-		t.Fatalf("no connection among %v", ids)
-	}
+	conn := connectionID(t, list, 3)
 	goldenV2(t, "clients_connection", s.do("GET", ns+"/client", vals("clientId", conn)))
 	goldenV2(t, "clients_connection_published", s.do("GET", ns+"/client/publish/list", vals("clientId", conn)))
 	goldenV2(t, "clients_connection_subscribed", s.do("GET", ns+"/client/subscribe/list", vals("clientId", conn)))

@@ -60,9 +60,9 @@ func (a *API) coreRoutesV3(r chi.Router) {
 	// count) in place of /exist (a boolean).
 	r.Get("/v3/admin/core/namespace/list", a.serve(apiV3, a.namespaceList))
 	r.Get("/v3/admin/core/namespace", a.serve(apiV3, a.getNamespace))
-	r.Post("/v3/admin/core/namespace", a.serve(apiV3, a.createNamespace))
-	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.editNamespace))
-	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.deleteNamespace))
+	r.Post("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceCreate)))
+	r.Put("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceEdit)))
+	r.Delete("/v3/admin/core/namespace", a.serve(apiV3, a.writeNamespace(apiV3, namespaceDelete)))
 	r.Get("/v3/admin/core/namespace/check", a.serve(apiV3, a.checkNamespaceV3))
 	// The 3.x naming client's HTTP health check (NamingHttpClientProxy.serverHealthy,
 	// used by getServerStatus while its gRPC connection is down) reads liveness' code.
@@ -153,11 +153,7 @@ func subPage[T any](all []T, pageNo, pageSize int) page[T] {
 // unless healthyOnly, as Nacos' catalog lists them: an unknown service or a cluster
 // without instances is Nacos' 404. It is not a subscription: nothing is pushed.
 func (a *API) instanceListV3(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(apiV3.requiredString(formField))
+	p, svc, err := serviceRequest(r, apiV3.requiredString(formField))
 	if err != nil {
 		return err
 	}
@@ -321,11 +317,7 @@ type subscriberInfo struct {
 // is read but changes nothing: Roster's subscription view already spans the members it
 // knows of through the registry.
 func (a *API) serviceSubscribersV3(w http.ResponseWriter, r *http.Request) error {
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
-	svc, err := p.service(apiV3.requiredString(formField))
+	p, svc, err := serviceRequest(r, apiV3.requiredString(formField))
 	if err != nil {
 		return err
 	}

@@ -3,16 +3,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/roster-registry/roster/grpcapi"
 )
 
 // v3ClientPort masks a connection's ephemeral port, a number in ClientSummaryInfo.
@@ -20,10 +15,7 @@ var v3ClientPort = regexp.MustCompile(`"clientPort":[1-9]\d*`)
 
 func goldenV3(t *testing.T, name string, a answer) {
 	t.Helper()
-	for _, m := range v2Masks {
-		a.body = m.re.ReplaceAllString(a.body, m.with)
-	}
-	a.body = v3ClientPort.ReplaceAllString(a.body, `"clientPort":1`)
+	a.body = v3ClientPort.ReplaceAllString(maskV2(a.body), `"clientPort":1`)
 	golden(t, "v3_"+name, a)
 }
 
@@ -56,11 +48,7 @@ func maintainerService(service, group string, ephemeral bool, extra ...string) u
 func TestV3GoldenAnswers(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	ns := "/nacos/v3/admin/ns"
-	type call struct {
-		name, method, path string
-		params             url.Values
-	}
-	calls := []call{
+	s.goldenCalls(t, goldenV3, "", []goldenCall{
 		{"service_create", "POST", ns + "/service", maintainerService("billing", "pay", false, "metadata", `{"owner":"team-a"}`, "protectThreshold", "0.5")},
 		{"service_create_label", "POST", ns + "/service", maintainerService("catalog", "DEFAULT_GROUP", false,
 			"selector", `{"type":"label","expression":"CONSUMER.label.a = PROVIDER.label.a"}`)},
@@ -117,24 +105,15 @@ func TestV3GoldenAnswers(t *testing.T) {
 		{"node_list", "GET", "/nacos/v3/admin/core/cluster/node/list", vals("address", "", "state", "")},
 		{"node_list_filtered", "GET", "/nacos/v3/admin/core/cluster/node/list", vals("address", "10.", "state", "up")},
 		{"node_self", "GET", "/nacos/v3/admin/core/cluster/node/self", nil},
-	}
-	for _, c := range calls {
-		goldenV3(t, c.name, s.do(c.method, c.path, c.params))
-	}
+	})
 }
 
 // TestV3ErrorCodes answers one failure per error the v3 admin API gives and keeps each
 // in testdata/api/v3_err_*.golden; refused writes change nothing.
 func TestV3ErrorCodes(t *testing.T) {
-	s := newStack(t, stackOptions{maxBody: 4096})
+	s := errorCodesStack(t)
 	ns := "/nacos/v3/admin/ns"
-	s.must("POST", "/nacos/v1/ns/service", vals("serviceName", "persist-svc"))
-	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1"))
-	type call struct {
-		name, method, path string
-		params             url.Values
-	}
-	for _, c := range []call{
+	s.goldenCalls(t, goldenV3, "err_", append([]goldenCall{
 		{"10000_instance_ip", "POST", ns + "/instance", vals("serviceName", "s", "port", "1")},
 		{"10000_instance_port", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1")},
 		{"10000_instance_service", "DELETE", ns + "/instance", vals("ip", "10.0.0.1", "port", "1")},
@@ -148,41 +127,18 @@ func TestV3ErrorCodes(t *testing.T) {
 		{"10000_cluster_service", "PUT", ns + "/cluster", vals("clusterName", "c1")},
 		{"10000_cluster_checker", "PUT", ns + "/cluster", vals("serviceName", "persist-svc", "clusterName", "c1", "checkPort", "80", "useInstancePort4Check", "true")},
 		{"10000_health_healthy", "PUT", ns + "/health/instance", vals("serviceName", "persist-svc")},
-		{"10000_client_id", "GET", ns + "/client", nil},
 		{"10000_client_service", "GET", ns + "/client/service/publisher/list", nil},
 		{"10000_switch_entry", "PUT", ns + "/ops/switches", vals("value", "1")},
 		{"10000_log_name", "PUT", ns + "/ops/log", vals("logLevel", "INFO")},
-		{"20002_number", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "abc")},
 		{"20002_page_no", "GET", ns + "/service/list", vals("pageNo", "0")},
 		{"20002_page_size", "GET", ns + "/service/subscribers", vals("serviceName", "eph-svc", "pageSize", "-1")},
-		{"20004_instance", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.9", "port", "1")},
-		{"20004_client", "GET", ns + "/client", vals("clientId", "10.9.9.9:1#true")},
-		{"21001_weight", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "weight", "10001")},
-		{"21002_metadata", "POST", ns + "/instance", vals("serviceName", "s", "ip", "10.0.0.1", "port", "1", "metadata", "zone")},
-		{"21004_update_no_service", "PUT", ns + "/instance", vals("serviceName", "ghost", "ip", "10.0.0.1", "port", "1")},
-		{"21006_selector", "POST", ns + "/service", vals("serviceName", "sel", "selector", `{"type":"x"}`)},
-		{"21007_service_exists", "POST", ns + "/service", vals("serviceName", "persist-svc")},
-		{"21008_service_get", "GET", ns + "/service", vals("serviceName", "missing")},
-		{"21008_service_update", "PUT", ns + "/service", vals("serviceName", "missing")},
-		{"21008_service_delete", "DELETE", ns + "/service", vals("serviceName", "missing")},
-		{"21009_service_not_empty", "DELETE", ns + "/service", vals("serviceName", "eph-svc")},
 		{"23000_node_state", "GET", "/nacos/v3/admin/core/cluster/node/list", vals("state", "sleepy")},
 		{"30000_list_no_service", "GET", ns + "/instance/list", vals("serviceName", "missing")},
 		{"30000_list_no_cluster", "GET", ns + "/instance/list", vals("serviceName", "persist-svc")},
-		{"30000_kind_conflict", "POST", ns + "/instance", vals("serviceName", "persist-svc", "ip", "10.0.0.1", "port", "1")},
-		{"30000_health_ephemeral", "PUT", ns + "/health/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "1", "healthy", "false")},
 		{"30000_switch", "PUT", ns + "/ops/switches", vals("entry", "nonsense", "value", "1")},
-		{"30000_body_too_big", "POST", ns + "/instance", vals("serviceName", "big", "ip", "10.0.0.1", "port", "1", "app", strings.Repeat("x", 5000))},
-		{"param_check_plain", "POST", ns + "/instance", vals("serviceName", "a b", "ip", "10.0.0.1", "port", "1")},
-		{"param_check_port", "GET", ns + "/instance", vals("serviceName", "eph-svc", "ip", "10.0.0.1", "port", "x")},
-	} {
-		goldenV3(t, "err_"+c.name, s.do(c.method, c.path, c.params))
-	}
-	a := s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "100"))
-	if a.body != `{"count":2,"doms":["eph-svc","persist-svc"]}` {
-		t.Fatalf("services after refused writes: %s", a.body)
-	}
-	a = s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "eph-svc"))
+	}, namingErrorCalls(ns)...))
+	s.mustHaveOnlyErrorCodesServices(t)
+	a := s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "eph-svc"))
 	if !strings.Contains(a.body, `"weight":1.0`) || strings.Count(a.body, `"ip":`) != 1 {
 		t.Fatalf("instances after refused writes: %s", a.body)
 	}
@@ -191,46 +147,11 @@ func TestV3ErrorCodes(t *testing.T) {
 // TestV3ClientViews registers through a real 2.x gRPC connection and a 1.x UDP
 // subscriber and reads them back through the v3 client and subscriber views.
 func TestV3ClientViews(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	srv := grpcapi.New(grpcapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, s.reg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-
-	c := dialGRPC(t, ln.Addr().String(), "shop")
-	reg := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","type":"registerInstance",` +
-		`"instance":{"ip":"10.0.0.7","port":7070,"weight":1.0,"healthy":true,"enabled":true,"ephemeral":true,"clusterName":"DEFAULT","metadata":{}}}`
-	if typ, body := c.call("InstanceRequest", reg, nil); typ != "InstanceResponse" {
-		t.Fatalf("register: %s %s", typ, body)
-	}
-	sub := `{"namespace":"public","serviceName":"orders","groupName":"DEFAULT_GROUP","module":"naming","subscribe":true,"clusters":""}`
-	if typ, body := c.call("SubscribeServiceRequest", sub, map[string]string{"app": "shop-web"}); typ != "SubscribeServiceResponse" {
-		t.Fatalf("subscribe: %s %s", typ, body)
-	}
-	req, _ := http.NewRequest("GET", s.srv.URL+"/nacos/v1/ns/instance/list?serviceName=orders&udpPort=54321&app=legacy", nil)
-	req.Header.Set("User-Agent", "Nacos-Java-Client:v1.4.1")
-	if a := s.send(req); a.status != 200 {
-		t.Fatalf("v1 subscribe: %d %s", a.status, a.body)
-	}
+	s := clientViewsStack(t)
+	s.subscribeUDP(t)
 
 	ns := "/nacos/v3/admin/ns"
-	list := s.do("GET", ns+"/client/list", nil)
-	var ids []string
-	if err := json.Unmarshal(v2Data(t, list), &ids); err != nil || len(ids) != 2 {
-		t.Fatalf("client list %s (%v)", list.body, err)
-	}
-	conn := ""
-	for _, id := range ids {
-		if !strings.Contains(id, ":") {
-			conn = id
-		}
-	}
-	if conn == "" {
-		t.Fatalf("no connection among %v", ids)
-	}
+	conn := connectionID(t, s.do("GET", ns+"/client/list", nil), 2)
 	goldenV3(t, "clients_connection", s.do("GET", ns+"/client", vals("clientId", conn)))
 	goldenV3(t, "clients_connection_published", s.do("GET", ns+"/client/publish/list", vals("clientId", conn)))
 	goldenV3(t, "clients_connection_subscribed", s.do("GET", ns+"/client/subscribe/list", vals("clientId", conn)))
@@ -355,17 +276,11 @@ func TestV1V2V3SameData(t *testing.T) {
 		ClusterName string            `json:"clusterName"`
 		Metadata    map[string]string `json:"metadata"`
 	}
-	decode := func(t *testing.T, raw []byte, v any) {
-		t.Helper()
-		if err := json.Unmarshal(raw, v); err != nil {
-			t.Fatalf("%s: %v", raw, err)
-		}
-	}
 	t.Run("instance list is v2's catalog view", func(t *testing.T) {
 		var v2 struct{ Instances []inst }
 		var v3 []inst
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/catalog/instances", vals("serviceName", "pt", "pageNo", "1", "pageSize", "10"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "pt", "clusterName", "a"))), &v3)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/catalog/instances", vals("serviceName", "pt", "pageNo", "1", "pageSize", "10"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "pt", "clusterName", "a"))), &v3)
 		if len(v3) != 4 || fmt.Sprint(v2.Instances) != fmt.Sprint(v3) {
 			t.Fatalf("v2 catalog %+v\nv3 list %+v", v2.Instances, v3)
 		}
@@ -373,8 +288,8 @@ func TestV1V2V3SameData(t *testing.T) {
 	t.Run("instance list agrees with v1 where v1 shows everything", func(t *testing.T) {
 		var v1 struct{ Hosts []inst }
 		var v3 []inst
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "g1@@eph")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "eph", "groupName", "g1"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/instance/list", vals("serviceName", "g1@@eph")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance/list", vals("serviceName", "eph", "groupName", "g1"))), &v3)
 		if len(v3) != 1 || fmt.Sprint(v1.Hosts) != fmt.Sprint(v3) {
 			t.Fatalf("v1 %+v\nv3 %+v", v1.Hosts, v3)
 		}
@@ -382,9 +297,9 @@ func TestV1V2V3SameData(t *testing.T) {
 	t.Run("instance detail", func(t *testing.T) {
 		q := vals("serviceName", "pt", "ip", "10.0.0.2", "port", "80", "clusterName", "a")
 		var v1, v2, v3 inst
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/instance", q).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/instance", q)), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance", q)), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/instance", q).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/instance", q)), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/instance", q)), &v3)
 		// v1's and v2's detail carry no enabled flag.
 		v3.Enabled = false
 		if fmt.Sprint(v1) != fmt.Sprint(v2) || fmt.Sprint(v2) != fmt.Sprint(v3) || v1.Metadata["i"] != "10.0.0.2" {
@@ -400,9 +315,9 @@ func TestV1V2V3SameData(t *testing.T) {
 			Clusters         []struct{ Name string }
 		}
 		var v1, v2, v3 detail
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/service", vals("serviceName", "pt")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/service", vals("serviceName", "pt"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service", vals("serviceName", "pt"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/service", vals("serviceName", "pt")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/service", vals("serviceName", "pt"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service", vals("serviceName", "pt"))), &v3)
 		if v1.ProtectThreshold != 0.5 || v2.ProtectThreshold != 0.5 || v3.ProtectThreshold != 0.5 ||
 			v1.Metadata["owner"] != "a" || fmt.Sprint(v2.Metadata) != fmt.Sprint(v1.Metadata) || fmt.Sprint(v3.Metadata) != fmt.Sprint(v1.Metadata) ||
 			v2.Selector.Type != v1.Selector.Type || v3.Selector.Type != v1.Selector.Type {
@@ -426,8 +341,8 @@ func TestV1V2V3SameData(t *testing.T) {
 				TriggerFlag     string
 			}
 		}
-		decode(t, []byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service/list", vals("groupNameParam", "DEFAULT_GROUP"))), &v3)
+		decodeJSON(t, []byte(s.do("GET", "/nacos/v1/ns/service/list", vals("pageNo", "1", "pageSize", "10")).body), &v1)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/service/list", vals("groupNameParam", "DEFAULT_GROUP"))), &v3)
 		if v1.Count != v3.TotalCount || len(v3.PageItems) != 1 || v1.Doms[0] != v3.PageItems[0].Name {
 			t.Fatalf("v1 %+v v3 %+v", v1, v3)
 		}
@@ -442,8 +357,8 @@ func TestV1V2V3SameData(t *testing.T) {
 	})
 	t.Run("metrics", func(t *testing.T) {
 		var v2, v3 map[string]any
-		decode(t, v2Data(t, s.do("GET", "/nacos/v2/ns/operator/metrics", vals("onlyStatus", "false"))), &v2)
-		decode(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/ops/metrics", vals("onlyStatus", "false"))), &v3)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v2/ns/operator/metrics", vals("onlyStatus", "false"))), &v2)
+		decodeJSON(t, v2Data(t, s.do("GET", "/nacos/v3/admin/ns/ops/metrics", vals("onlyStatus", "false"))), &v3)
 		delete(v2, "cpu")
 		delete(v2, "load")
 		delete(v2, "mem")
@@ -513,10 +428,7 @@ func TestV1V2V3SameData(t *testing.T) {
 func TestV3Namespaces(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	core := "/nacos/v3/admin/core/namespace"
-	for _, c := range []struct {
-		name, method, path string
-		params             url.Values
-	}{
+	s.goldenCalls(t, goldenV3, "", []goldenCall{
 		{"namespace_list", "GET", core + "/list", nil},
 		{"namespace_get_public", "GET", core, vals("namespaceId", "public")},
 		{"namespace_create", "POST", core, vals("namespaceId", "dev", "namespaceName", "Dev", "namespaceDesc", "development")},
@@ -534,9 +446,7 @@ func TestV3Namespaces(t *testing.T) {
 		{"err_22000_namespace_pattern", "POST", core, vals("namespaceId", "a/b", "namespaceName", "p")},
 		{"err_22000_namespace_name", "PUT", core, vals("namespaceId", "dev", "namespaceName", "a@b")},
 		{"err_22001_namespace_missing", "GET", core, vals("namespaceId", "dev")},
-	} {
-		goldenV3(t, c.name, s.do(c.method, c.path, c.params))
-	}
+	})
 	// A namespace created through v3 takes instances through v3.
 	if a := s.do("POST", core, vals("namespaceId", "prod", "namespaceName", "Prod")); a.status != 200 {
 		t.Fatalf("create prod: %d %s", a.status, a.body)

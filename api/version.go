@@ -159,6 +159,21 @@ func (a *API) serve(v *version, h handlerFunc) http.HandlerFunc {
 	}
 }
 
+// okWrite serves a write that answers v's ok: apply reads the request's parameters and
+// makes the change.
+func (a *API) okWrite(v *version, apply func(r *http.Request, p params) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := readParams(r)
+		if err != nil {
+			return err
+		}
+		if err := apply(r, p); err != nil {
+			return err
+		}
+		return v.ok(w)
+	}
+}
+
 // fail answers a failure in v's error table.
 func (a *API) fail(v *version, w http.ResponseWriter, r *http.Request, err error) {
 	if v.v2 {

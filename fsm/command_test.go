@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roster-registry/roster/auth"
 	"github.com/roster-registry/roster/naming"
 )
 
@@ -15,6 +16,7 @@ var (
 	svcKey = naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: "orders"}
 	f64    = func(v float64) *float64 { return &v }
 	boolp  = func(v bool) *bool { return &v }
+	intp   = func(v int) *int { return &v }
 )
 
 func persistent(ip string, port int) naming.Instance {
@@ -50,6 +52,29 @@ func sampleCommands() map[string]Command {
 			HealthChecker: naming.HealthChecker{Type: "HTTP", Path: "/health", Headers: "A:b", ExpectedResponseCode: 204}}},
 		"put grpc cluster": PutCluster{Service: svcKey, Cluster: naming.Cluster{Name: "g", Metadata: map[string]string{}, UseInstancePort: true,
 			HealthChecker: naming.HealthChecker{Type: "GRPC", Service: "pkg.Svc"}}, Ephemeral: true},
+		"auth grant": AuthChange{Change: auth.Change{Op: auth.OpGrant, Grant: &auth.Grant{Role: "team-a", Resource: "dev:pay", Action: auth.ReadWrite}}},
+		"auth user":  AuthChange{Change: auth.Change{Op: auth.OpCreateUser, User: "alice", PasswordHash: "$2a$10$lF/7Y4v2hMmKnjLKetGRrufBjLYMUW/pXEKdBbyDyFs9ujOKaKzay"}},
+		"put namespace": PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "Dev", Desc: "development",
+			MaxServices: intp(3), MaxInstances: intp(0)}, Mode: PutCreate},
+		"put namespace no quota": PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "Dev"}, Mode: PutUpsert},
+		"delete namespace":       DeleteNamespace{ID: "dev"},
+	}
+}
+
+// TestSampleCommandsCoverEveryType keeps the round trip below honest: a command type
+// registered without a sample would never be encoded and decoded here.
+func TestSampleCommandsCoverEveryType(t *testing.T) {
+	sampled := map[CommandType]bool{}
+	for _, c := range sampleCommands() {
+		sampled[c.Type()] = true
+	}
+	for typ := range commands {
+		if !sampled[typ] {
+			t.Errorf("command type %d (%s) has no sample in sampleCommands", typ, typ)
+		}
+	}
+	if len(commands) < int(DeleteNamespaceType) {
+		t.Fatalf("%d command types registered, want at least %d", len(commands), DeleteNamespaceType)
 	}
 }
 

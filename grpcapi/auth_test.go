@@ -30,30 +30,45 @@ func (c *client) callAs(headers map[string]string, typ string, body any) (string
 		c.t.Fatalf("%s: %v", typ, err)
 	}
 	var out map[string]any
-	_ = json.Unmarshal(p.GetBody().GetValue(), &out)
+	if err := json.Unmarshal(p.GetBody().GetValue(), &out); err != nil {
+		c.t.Fatalf("%s answered %s, not JSON: %v", typ, p.GetBody().GetValue(), err)
+	}
 	return p.GetMetadata().GetType(), out
 }
 
 func TestEveryRequestTypeDeclaresAccess(t *testing.T) {
 	s := &Server{}
+	guarded := 0
 	for typ, h := range s.namingHandlers() {
 		if h.access == accessUndeclared {
 			t.Errorf("%s declares no access", typ)
 		}
+		if h.access != accessPublic {
+			guarded++
+		}
+	}
+	// Without this the loops below would pass with no handler registered at all.
+	if guarded < 6 {
+		t.Fatalf("only %d naming request types need credentials, want the 6 writes and reads", guarded)
 	}
 	// With auth on, every non-public type is refused without credentials.
 	a := auth.New(auth.Config{Enabled: true})
 	st := newStack(t, Config{Auth: a})
 	c := st.connect()
+	refused := 0
 	for typ, h := range st.srv.handlers {
 		if h.access == accessPublic {
 			continue
 		}
+		refused++
 		respType, out := c.callAs(nil, typ, map[string]any{"namespace": "public", "serviceName": "s", "groupName": "DEFAULT_GROUP",
 			"type": "registerInstance", "instance": map[string]any{"ip": "10.0.0.1", "port": 80}})
 		if respType != h.respType || out["errorCode"] != float64(403) || out["resultCode"] != float64(500) || out["message"] != "user not found!" {
 			t.Errorf("%s without credentials = %s %v, want %s errorCode 403", typ, respType, out, h.respType)
 		}
+	}
+	if refused < guarded {
+		t.Fatalf("the server checked %d request types without credentials, fewer than the %d naming ones that need them", refused, guarded)
 	}
 }
 

@@ -146,7 +146,9 @@ func (s *stack) connectWith(noRead bool, opts ...grpc.DialOption) *client {
 	var sc struct {
 		ConnectionID string `json:"connectionId"`
 	}
-	_ = json.Unmarshal([]byte(body), &sc)
+	if err := json.Unmarshal([]byte(body), &sc); err != nil || sc.ConnectionID == "" {
+		s.t.Fatalf("ServerCheckResponse %s has no connectionId (%v)", body, err)
+	}
 	c.connID = sc.ConnectionID
 	c.openStream()
 	c.streamSend("ConnectionSetupRequest", `{"clientVersion":"Nacos-Go-Client:v2.3.2","tenant":"","labels":{"source":"sdk","module":"naming"},"clientAbilities":{},"module":"internal"}`)

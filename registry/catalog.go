@@ -82,10 +82,7 @@ func (r *Registry) CatalogServices(f CatalogFilter) ([]ServiceSummary, error) {
 // instance table; disabled and unhealthy ones included), sorted by ip and port. An
 // unknown service or cluster has none.
 func (r *Registry) ClusterInstances(svc naming.ServiceKey, cluster string) ([]*naming.Instance, error) {
-	if err := naming.CheckServiceKey(svc); err != nil {
-		return nil, err
-	}
-	v, err := r.load(svc)
+	v, err := r.loadChecked(svc)
 	if err != nil {
 		return nil, err
 	}

@@ -352,10 +352,7 @@ func (r *Registry) ClientCounts() (ClientCounts, error) {
 // ones included, without the list answers' selection (the console catalog's view). An
 // unknown service has none.
 func (r *Registry) AllInstances(ctx context.Context, svc naming.ServiceKey) ([]*naming.Instance, error) {
-	if err := naming.CheckServiceKey(svc); err != nil {
-		return nil, err
-	}
-	v, err := r.load(svc)
+	v, err := r.loadChecked(svc)
 	if err != nil {
 		return nil, err
 	}

@@ -42,13 +42,7 @@ func (c *listCache) put(key string, b []byte) {
 // ListJSON is List encoded as the Nacos JSON answer (ServiceInfoJSON through
 // naming.Marshal). The bytes are shared: callers must not modify them.
 func (r *Registry) ListJSON(ctx context.Context, q Query) ([]byte, error) {
-	if err := naming.CheckServiceKey(q.Service); err != nil {
-		return nil, err
-	}
-	if err := naming.CheckClusters(q.Clusters); err != nil {
-		return nil, err
-	}
-	v, err := r.load(q.Service)
+	v, err := r.loadQuery(q)
 	if err != nil {
 		return nil, err
 	}

@@ -38,15 +38,9 @@ type ServiceUpdate struct {
 
 // UpdateService is Nacos' PUT /service. The service must exist in either store.
 func (r *Registry) UpdateService(ctx context.Context, key naming.ServiceKey, u ServiceUpdate) error {
-	if err := naming.CheckServiceKey(key); err != nil {
-		return err
-	}
-	v, err := r.load(key)
+	v, err := r.existing(key)
 	if err != nil {
 		return err
-	}
-	if !v.exists {
-		return naming.ErrServiceNotFound(key)
 	}
 	s := v.meta.Clone()
 	if u.ProtectThreshold != nil {
@@ -68,15 +62,9 @@ func (r *Registry) UpdateService(ctx context.Context, key naming.ServiceKey, u S
 
 // DeleteService is Nacos' DELETE /service: refused while instances remain.
 func (r *Registry) DeleteService(ctx context.Context, key naming.ServiceKey) error {
-	if err := naming.CheckServiceKey(key); err != nil {
-		return err
-	}
-	v, err := r.load(key)
+	v, err := r.existing(key)
 	if err != nil {
 		return err
-	}
-	if !v.exists {
-		return naming.ErrServiceNotFound(key)
 	}
 	if !v.meta.Ephemeral {
 		// A persistent service's instances are CP: the FSM refuses the delete while it
@@ -128,10 +116,7 @@ func (r *Registry) GetService(ctx context.Context, key naming.ServiceKey) (*Serv
 // record has Nacos' default, a TCP check), sorted by name. It is nil for a service
 // neither store knows.
 func (r *Registry) serviceDetail(key naming.ServiceKey) (*ServiceDetail, error) {
-	if err := naming.CheckServiceKey(key); err != nil {
-		return nil, err
-	}
-	v, err := r.load(key)
+	v, err := r.loadChecked(key)
 	if err != nil {
 		return nil, err
 	}

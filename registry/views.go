@@ -11,6 +11,34 @@ import (
 // The read side: a cached view per service built from both stores, and the instance
 // selection of Nacos' list answers.
 
+// loadChecked checks a service key and loads its view.
+func (r *Registry) loadChecked(key naming.ServiceKey) (*view, error) {
+	if err := naming.CheckServiceKey(key); err != nil {
+		return nil, err
+	}
+	return r.load(key)
+}
+
+// existing is loadChecked for a service that must exist in either store.
+func (r *Registry) existing(key naming.ServiceKey) (*view, error) {
+	v, err := r.loadChecked(key)
+	if err == nil && !v.exists {
+		return nil, naming.ErrServiceNotFound(key)
+	}
+	return v, err
+}
+
+// loadQuery checks a list query's service key and clusters and loads the service's view.
+func (r *Registry) loadQuery(q Query) (*view, error) {
+	if err := naming.CheckServiceKey(q.Service); err != nil {
+		return nil, err
+	}
+	if err := naming.CheckClusters(q.Clusters); err != nil {
+		return nil, err
+	}
+	return r.load(q.Service)
+}
+
 // load returns the current view of a service, from cache or built from both stores.
 func (r *Registry) load(svc naming.ServiceKey) (*view, error) {
 	r.mu.Lock()
@@ -86,13 +114,7 @@ type ServiceInfo struct {
 // protect threshold applied last (healthy/total <= threshold returns all kept hosts,
 // marked healthy). An unknown service answers no hosts.
 func (r *Registry) List(ctx context.Context, q Query) (*ServiceInfo, error) {
-	if err := naming.CheckServiceKey(q.Service); err != nil {
-		return nil, err
-	}
-	if err := naming.CheckClusters(q.Clusters); err != nil {
-		return nil, err
-	}
-	v, err := r.load(q.Service)
+	v, err := r.loadQuery(q)
 	if err != nil {
 		return nil, err
 	}
@@ -168,10 +190,7 @@ func (r *Registry) serviceKind(svc naming.ServiceKey) (exists, persistent bool, 
 
 // Instance returns one instance, or Nacos' 404 texts.
 func (r *Registry) Instance(ctx context.Context, svc naming.ServiceKey, ip string, port int, cluster string) (*naming.Instance, error) {
-	if err := naming.CheckServiceKey(svc); err != nil {
-		return nil, err
-	}
-	v, err := r.load(svc)
+	v, err := r.loadChecked(svc)
 	if err != nil {
 		return nil, err
 	}

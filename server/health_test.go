@@ -20,12 +20,7 @@ import (
 // through another member comes back as the same typed refusal.
 func TestHealthFlipAcrossMembers(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3)
-	var followers []*server.Server
-	for _, n := range nodes {
-		if !n.IsLeader() {
-			followers = append(followers, n)
-		}
-	}
+	_, followers := splitByRole(nodes)
 	if len(followers) != 2 {
 		t.Fatalf("%d followers among three nodes", len(followers))
 	}

@@ -43,17 +43,11 @@ func namespaceIDs(t *testing.T, srv *server.Server) string {
 // namespace records back as they were.
 func TestNamespacesReplicateAndSurviveSnapshots(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3)
-	var leader, follower *server.Server
-	for _, n := range nodes {
-		if n.IsLeader() {
-			leader = n
-		} else {
-			follower = n
-		}
-	}
-	if leader == nil || follower == nil {
+	leader, followers := splitByRole(nodes)
+	if leader == nil || len(followers) == 0 {
 		t.Fatal("no leader and follower")
 	}
+	follower := followers[len(followers)-1]
 	nsPath := "/nacos/v1/console/namespaces"
 	if code, body := form(t, follower, "POST", nsPath, url.Values{"customNamespaceId": {"dev"}, "namespaceName": {"Dev"}}); code != 200 || body != "true" {
 		t.Fatalf("create through a follower: %d %s", code, body)
@@ -273,15 +267,7 @@ func TestNamespaceQuotasHoldOnEveryPath(t *testing.T) {
 // leader with its JSON body and removes the named member from the Raft configuration.
 func TestConsoleNodeLeave(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3)
-	var leader *server.Server
-	var followers []*server.Server
-	for _, n := range nodes {
-		if n.IsLeader() {
-			leader = n
-		} else {
-			followers = append(followers, n)
-		}
-	}
+	leader, followers := splitByRole(nodes)
 	if leader == nil || len(followers) != 2 {
 		t.Fatal("no leader and two followers")
 	}
@@ -370,17 +356,11 @@ func TestPersistentQuotaHoldsAcrossMembers(t *testing.T) {
 // the deregistration: the FSM, not the member's view, decides that it is empty.
 func TestDeleteServiceRightAfterDeregisterElsewhere(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3)
-	var a, b *server.Server
-	for _, n := range nodes {
-		if n.IsLeader() {
-			a = n
-		} else {
-			b = n
-		}
-	}
-	if a == nil || b == nil {
+	a, followers := splitByRole(nodes)
+	if a == nil || len(followers) == 0 {
 		t.Fatal("no leader and follower")
 	}
+	b := followers[len(followers)-1]
 	for i := 0; i < 20; i++ {
 		svc := fmt.Sprintf("db%d", i)
 		inst := url.Values{"serviceName": {svc}, "ip": {"10.0.0.1"}, "port": {"5432"}, "ephemeral": {"false"}}

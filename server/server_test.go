@@ -122,16 +122,11 @@ func TestNewRefusesAnInvalidConfig(t *testing.T) {
 func TestThreeNodeClusterInProcess(t *testing.T) {
 	before := goroutines()
 	nodes := servertest.StartCluster(t, 3)
-	var follower *server.Server
-	for _, n := range nodes {
-		if !n.IsLeader() {
-			follower = n
-			break
-		}
-	}
-	if follower == nil {
+	_, followers := splitByRole(nodes)
+	if len(followers) == 0 {
 		t.Fatal("no follower among three nodes")
 	}
+	follower := followers[0]
 	c := newClient(t)
 	reg := "http://" + follower.HTTPAddr() + "/nacos/v1/ns/instance?serviceName=cp&ip=10.0.0.7&port=8080&ephemeral=false"
 	if got := c.do(t, http.MethodPost, reg); got != "ok" {
@@ -267,4 +262,17 @@ func checkNoGoroutinesLeft(t *testing.T, before map[string]string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// splitByRole sorts a cluster's nodes, in order, into the one that leads now (nil when
+// none does) and the others.
+func splitByRole(nodes []*server.Server) (leader *server.Server, followers []*server.Server) {
+	for _, n := range nodes {
+		if n.IsLeader() {
+			leader = n
+		} else {
+			followers = append(followers, n)
+		}
+	}
+	return leader, followers
 }

@@ -18,19 +18,11 @@ import (
 // handlers go through the registry like v1's, so writes are forwarded and replicated.
 func TestV3AdminAPIAcrossCluster(t *testing.T) {
 	nodes := servertest.StartCluster(t, 3)
-	var follower, other *server.Server
-	for _, n := range nodes {
-		switch {
-		case n.IsLeader():
-		case follower == nil:
-			follower = n
-		default:
-			other = n
-		}
-	}
-	if follower == nil || other == nil {
+	_, followers := splitByRole(nodes)
+	if len(followers) < 2 {
 		t.Fatal("no two followers among three nodes")
 	}
+	follower, other := followers[0], followers[len(followers)-1]
 	c := newClient(t)
 	send := func(method string, n *server.Server, path string, q url.Values) string {
 		t.Helper()

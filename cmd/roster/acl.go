@@ -52,27 +52,15 @@ func runACL(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-// start parses a subcommand and returns its client; ok=false means exit with code.
+// start is connect for the acl commands, which answer a client that cannot be made
+// (a failed log-in, most often) as a failed request.
 func (sc *subcommand) start(args []string, stderr io.Writer, required ...string) (c *client.Client, code int, ok bool) {
-	if code, ok := sc.parse(args, stderr); !ok {
-		return nil, code, false
-	}
-	if code, ok := sc.require(stderr, required...); !ok {
-		return nil, code, false
-	}
-	c, err := sc.client()
-	if err != nil {
-		return nil, fail(stderr, err), false
-	}
-	return c, exitOK, true
+	return sc.connectOr(args, stderr, func(err error) int { return fail(stderr, err) }, required...)
 }
 
 func printCredential(sc *subcommand, stdout, stderr io.Writer, cred *client.Credential) int {
-	if sc.json() {
-		if err := writeJSON(stdout, cred); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, cred); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "username: %s\npassword: %s\n", cred.Username, cred.Password)
 	return exitOK
@@ -106,11 +94,8 @@ func aclLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, res); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, res); done {
+		return code
 	}
 	fmt.Fprintln(stdout, res.AccessToken)
 	return exitOK
@@ -126,11 +111,8 @@ func aclWhoAmI(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, me); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, me); done {
+		return code
 	}
 	if !me.AuthEnabled {
 		fmt.Fprintln(stdout, "auth is off on this server: every request is allowed")
@@ -150,11 +132,8 @@ func aclRotateKey(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, k); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, k); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "new signing key %s\n", k.KeyID)
 	return exitOK
@@ -170,11 +149,8 @@ func aclUserList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, users); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, users); done {
+		return code
 	}
 	rows := [][]string{{"USER", "ROLES"}}
 	for _, u := range users {
@@ -233,11 +209,8 @@ func aclRoleList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, roles); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, roles); done {
+		return code
 	}
 	names := make([]string, 0, len(roles))
 	for r := range roles {
@@ -283,11 +256,8 @@ func aclGrantList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, grants); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, grants); done {
+		return code
 	}
 	rows := [][]string{{"ROLE", "RESOURCE", "ACTION"}}
 	for _, g := range grants {

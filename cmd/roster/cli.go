@@ -123,6 +123,52 @@ func (sc *subcommand) client() (*client.Client, error) {
 
 func (sc *subcommand) json() bool { return sc.cf.output == "json" }
 
+// connect parses args, checks that the required flags are set and makes the client of
+// --addr; a client that cannot be made is a usage error of --addr. When it returns
+// ok=false the command must exit with code.
+func (sc *subcommand) connect(args []string, stderr io.Writer, required ...string) (c *client.Client, code int, ok bool) {
+	return sc.connectOr(args, stderr, func(err error) int { return sc.usageError(stderr, "--addr: "+err.Error()) }, required...)
+}
+
+// connectOr is connect with the answer to a client that cannot be made.
+func (sc *subcommand) connectOr(args []string, stderr io.Writer, clientFailed func(error) int, required ...string) (c *client.Client, code int, ok bool) {
+	if code, ok := sc.parse(args, stderr); !ok {
+		return nil, code, false
+	}
+	if code, ok := sc.require(stderr, required...); !ok {
+		return nil, code, false
+	}
+	c, err := sc.client()
+	if err != nil {
+		return nil, clientFailed(err), false
+	}
+	return c, exitOK, true
+}
+
+// printJSON prints v when the output is JSON; done says it did (or failed to), and the
+// command exits with code.
+func (sc *subcommand) printJSON(stdout, stderr io.Writer, v any) (code int, done bool) {
+	if !sc.json() {
+		return exitOK, false
+	}
+	if err := writeJSON(stdout, v); err != nil {
+		return fail(stderr, err), true
+	}
+	return exitOK, true
+}
+
+// answer prints a command's result: v as JSON with -o json, else what text writes
+// (the table form). It returns the command's exit code.
+func (sc *subcommand) answer(stdout, stderr io.Writer, v any, text func(w io.Writer) error) int {
+	if code, done := sc.printJSON(stdout, stderr, v); done {
+		return code
+	}
+	if err := text(stdout); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
 // fail prints err as one line and returns exitError. Server answers already read
 // "roster: <status>: <body>".
 func fail(stderr io.Writer, err error) int {

@@ -129,11 +129,8 @@ func instanceRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := c.RegisterInstance(ctx, sf.ref(), inst); err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, inf.result("registered", sf, *ephemeral)); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, inf.result("registered", sf, *ephemeral)); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "registered %s instance %s:%d (cluster %s) in %s\n",
 		kind(*ephemeral), inf.ip, inf.port, inf.cluster, sf.describe())
@@ -145,25 +142,16 @@ func instanceDeregister(ctx context.Context, args []string, stdout, stderr io.Wr
 	sf := addServiceFlags(sc)
 	inf := addInstanceFlags(sc)
 	ephemeral := sc.fs.Bool("ephemeral", true, "remove from the ephemeral (true) or persistent (false) store")
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr, "service", "ip", "port")
+	if !ok {
 		return code
-	}
-	if code, ok := sc.require(stderr, "service", "ip", "port"); !ok {
-		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	inst := client.Instance{IP: inf.ip, Port: inf.port, ClusterName: inf.cluster, Ephemeral: *ephemeral}
 	if err := c.DeregisterInstance(ctx, sf.ref(), inst); err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, inf.result("deregistered", sf, *ephemeral)); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, inf.result("deregistered", sf, *ephemeral)); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "deregistered %s instance %s:%d (cluster %s) from %s\n",
 		kind(*ephemeral), inf.ip, inf.port, inf.cluster, sf.describe())
@@ -175,15 +163,9 @@ func instanceList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	sf := addServiceFlags(sc)
 	cluster := sc.fs.String("cluster", "", "only these clusters, `a,b` (blank: all)")
 	healthyOnly := sc.fs.Bool("healthy-only", false, "only healthy instances")
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr, "service")
+	if !ok {
 		return code
-	}
-	if code, ok := sc.require(stderr, "service"); !ok {
-		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	var clusters []string
 	if s := strings.TrimSpace(*cluster); s != "" {

@@ -42,43 +42,33 @@ func quota(n int) string {
 
 func namespaceList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("namespace list", "List the namespaces with their services, instances and quotas.", stderr)
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr)
+	if !ok {
 		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	list, err := c.ListNamespaces(ctx)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if list == nil {
-			list = []client.Namespace{}
-		}
-		if err := writeJSON(stdout, list); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if list == nil {
+		list = []client.Namespace{}
 	}
-	rows := [][]string{{"ID", "NAME", "TYPE", "SERVICES", "INSTANCES", "MAX SERVICES", "MAX INSTANCES", "DESCRIPTION"}}
-	for _, n := range list {
-		desc := "-"
-		if n.Desc != nil && *n.Desc != "" {
-			desc = *n.Desc
+	return sc.answer(stdout, stderr, list, func(w io.Writer) error {
+		rows := [][]string{{"ID", "NAME", "TYPE", "SERVICES", "INSTANCES", "MAX SERVICES", "MAX INSTANCES", "DESCRIPTION"}}
+		for _, n := range list {
+			desc := "-"
+			if n.Desc != nil && *n.Desc != "" {
+				desc = *n.Desc
+			}
+			typ := namespaceTypes[n.Type]
+			if typ == "" {
+				typ = strconv.Itoa(n.Type)
+			}
+			rows = append(rows, []string{n.ID, n.Name, typ, strconv.Itoa(n.ServiceCount), strconv.Itoa(n.InstanceCount),
+				quota(n.ServiceQuota), quota(n.InstanceQuota), desc})
 		}
-		typ := namespaceTypes[n.Type]
-		if typ == "" {
-			typ = strconv.Itoa(n.Type)
-		}
-		rows = append(rows, []string{n.ID, n.Name, typ, strconv.Itoa(n.ServiceCount), strconv.Itoa(n.InstanceCount),
-			quota(n.ServiceQuota), quota(n.InstanceQuota), desc})
-	}
-	if err := table(stdout, rows); err != nil {
-		return fail(stderr, err)
-	}
-	return exitOK
+		return table(w, rows)
+	})
 }
 
 // quotaFlag is an optional quota: unset, or a number (0 unlimited, -1 the server's
@@ -119,18 +109,13 @@ func namespaceWrite(ctx context.Context, action string, args []string, stdout, s
 	var maxServices, maxInstances quotaFlag
 	sc.fs.Var(&maxServices, "max-services", "services the namespace may hold: 0 unlimited, -1 the server's default (--namespace-max-services)")
 	sc.fs.Var(&maxInstances, "max-instances", "instances the namespace may hold: 0 unlimited, -1 the server's default (--namespace-max-instances)")
-	if code, ok := sc.parse(args, stderr); !ok {
-		return code
-	}
-	if code, ok := sc.require(stderr, "id"); !ok {
+	c, code, ok := sc.connect(args, stderr, "id")
+	if !ok {
 		return code
 	}
 	set := map[string]bool{}
 	sc.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
-	}
+	var err error
 	spec := client.NamespaceSpec{ID: *id, Name: *name, Desc: *desc, DescSet: set["desc"],
 		MaxServices: maxServices.v, MaxInstances: maxInstances.v}
 	switch action {
@@ -153,38 +138,27 @@ func namespaceWrite(ctx context.Context, action string, args []string, stdout, s
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, namespaceWriteResult{Action: action, Namespace: spec.ID}); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
-	}
-	fmt.Fprintf(stdout, "namespace %s: %sd\n", spec.ID, action)
-	return exitOK
+	return sc.answerNamespaceWrite(stdout, stderr, action, spec.ID)
+}
+
+// answerNamespaceWrite prints that action (create, update, delete) was done to the
+// namespace id.
+func (sc *subcommand) answerNamespaceWrite(stdout, stderr io.Writer, action, id string) int {
+	return sc.answer(stdout, stderr, namespaceWriteResult{Action: action, Namespace: id}, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "namespace %s: %sd\n", id, action)
+		return err
+	})
 }
 
 func namespaceDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("namespace delete", "Delete a namespace; the server refuses one that still has services.", stderr)
 	id := sc.fs.String("id", "", "namespace `id`")
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr, "id")
+	if !ok {
 		return code
-	}
-	if code, ok := sc.require(stderr, "id"); !ok {
-		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	if err := c.DeleteNamespace(ctx, *id); err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, namespaceWriteResult{Action: "delete", Namespace: *id}); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
-	}
-	fmt.Fprintf(stdout, "namespace %s: deleted\n", *id)
-	return exitOK
+	return sc.answerNamespaceWrite(stdout, stderr, "delete", *id)
 }

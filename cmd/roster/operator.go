@@ -29,50 +29,37 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 func raftListPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("operator raft list-peers", "Show the Raft configuration as the node at --addr sees it.", stderr)
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr)
+	if !ok {
 		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	st, err := c.RaftState(ctx)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, st); err != nil {
-			return fail(stderr, err)
+	return sc.answer(stdout, stderr, st, func(w io.Writer) error {
+		rows := [][]string{{"ID", "RAFT ADDRESS", "HTTP ADDRESS", "STATE", "VOTER"}}
+		for _, s := range st.Servers {
+			state := "follower"
+			if s.Leader {
+				state = "leader"
+			}
+			rows = append(rows, []string{s.ID, s.RaftAddr, dash(s.HTTPAddr), state, strconv.FormatBool(s.Voter)})
 		}
-		return exitOK
-	}
-	rows := [][]string{{"ID", "RAFT ADDRESS", "HTTP ADDRESS", "STATE", "VOTER"}}
-	for _, s := range st.Servers {
-		state := "follower"
-		if s.Leader {
-			state = "leader"
+		if err := table(w, rows); err != nil {
+			return err
 		}
-		rows = append(rows, []string{s.ID, s.RaftAddr, dash(s.HTTPAddr), state, strconv.FormatBool(s.Voter)})
-	}
-	if err := table(stdout, rows); err != nil {
-		return fail(stderr, err)
-	}
-	fmt.Fprintf(stdout, "term %d, commit index %d, applied index %d\n", st.Term, st.CommitIndex, st.AppliedIndex)
-	return exitOK
+		_, err := fmt.Fprintf(w, "term %d, commit index %d, applied index %d\n", st.Term, st.CommitIndex, st.AppliedIndex)
+		return err
+	})
 }
 
 func raftRemovePeer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("operator raft remove-peer", "Remove a server from the Raft configuration.", stderr)
 	id := sc.fs.String("id", "", "node `id` to remove")
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr, "id")
+	if !ok {
 		return code
-	}
-	if code, ok := sc.require(stderr, "id"); !ok {
-		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	if err := c.RemovePeer(ctx, *id); err != nil {
 		return fail(stderr, err)
@@ -83,12 +70,9 @@ func raftRemovePeer(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func raftTransferLeader(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("operator raft transfer-leader", "Hand leadership to another voter.", stderr)
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr)
+	if !ok {
 		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	if err := c.TransferLeader(ctx); err != nil {
 		return fail(stderr, err)

@@ -40,12 +40,9 @@ func serviceList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	sc := newSubcommand("service list", "List the services of one group, all pages.", stderr)
 	namespace := sc.fs.String("namespace", "", "namespace `id` (blank: public)")
 	grp := sc.fs.String("group", "", "`group` (blank: DEFAULT_GROUP)")
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr)
+	if !ok {
 		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	res := serviceListResult{Namespace: *namespace, Group: *grp, Services: []string{}}
 	if res.Namespace == "" {
@@ -69,11 +66,8 @@ func serviceList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			break
 		}
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, res); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, res); done {
+		return code
 	}
 	rows := [][]string{{"NAMESPACE", "GROUP", "NAME"}}
 	for _, name := range res.Services {
@@ -88,25 +82,16 @@ func serviceList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func serviceGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("service get", "Show a service: protect threshold, metadata, selector and clusters.", stderr)
 	sf := addServiceFlags(sc)
-	if code, ok := sc.parse(args, stderr); !ok {
+	c, code, ok := sc.connect(args, stderr, "service")
+	if !ok {
 		return code
-	}
-	if code, ok := sc.require(stderr, "service"); !ok {
-		return code
-	}
-	c, err := sc.client()
-	if err != nil {
-		return sc.usageError(stderr, "--addr: "+err.Error())
 	}
 	d, err := c.GetService(ctx, sf.ref())
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, d); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, d); done {
+		return code
 	}
 	selector := d.Selector.Type
 	if d.Selector.Expression != "" {

@@ -102,11 +102,8 @@ func snapshotSave(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, fmt.Errorf("snapshot save: %w", err))
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, snapshotFile{File: file, FileInfo: info}); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, snapshotFile{File: file, FileInfo: info}); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "saved snapshot at index %d: %d services, %d instances, %d bytes to %s\n",
 		info.Index, info.Services, info.Instances, info.Size, file)
@@ -169,11 +166,8 @@ func snapshotInspect(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, fmt.Errorf("snapshot inspect: %w", err))
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, snapshotFile{File: file, FileInfo: info}); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, snapshotFile{File: file, FileInfo: info}); done {
+		return code
 	}
 	if err := table(stdout, describeRows(file, info)); err != nil {
 		return fail(stderr, err)
@@ -235,11 +229,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return fail(stderr, fmt.Errorf("snapshot restore: %w", err))
 		}
-		if sc.json() {
-			if err := writeJSON(stdout, res); err != nil {
-				return fail(stderr, err)
-			}
-			return exitOK
+		if code, done := sc.printJSON(stdout, stderr, res); done {
+			return code
 		}
 		fmt.Fprintf(stdout, "restored snapshot at index %d (%d services, %d instances) into %s for node %s; start it with:\n"+
 			"  roster server --data-dir %s --node-id %s --raft-addr %s\n",
@@ -263,11 +254,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fail(stderr, fmt.Errorf("snapshot restore: %w", err))
 	}
-	if sc.json() {
-		if err := writeJSON(stdout, res); err != nil {
-			return fail(stderr, err)
-		}
-		return exitOK
+	if code, done := sc.printJSON(stdout, stderr, res); done {
+		return code
 	}
 	fmt.Fprintf(stdout, "restored snapshot at index %d: %d services, %d instances (Raft index %d) from %s\n",
 		res.Index, res.Services, res.Instances, res.RaftIndex, file)

@@ -11,6 +11,7 @@ import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Properties;
 
 /**
  * The client side of the driver ↔ client contract of compat/README.md: the environment,
@@ -82,6 +83,37 @@ public final class Contract {
         PrintStream real = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         System.setOut(System.err);
         return new Contract(real);
+    }
+
+    /**
+     * Points a Nacos client's logs, snapshots and naming cache into {@link #cacheDir}. Call it
+     * before any client class is loaded: the client reads these once.
+     */
+    public void nacosClientDirs() {
+        System.setProperty("JM.LOG.PATH", cacheDir + "/logs");
+        System.setProperty("JM.SNAPSHOT.PATH", cacheDir);
+        System.setProperty("com.alibaba.nacos.naming.cache.dir", cacheDir + "/naming");
+    }
+
+    /**
+     * A Nacos client's configuration for this run: the server, the namespace and credentials
+     * when given, and no cached instances at start. The keys are the values of the client's
+     * PropertyKeyConst (SERVER_ADDR, NAMESPACE, USERNAME, PASSWORD,
+     * NAMING_LOAD_CACHE_AT_START), the same in 1.4, 2.x and 3.x; this module depends on no
+     * client version.
+     */
+    public Properties nacosProperties() {
+        Properties p = new Properties();
+        p.setProperty("serverAddr", serverAddr);
+        if (!namespace.isEmpty()) {
+            p.setProperty("namespace", namespace);
+        }
+        if (!username.isEmpty()) {
+            p.setProperty("username", username);
+            p.setProperty("password", password);
+        }
+        p.setProperty("namingLoadCacheAtStart", "false");
+        return p;
     }
 
     /** The host part of ROSTER_SERVER_ADDR. */

@@ -1,6 +1,5 @@
 package roster.compat.dubbo;
 
-import com.alibaba.nacos.api.PropertyKeyConst;
 import com.alibaba.nacos.api.naming.NamingFactory;
 import com.alibaba.nacos.api.naming.NamingService;
 import com.alibaba.nacos.api.naming.pojo.Instance;
@@ -58,9 +57,7 @@ public final class Main {
     public static void main(String[] args) throws Exception {
         Contract c = Contract.init();
         checkLoopbackRule();
-        System.setProperty("JM.LOG.PATH", c.cacheDir + "/logs");
-        System.setProperty("JM.SNAPSHOT.PATH", c.cacheDir);
-        System.setProperty("com.alibaba.nacos.naming.cache.dir", c.cacheDir + "/naming");
+        c.nacosClientDirs();
         System.setProperty("user.home", c.cacheDir);
         // The consumer subscribes to application-level discovery only: the provider
         // registers its application instance, no interface-level entries.
@@ -133,16 +130,7 @@ public final class Main {
 
     private NamingService naming() throws Exception {
         if (naming == null) {
-            Properties p = new Properties();
-            p.setProperty(PropertyKeyConst.SERVER_ADDR, c.serverAddr);
-            if (!c.namespace.isEmpty()) {
-                p.setProperty(PropertyKeyConst.NAMESPACE, c.namespace);
-            }
-            if (!c.username.isEmpty()) {
-                p.setProperty(PropertyKeyConst.USERNAME, c.username);
-                p.setProperty(PropertyKeyConst.PASSWORD, c.password);
-            }
-            p.setProperty(PropertyKeyConst.NAMING_LOAD_CACHE_AT_START, "false");
+            Properties p = c.nacosProperties();
             naming = NamingFactory.createNamingService(p);
         }
         return naming;

@@ -1,6 +1,5 @@
 package roster.compat.java1;
 
-import com.alibaba.nacos.api.PropertyKeyConst;
 import com.alibaba.nacos.api.naming.NamingFactory;
 import com.alibaba.nacos.api.naming.NamingMaintainFactory;
 import com.alibaba.nacos.api.naming.NamingMaintainService;
@@ -35,26 +34,14 @@ public final class Main {
 
     private Main(Contract c) throws Exception {
         this.c = c;
-        Properties p = new Properties();
-        p.setProperty(PropertyKeyConst.SERVER_ADDR, c.serverAddr);
-        if (!c.namespace.isEmpty()) {
-            p.setProperty(PropertyKeyConst.NAMESPACE, c.namespace);
-        }
-        if (!c.username.isEmpty()) {
-            p.setProperty(PropertyKeyConst.USERNAME, c.username);
-            p.setProperty(PropertyKeyConst.PASSWORD, c.password);
-        }
-        p.setProperty(PropertyKeyConst.NAMING_LOAD_CACHE_AT_START, "false");
+        Properties p = c.nacosProperties();
         naming = NamingFactory.createNamingService(p);
         maintain = NamingMaintainFactory.createMaintainService(p);
     }
 
     public static void main(String[] args) throws Exception {
         Contract c = Contract.init();
-        // Before any client class is loaded: the client reads these once.
-        System.setProperty("JM.LOG.PATH", c.cacheDir + "/logs");
-        System.setProperty("JM.SNAPSHOT.PATH", c.cacheDir);
-        System.setProperty("com.alibaba.nacos.naming.cache.dir", c.cacheDir + "/naming");
+        c.nacosClientDirs();
         c.version("nacos-client " + VersionUtils.version);
         Main m = new Main(c);
         m.watchPushes();

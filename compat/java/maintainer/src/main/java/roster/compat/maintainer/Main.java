@@ -1,6 +1,5 @@
 package roster.compat.maintainer;
 
-import com.alibaba.nacos.api.PropertyKeyConst;
 import com.alibaba.nacos.api.exception.NacosException;
 import com.alibaba.nacos.api.model.Page;
 import com.alibaba.nacos.api.model.response.NacosMember;
@@ -21,7 +20,6 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -46,7 +44,7 @@ public final class Main {
 
     private Main(Contract c) throws NacosException {
         this.c = c;
-        admin = NamingMaintainerFactory.createNamingMaintainerService(properties(c));
+        admin = NamingMaintainerFactory.createNamingMaintainerService(c.nacosProperties());
         service = new Service();
         service.setNamespaceId(c.namespace.isEmpty() ? "public" : c.namespace);
         service.setGroupName(c.group);
@@ -55,25 +53,9 @@ public final class Main {
         service.setProtectThreshold(0);
     }
 
-    static Properties properties(Contract c) {
-        Properties p = new Properties();
-        p.setProperty(PropertyKeyConst.SERVER_ADDR, c.serverAddr);
-        if (!c.namespace.isEmpty()) {
-            p.setProperty(PropertyKeyConst.NAMESPACE, c.namespace);
-        }
-        if (!c.username.isEmpty()) {
-            p.setProperty(PropertyKeyConst.USERNAME, c.username);
-            p.setProperty(PropertyKeyConst.PASSWORD, c.password);
-        }
-        p.setProperty(PropertyKeyConst.NAMING_LOAD_CACHE_AT_START, "false");
-        return p;
-    }
-
     public static void main(String[] args) throws Exception {
         Contract c = Contract.init();
-        System.setProperty("JM.LOG.PATH", c.cacheDir + "/logs");
-        System.setProperty("JM.SNAPSHOT.PATH", c.cacheDir);
-        System.setProperty("com.alibaba.nacos.naming.cache.dir", c.cacheDir + "/naming");
+        c.nacosClientDirs();
         c.version("nacos-maintainer-client " + VersionUtils.version);
         new Main(c).run();
     }
@@ -174,7 +156,7 @@ public final class Main {
     }
 
     private String subscribe() throws Exception {
-        subscriber = NamingFactory.createNamingService(properties(c));
+        subscriber = NamingFactory.createNamingService(c.nacosProperties());
         // The 3.x client connects in the background; subscribe() refuses until it has.
         Contract.eventually(10_000, () -> {
             if (!"UP".equals(subscriber.getServerStatus())) {
