@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,9 @@ type Server struct {
 
 	registered atomic.Int64
 	draining   atomic.Bool
+	// requestIDs numbers the requests the server sends on streams, across all
+	// connections, so one push can carry the same id to every subscriber.
+	requestIDs atomic.Uint64
 	now        func() time.Time
 
 	runMu   sync.Mutex
@@ -408,10 +412,15 @@ func (s *Server) streamEnd() error {
 // connection's sender waits; the janitor drops it when the Send stays blocked past
 // PushTimeout.
 func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, m *outMsg) error {
-	id := c.newRequestID()
 	now := s.now()
 	c.mu.Lock()
-	rest := m.rest
+	rest, shared := m.rest, m.shared
+	var id string
+	if shared != nil {
+		id = shared.id
+	} else {
+		id = s.newRequestID()
+	}
 	if m.push != nil {
 		if c.queued[m.push.key] == m {
 			delete(c.queued, m.push.key)
@@ -427,8 +436,18 @@ func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *c
 	c.mu.Unlock()
 	c.sendingSince.Store(time.Now().UnixNano())
 	defer c.sendingSince.Store(0)
+	if shared != nil {
+		msg, err := shared.prepared(stream)
+		if err != nil {
+			// Not expected (the codec is proto's); the connection still gets its push.
+			return stream.Send(shared.payload)
+		}
+		return stream.SendMsg(msg)
+	}
 	return stream.Send(EncodePayload(m.typ, serverRequestBody(id, rest)))
 }
+
+func (s *Server) newRequestID() string { return strconv.FormatUint(s.requestIDs.Add(1), 10) }
 
 // maxGarbage bounds consecutive undecodable frames on one stream.
 const maxGarbage = 100
