@@ -500,9 +500,8 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	if _, body := fast1.call("ServiceQueryRequest", `{"serviceName":"other"}`); !strings.Contains(body, `"hosts":[]`) {
 		t.Fatalf("the dropped connection kept its instance: %s", body)
 	}
-	if counter(s.srv.metrics.pushes) < 60 {
-		t.Fatalf("acked pushes = %v, want ≥ 60", counter(s.srv.metrics.pushes))
-	}
+	// The last round's acks may still be on their way when the stuck one is dropped.
+	waitFor(t, 5*time.Second, "≥ 60 acked pushes", func() bool { return counter(s.srv.metrics.pushes) >= 60 })
 	t.Logf("slowest write-to-push of the reading subscribers: %v", worst)
 }
 
