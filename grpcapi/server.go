@@ -46,6 +46,9 @@ const (
 	DefaultPushTimeout    = 5 * time.Second // Nacos PushConstants
 	DefaultPushDelay      = 20 * time.Millisecond
 	DefaultSendQueue      = 1024
+
+	// staticWindow is each connection's and each stream's HTTP/2 receive window.
+	staticWindow = 1 << 20
 )
 
 // Config configures a Server. Zero values take the defaults above.
@@ -168,6 +171,13 @@ func New(cfg Config, reg *registry.Registry) *Server {
 	s.handlers = s.namingHandlers()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		// Fixed receive windows: with grpc-go's dynamic ones the server pings the client
+		// after every message it reads (to estimate the bandwidth-delay product), so
+		// every push ack cost a ping and its answer on each side. 1 MiB is below the
+		// 16 MiB the dynamic window may grow to, and far more than acks and
+		// registrations need.
+		grpc.StaticStreamWindowSize(staticWindow),
+		grpc.StaticConnWindowSize(staticWindow),
 		// Clients ping every 60 s (Go) or 6 min (Java), with or without a stream:
 		// grpc-go's default enforcement (5 min) would answer GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -501,10 +511,13 @@ func (s *Server) handleStreamMessage(c *conn, p *nacospb.Payload) {
 			RequestID  string `json:"requestId"`
 			ResultCode int    `json:"resultCode"`
 		}
-		if err := decodeBody(env.Body, &head); err != nil {
-			s.metrics.streamGarbage.Inc()
-			s.log.Warn("undecodable response on stream", "conn", c.id, "type", env.Type, "err", err)
-			return
+		var ok bool
+		if head.RequestID, head.ResultCode, ok = scanResponseHead(env.Body); !ok {
+			if err := decodeBody(env.Body, &head); err != nil {
+				s.metrics.streamGarbage.Inc()
+				s.log.Warn("undecodable response on stream", "conn", c.id, "type", env.Type, "err", err)
+				return
+			}
 		}
 		switch env.Type {
 		case "NotifySubscriberResponse":

@@ -308,14 +308,25 @@ func runGRPC(ctx context.Context, b *bench, p params, runIdx int) (figures, erro
 	f["register"] = r.Rate
 	b.logf("grpc: %.0f registrations/s over %d connections", r.Rate, p.clients)
 
+	var pushCPU cpuUse
 	lat, missing, err := pushLatency(ctx, b, s.grpcAddr, subs, changes, 200*time.Millisecond, func() func() {
-		return b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond)
+		wait := b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond)
+		meter := startCPU(s)
+		return func() {
+			pushCPU = meter.stop()
+			wait()
+		}
 	})
 	if err != nil {
 		return f, withLog(s, err)
 	}
 	f["push_p50"], f["push_p99"], f["push_missing"] = lat.P50MS, lat.P99MS, float64(missing)
 	b.logf("grpc: push to %d subscribers x %d changes: %s, %d missing", subs, changes, lat, missing)
+	// CPU time is steadier than latency on a shared machine: what one push to one
+	// subscriber costs the server (its fan-out, the acks) and the receiving clients.
+	n := float64(subs * changes)
+	f["push_server_cpu_us"], f["push_bench_cpu_us"] = pushCPU.ServerSeconds/n*1e6, pushCPU.BenchSeconds/n*1e6
+	b.logf("grpc: push CPU per subscriber and change: server %.1f µs, receivers %.1f µs (%s)", f["push_server_cpu_us"], f["push_bench_cpu_us"], pushCPU)
 	if missing > 0 {
 		return f, withLog(s, fmt.Errorf("%d pushes never arrived", missing))
 	}
