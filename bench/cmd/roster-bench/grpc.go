@@ -310,7 +310,9 @@ func runGRPC(ctx context.Context, b *bench, p params, runIdx int) (figures, erro
 
 	var pushCPU cpuUse
 	lat, missing, err := pushLatency(ctx, b, s.grpcAddr, subs, changes, 200*time.Millisecond, func() func() {
-		wait := b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond)
+		// Longer than the changes themselves: on a loaded machine the fan-out of the
+		// last ones lasts seconds after they were made.
+		wait := b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond+8*time.Second)
 		meter := startCPU(s)
 		return func() {
 			pushCPU = meter.stop()
