@@ -87,6 +87,7 @@ func newMetrics(a *API) *metrics {
 			return 0
 		}),
 		pushCounter("roster_udp_pushes_total", "UDP pushes sent to 1.x subscribers.", func() uint64 { return p.Stats().Pushes }),
+		pushCounter("roster_udp_push_encodes_total", "UDP push packets built: one per change and clusters filter, shared by its subscribers.", func() uint64 { return p.Stats().Encodes }),
 		pushCounter("roster_udp_push_acks_total", "UDP push acks received.", func() uint64 { return p.Stats().Acks }),
 		pushCounter("roster_udp_push_resends_total", "UDP pushes resent after a missing ack.", func() uint64 { return p.Stats().Resends }),
 		pushCounter("roster_udp_push_failures_total", "UDP pushes that failed or were dropped.", func() uint64 { return p.Stats().Failures }),

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -158,4 +160,170 @@ func serverRequestBody(requestID string, rest []byte) []byte {
 		return b
 	}
 	return append(b, '}')
+}
+
+// scanResponseHead reads requestId and resultCode from a client's answer on the stream
+// without encoding/json's reflection: every push costs one such answer per subscriber.
+// It understands only a flat object of strings without escapes, numbers, booleans and
+// nulls (what clients send); ok is false for anything else, and the caller then decodes
+// the body in full.
+func scanResponseHead(b []byte) (requestID string, resultCode int, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", 0, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return "", 0, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		key, j, good := scanPlainString(b, i)
+		if !good || inexactHeadKey(key) {
+			return "", 0, false
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return "", 0, false
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return "", 0, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			val, j, good := scanPlainString(b, i)
+			if !good {
+				return "", 0, false
+			}
+			switch string(key) {
+			case "requestId":
+				requestID = string(val)
+			case "resultCode":
+				return "", 0, false
+			}
+			i = j
+		case c == '-' || (c >= '0' && c <= '9'):
+			j, good := scanNumber(b, i)
+			if !good {
+				return "", 0, false
+			}
+			switch string(key) {
+			case "requestId":
+				return "", 0, false
+			case "resultCode":
+				n, err := strconv.Atoi(string(b[i:j]))
+				if err != nil {
+					return "", 0, false
+				}
+				resultCode = n
+			}
+			i = j
+		default:
+			var word string
+			switch {
+			case bytes.HasPrefix(b[i:], []byte("true")):
+				word = "true"
+			case bytes.HasPrefix(b[i:], []byte("false")):
+				word = "false"
+			case bytes.HasPrefix(b[i:], []byte("null")):
+				word = "null"
+			default:
+				return "", 0, false // an object, an array or garbage
+			}
+			if k := string(key); k == "requestId" || k == "resultCode" {
+				if word != "null" {
+					return "", 0, false
+				}
+			}
+			i += len(word)
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return "", 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return requestID, resultCode, skipSpace(b, i+1) == len(b)
+		default:
+			return "", 0, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanPlainString reads the JSON string at b[i] when it has no escapes, no control
+// characters and is valid UTF-8; it returns the contents and the index after the closing quote.
+func scanPlainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			// encoding/json replaces invalid UTF-8; leave that to it.
+			return b[i+1 : j], j + 1, utf8.Valid(b[i+1 : j])
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// scanNumber reads the JSON number at b[i] (-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?)
+// and returns the index after it.
+func scanNumber(b []byte, i int) (int, bool) {
+	digits := func(j int) int {
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+// inexactHeadKey reports a key that encoding/json would match to requestId or
+// resultCode (it ignores case, Unicode folding included) but is not spelled exactly so.
+func inexactHeadKey(key []byte) bool {
+	k := string(key)
+	if k == "requestId" || k == "resultCode" {
+		return false
+	}
+	return strings.EqualFold(k, "requestId") || strings.EqualFold(k, "resultCode")
 }

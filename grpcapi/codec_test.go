@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -67,5 +68,57 @@ func TestEnvelopeCodec(t *testing.T) {
 	}
 	if err := decodeBody([]byte(" \n"), &requestHead{}); err == nil {
 		t.Fatal("blank body accepted")
+	}
+}
+
+var scanResponseHeadCases = []struct {
+	body     string
+	fastPath bool
+}{
+	{`{"resultCode":200,"errorCode":0,"success":true,"requestId":"42"}`, true},                      // Go
+	{` {"resultCode" : 500 , "errorCode":0,"message":null,"requestId":"7","success":false} `, true}, // Java with nulls
+	{`{"requestId":"1"}`, true},
+	{`{}`, true},
+	{`{"requestId":null,"resultCode":null}`, true},
+	{`{"resultCode":-3,"requestId":"x","n":1.5e3}`, true},
+	{`{"requestId":"a\"b","resultCode":200}`, false}, // escapes: the slow path
+	{`{"headers":{},"requestId":"1","resultCode":200}`, false},
+	{`{"resultCode":200.5,"requestId":"1"}`, false},
+	{`{"resultCode":true,"requestId":"1"}`, false},
+	{`{"requestId":1,"resultCode":200}`, false},
+	{`{"requestId":"1","resultCode":200`, false},
+	{`{"requestId":"1",}`, false},
+	{`{"requestId":"1"} x`, false},
+	{`[1]`, false},
+	{``, false},
+	{`not json`, false},
+}
+
+func checkScanResponseHead(t *testing.T, body []byte) (fast bool) {
+	t.Helper()
+	id, code, ok := scanResponseHead(body)
+	if !ok {
+		return false
+	}
+	var head struct {
+		RequestID  string `json:"requestId"`
+		ResultCode int    `json:"resultCode"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		t.Fatalf("scanResponseHead accepted %q, which encoding/json refuses: %v", body, err)
+	}
+	if head.RequestID != id || head.ResultCode != code {
+		t.Fatalf("scanResponseHead(%q) = %q, %d; encoding/json reads %q, %d", body, id, code, head.RequestID, head.ResultCode)
+	}
+	return true
+}
+
+// TestScanResponseHead: clients' answers take the fast path and agree with
+// encoding/json; anything it does not handle is left to encoding/json.
+func TestScanResponseHead(t *testing.T) {
+	for _, tc := range scanResponseHeadCases {
+		if fast := checkScanResponseHead(t, []byte(tc.body)); fast != tc.fastPath {
+			t.Errorf("%q: fast path %v, want %v", tc.body, fast, tc.fastPath)
+		}
 	}
 }

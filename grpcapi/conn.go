@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +28,6 @@ type conn struct {
 
 	// lastActive is the unix-nano time of the last message from the client.
 	lastActive atomic.Int64
-	// nextID numbers the requests the server sends on the stream.
-	nextID atomic.Uint64
 	// sendingSince is the unix-nano time the sender began a Stream.Send that has not
 	// returned yet, 0 when it is not writing. A client that stops reading fills its
 	// HTTP/2 window and blocks that Send; the janitor drops a connection blocked past
@@ -72,7 +69,10 @@ type subKey struct {
 type outMsg struct {
 	typ  string
 	rest []byte // the body without headers and requestId; see serverRequestBody
-	push *pendingPush
+	// shared, for a push, is the whole request, numbered and encoded once for all its
+	// subscribers; rest is then unused.
+	shared *sharedPush
+	push   *pendingPush
 	// probe marks a ClientDetectionRequest, whose id the sender records.
 	probe bool
 }
@@ -112,8 +112,6 @@ func (c *conn) idle(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, c.lastActive.Load()))
 }
 
-func (c *conn) newRequestID() string { return strconv.FormatUint(c.nextID.Add(1), 10) }
-
 // isRegistered reports whether the connection may make naming requests.
 func (c *conn) isRegistered() bool {
 	c.mu.Lock()
@@ -148,7 +146,7 @@ func (c *conn) enqueuePush(m *outMsg) bool {
 		return false
 	}
 	if q := c.queued[m.push.key]; q != nil {
-		q.rest = m.rest
+		q.shared = m.shared
 		q.push.retried = q.push.retried && m.push.retried
 		return true
 	}

@@ -63,3 +63,14 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanResponseHead: whenever the fast ack reader accepts a body, encoding/json
+// reads the same requestId and resultCode from it.
+func FuzzScanResponseHead(f *testing.F) {
+	for _, seed := range scanResponseHeadCases {
+		f.Add([]byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkScanResponseHead(t, body)
+	})
+}

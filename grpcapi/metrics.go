@@ -15,6 +15,7 @@ type metrics struct {
 	pushes        prometheus.Counter
 	pushFailures  prometheus.Counter
 	pushRetries   prometheus.Counter
+	pushEncodes   prometheus.Counter
 	pushLatency   prometheus.Histogram
 	streamGarbage prometheus.Counter
 	all           []prometheus.Collector
@@ -45,6 +46,9 @@ func newMetrics(s *Server) *metrics {
 		pushRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "roster_grpc_push_retries_total", Help: "Pushes sent again after their ack timed out.",
 		}),
+		pushEncodes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roster_grpc_push_encodes_total", Help: "NotifySubscriberRequests encoded: one per change and clusters filter, shared by all its subscribers.",
+		}),
 		pushLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "roster_grpc_push_latency_seconds", Help: "From a change of a service to the subscriber's ack of its push.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -62,7 +66,7 @@ func newMetrics(s *Server) *metrics {
 	subs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "roster_grpc_subscriptions", Help: "Subscriptions held by gRPC connections.",
 	}, func() float64 { return float64(s.hub.subscriptions()) })
-	m.all = []prometheus.Collector{m.requests, m.latency, m.pushes, m.pushFailures, m.pushRetries, m.pushLatency, m.streamGarbage, open, registered, subs}
+	m.all = []prometheus.Collector{m.requests, m.latency, m.pushes, m.pushFailures, m.pushRetries, m.pushEncodes, m.pushLatency, m.streamGarbage, open, registered, subs}
 	return m
 }
 

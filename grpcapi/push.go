@@ -5,6 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
+	nacospb "github.com/roster-registry/roster/grpcapi/proto"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/registry"
 )
@@ -12,7 +15,8 @@ import (
 // hub keeps the connections' subscriptions and pushes changes to them. A change only
 // marks its service pending (registry.Watch must not block); the loop pushes pending
 // services after PushDelay, so a burst of changes is one push. Each push is rendered
-// once per distinct clusters filter and queued on every subscriber's own bounded queue;
+// and encoded once per distinct clusters filter, and the same bytes are queued on every
+// subscriber's own bounded queue;
 // a full queue drops that subscriber's connection, never blocking a write or the others.
 type hub struct {
 	s *Server
@@ -167,33 +171,72 @@ func (h *hub) loop() {
 	}
 }
 
-// push sends svc's current data to each of its subscribers.
+// push sends svc's current data to each of its subscribers. It renders and encodes
+// the push once per distinct clusters filter; every subscriber with that filter is
+// sent the same bytes.
 func (h *hub) push(svc naming.ServiceKey, changedAt time.Time) {
 	subs := h.subscribers(svc)
 	if len(subs) == 0 {
 		return
 	}
-	rendered := map[string][]byte{}
+	shared := map[string]*sharedPush{}
 	for _, sub := range subs {
-		rest, ok := rendered[sub.clusters]
+		sp, ok := shared[sub.clusters]
 		if !ok {
-			var err error
-			rest, err = h.render(svc, sub.clusters)
+			rest, err := h.render(svc, sub.clusters)
 			if err != nil {
 				h.s.log.Warn("push not rendered", "service", svc.String(), "err", err)
 				h.s.metrics.pushFailures.Add(float64(len(subs)))
 				return
 			}
-			rendered[sub.clusters] = rest
+			sp = h.newSharedPush(rest)
+			shared[sub.clusters] = sp
 		}
-		h.send(sub.c, subKey{svc: svc, clusters: sub.clusters}, rest, changedAt, false)
+		h.send(sub.c, subKey{svc: svc, clusters: sub.clusters}, sp, changedAt, false)
 	}
+}
+
+// sharedPush is one NotifySubscriberRequest exactly as every subscriber of a service
+// (as filtered for one clusters value) receives it. Its requestId is the same for all
+// of them: the server numbers its requests with one counter (as Nacos'
+// PushAckIdGenerator does), so an id is unique on every connection it is sent on and
+// the acks still match per connection. The first sender that needs the bytes encodes
+// them (gRPC needs a stream for that); every other sender writes them as they are.
+type sharedPush struct {
+	id      string
+	payload *nacospb.Payload
+
+	once    sync.Once
+	msg     *grpc.PreparedMsg
+	err     error
+	encoded func() // counts the encoding
+}
+
+func (h *hub) newSharedPush(rest []byte) *sharedPush {
+	id := h.s.newRequestID()
+	return &sharedPush{
+		id:      id,
+		payload: EncodePayload("NotifySubscriberRequest", serverRequestBody(id, rest)),
+		encoded: h.s.metrics.pushEncodes.Inc,
+	}
+}
+
+// prepared is the push encoded for the wire, done once whichever stream asks first.
+func (p *sharedPush) prepared(stream grpc.ServerStream) (*grpc.PreparedMsg, error) {
+	p.once.Do(func() {
+		m := &grpc.PreparedMsg{}
+		if p.err = m.Encode(stream, p.payload); p.err == nil {
+			p.msg = m
+			p.encoded()
+		}
+	})
+	return p.msg, p.err
 }
 
 // send queues one push (coalesced with one still queued for the same subscription);
 // a full queue drops the connection.
-func (h *hub) send(c *conn, key subKey, rest []byte, changedAt time.Time, retried bool) {
-	m := &outMsg{typ: "NotifySubscriberRequest", rest: rest, push: &pendingPush{key: key, changedAt: changedAt, retried: retried}}
+func (h *hub) send(c *conn, key subKey, sp *sharedPush, changedAt time.Time, retried bool) {
+	m := &outMsg{typ: "NotifySubscriberRequest", shared: sp, push: &pendingPush{key: key, changedAt: changedAt, retried: retried}}
 	if !c.enqueuePush(m) {
 		h.s.metrics.pushFailures.Inc()
 		if c.isRegistered() {
@@ -265,6 +308,6 @@ func (h *hub) expire(c *conn, now time.Time) {
 			continue
 		}
 		h.s.metrics.pushRetries.Inc()
-		h.send(c, p.key, rest, p.changedAt, true)
+		h.send(c, p.key, h.newSharedPush(rest), p.changedAt, true)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ const (
 	DefaultPushTimeout    = 5 * time.Second // Nacos PushConstants
 	DefaultPushDelay      = 20 * time.Millisecond
 	DefaultSendQueue      = 1024
+
+	// staticWindow is each connection's and each stream's HTTP/2 receive window.
+	staticWindow = 1 << 20
 )
 
 // Config configures a Server. Zero values take the defaults above.
@@ -136,6 +140,9 @@ type Server struct {
 
 	registered atomic.Int64
 	draining   atomic.Bool
+	// requestIDs numbers the requests the server sends on streams, across all
+	// connections, so one push can carry the same id to every subscriber.
+	requestIDs atomic.Uint64
 	now        func() time.Time
 
 	runMu   sync.Mutex
@@ -164,6 +171,13 @@ func New(cfg Config, reg *registry.Registry) *Server {
 	s.handlers = s.namingHandlers()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		// Fixed receive windows: with grpc-go's dynamic ones the server pings the client
+		// after every message it reads (to estimate the bandwidth-delay product), so
+		// every push ack cost a ping and its answer on each side. 1 MiB is below the
+		// 16 MiB the dynamic window may grow to, and far more than acks and
+		// registrations need.
+		grpc.StaticStreamWindowSize(staticWindow),
+		grpc.StaticConnWindowSize(staticWindow),
 		// Clients ping every 60 s (Go) or 6 min (Java), with or without a stream:
 		// grpc-go's default enforcement (5 min) would answer GOAWAY too_many_pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -408,10 +422,15 @@ func (s *Server) streamEnd() error {
 // connection's sender waits; the janitor drops it when the Send stays blocked past
 // PushTimeout.
 func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *conn, m *outMsg) error {
-	id := c.newRequestID()
 	now := s.now()
 	c.mu.Lock()
-	rest := m.rest
+	rest, shared := m.rest, m.shared
+	var id string
+	if shared != nil {
+		id = shared.id
+	} else {
+		id = s.newRequestID()
+	}
 	if m.push != nil {
 		if c.queued[m.push.key] == m {
 			delete(c.queued, m.push.key)
@@ -427,8 +446,18 @@ func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *c
 	c.mu.Unlock()
 	c.sendingSince.Store(time.Now().UnixNano())
 	defer c.sendingSince.Store(0)
+	if shared != nil {
+		msg, err := shared.prepared(stream)
+		if err != nil {
+			// Not expected (the codec is proto's); the connection still gets its push.
+			return stream.Send(shared.payload)
+		}
+		return stream.SendMsg(msg)
+	}
 	return stream.Send(EncodePayload(m.typ, serverRequestBody(id, rest)))
 }
+
+func (s *Server) newRequestID() string { return strconv.FormatUint(s.requestIDs.Add(1), 10) }
 
 // maxGarbage bounds consecutive undecodable frames on one stream.
 const maxGarbage = 100
@@ -482,10 +511,13 @@ func (s *Server) handleStreamMessage(c *conn, p *nacospb.Payload) {
 			RequestID  string `json:"requestId"`
 			ResultCode int    `json:"resultCode"`
 		}
-		if err := decodeBody(env.Body, &head); err != nil {
-			s.metrics.streamGarbage.Inc()
-			s.log.Warn("undecodable response on stream", "conn", c.id, "type", env.Type, "err", err)
-			return
+		var ok bool
+		if head.RequestID, head.ResultCode, ok = scanResponseHead(env.Body); !ok {
+			if err := decodeBody(env.Body, &head); err != nil {
+				s.metrics.streamGarbage.Inc()
+				s.log.Warn("undecodable response on stream", "conn", c.id, "type", env.Type, "err", err)
+				return
+			}
 		}
 		switch env.Type {
 		case "NotifySubscriberResponse":

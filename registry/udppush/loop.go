@@ -72,7 +72,8 @@ func (p *Pusher) flush() {
 }
 
 // pushService calls DataFunc once per distinct clusters filter among the live subscribers
-// of svc and sends each subscriber its own packet (its own sequence number).
+// of svc, builds one packet (one sequence number, gzipped once) for each, and sends that
+// same packet to every subscriber of the filter.
 func (p *Pusher) pushService(svc naming.ServiceKey) {
 	now := time.Now()
 	groups := make(map[string][]subID)
@@ -108,8 +109,16 @@ func (p *Pusher) pushService(svc naming.ServiceKey) {
 			p.log.Warn("push data", "service", svc.String(), "clusters", c, "err", err)
 			continue
 		}
+		seq := p.seq.Add(1)
+		pkt, err := p.enc.packet(quoted, seq, p.cfg.MaxPacket)
+		if err != nil {
+			p.failures.Add(uint64(len(ids)))
+			p.log.Debug("push not sent", "service", svc.String(), "clusters", c, "subscribers", len(ids), "err", err)
+			continue
+		}
+		p.encodes.Add(1)
 		for _, id := range ids {
-			p.send(svc, id, quoted)
+			p.send(svc, id, seq, pkt)
 		}
 	}
 }
@@ -124,15 +133,8 @@ func (p *Pusher) callData(svc naming.ServiceKey, clusters string) (data []byte, 
 	return p.data(svc, clusters)
 }
 
-func (p *Pusher) send(svc naming.ServiceKey, id subID, quoted []byte) {
-	seq := p.seq.Add(1)
-	pkt, err := p.enc.packet(quoted, seq, p.cfg.MaxPacket)
-	if err != nil {
-		p.failures.Add(1)
-		p.log.Debug("push not sent", "service", svc.String(), "addr", id.addr.String(), "err", err)
-		return
-	}
-	fl := &inflight{seq: seq, svc: svc, id: id, packet: pkt, deadline: time.Now().Add(p.cfg.AckTimeout)}
+func (p *Pusher) send(svc naming.ServiceKey, id subID, seq int64, pkt []byte) {
+	fl := &inflight{key: ackKey{seq: seq, addr: id.addr}, svc: svc, id: id, packet: pkt, deadline: time.Now().Add(p.cfg.AckTimeout)}
 	p.mu.Lock()
 	s := p.subs[svc][id]
 	if s == nil { // expired since pushService looked
@@ -142,11 +144,11 @@ func (p *Pusher) send(svc naming.ServiceKey, id subID, quoted []byte) {
 	// A newer push supersedes an unacked older one: resending the older one later could
 	// roll the client back to stale data.
 	if s.inflight != 0 {
-		delete(p.inflight, s.inflight)
+		delete(p.inflight, ackKey{seq: s.inflight, addr: id.addr})
 	}
 	s.inflight = seq
 	// Registered before the write, so an ack that beats WriteTo's return still matches.
-	p.inflight[seq] = fl
+	p.inflight[fl.key] = fl
 	p.mu.Unlock()
 
 	if _, err := p.conn.WriteToUDPAddrPort(pkt, id.addr); err != nil {
@@ -163,11 +165,11 @@ func (p *Pusher) send(svc naming.ServiceKey, id subID, quoted []byte) {
 func (p *Pusher) forget(fl *inflight) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.inflight[fl.seq] != fl {
+	if p.inflight[fl.key] != fl {
 		return
 	}
-	delete(p.inflight, fl.seq)
-	if s := p.subs[fl.svc][fl.id]; s != nil && s.inflight == fl.seq {
+	delete(p.inflight, fl.key)
+	if s := p.subs[fl.svc][fl.id]; s != nil && s.inflight == fl.key.seq {
 		s.inflight = 0
 	}
 }
@@ -182,7 +184,7 @@ func (p *Pusher) retry(now time.Time) {
 		p.queue = p.queue[1:]
 
 		p.mu.Lock()
-		live := p.inflight[fl.seq] == fl
+		live := p.inflight[fl.key] == fl
 		p.mu.Unlock()
 		if !live { // acked, superseded or expired
 			continue
@@ -218,7 +220,7 @@ func (p *Pusher) expire(now time.Time) {
 				continue
 			}
 			if s.inflight != 0 {
-				delete(p.inflight, s.inflight)
+				delete(p.inflight, ackKey{seq: s.inflight, addr: id.addr})
 			}
 			delete(m, id)
 			p.nsubs--
@@ -265,14 +267,15 @@ func (p *Pusher) handleAck(b []byte, from netip.AddrPort) {
 		p.ignored.Add(1)
 		return
 	}
+	key := ackKey{seq: seq, addr: from}
 	p.mu.Lock()
-	fl := p.inflight[seq]
-	if fl == nil || fl.id.addr != from {
+	fl := p.inflight[key]
+	if fl == nil {
 		p.mu.Unlock()
 		p.ignored.Add(1)
 		return
 	}
-	delete(p.inflight, seq)
+	delete(p.inflight, key)
 	if s := p.subs[fl.svc][fl.id]; s != nil && s.inflight == seq {
 		s.inflight = 0
 	}

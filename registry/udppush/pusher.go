@@ -115,6 +115,7 @@ type Stats struct {
 	InFlight    int // pushes awaiting an ack (gauge)
 
 	Pushes   uint64 // packets sent, not counting resends
+	Encodes  uint64 // packets built: one per change and clusters filter, shared by its subscribers
 	Acks     uint64 // acks matched to a push in flight
 	Resends  uint64 // pushes sent a second time after AckTimeout
 	Failures uint64 // pushes not sent: DataFunc error, too large, or write error
@@ -147,11 +148,19 @@ type Pusher struct {
 	pending  map[naming.ServiceKey]struct{}
 	subs     map[naming.ServiceKey]map[subID]*subscriber
 	nsubs    int
-	inflight map[int64]*inflight // by seq
+	inflight map[ackKey]*inflight
 
 	queue []*inflight // loop goroutine only; ordered by deadline
 
-	pushes, acks, resends, failures, unacked, ignored, rejected atomic.Uint64
+	pushes, encodes, acks, resends, failures, unacked, ignored, rejected atomic.Uint64
+}
+
+// ackKey names a push in flight as Nacos' UdpPushService does: the sequence and the
+// target. A sequence numbers one packet that every subscriber with the same clusters
+// filter is sent, so only both together are unique.
+type ackKey struct {
+	seq  int64
+	addr netip.AddrPort
 }
 
 type subID struct {
@@ -162,11 +171,11 @@ type subID struct {
 type subscriber struct {
 	sub      Subscriber
 	expires  time.Time
-	inflight int64 // seq of this subscriber's push awaiting an ack; 0 = none
+	inflight int64 // seq of this subscriber's push awaiting an ack (with its address); 0 = none
 }
 
 type inflight struct {
-	seq      int64
+	key      ackKey
 	svc      naming.ServiceKey
 	id       subID
 	packet   []byte
@@ -201,7 +210,7 @@ func New(cfg Config, data DataFunc) (*Pusher, error) {
 		stopc:    make(chan struct{}),
 		pending:  make(map[naming.ServiceKey]struct{}),
 		subs:     make(map[naming.ServiceKey]map[subID]*subscriber),
-		inflight: make(map[int64]*inflight),
+		inflight: make(map[ackKey]*inflight),
 	}
 	// Microseconds since 1970 are about 1.8e15, far below 2^53 (9.0e15), which the
 	// Node.js client needs because it parses the sequence as a double; the counter then
@@ -370,6 +379,7 @@ func (p *Pusher) Stats() Stats {
 		Subscribers: subs,
 		InFlight:    inflight,
 		Pushes:      p.pushes.Load(),
+		Encodes:     p.encodes.Load(),
 		Acks:        p.acks.Load(),
 		Resends:     p.resends.Load(),
 		Failures:    p.failures.Load(),

@@ -664,3 +664,49 @@ func TestEncodePacket(t *testing.T) {
 		t.Error("a packet over the limit was built")
 	}
 }
+
+// TestPushPacketSharedBySubscribers: the subscribers of a service with one clusters
+// filter get the same packet (one sequence, gzipped once), it is built once per change
+// whatever their number, and each subscriber's ack settles only its own push.
+func TestPushPacketSharedBySubscribers(t *testing.T) {
+	const subscribers, changes = 10, 3
+	data := &staticData{hosts: 20} // past gzipThreshold
+	p := startPusher(t, Config{Delay: 5 * time.Millisecond, AckTimeout: time.Minute}, data.fn)
+	var cs []*client
+	for range subscribers {
+		c := newClient(t)
+		p.Subscribe(c.subscriber(""))
+		cs = append(cs, c)
+	}
+	for k := 1; k <= changes; k++ {
+		p.ServiceChanged(orders)
+		var first []byte
+		var seq int64
+		for i, c := range cs {
+			pkt, from := c.mustRecv(fmt.Sprintf("change %d", k))
+			if first == nil {
+				first = append([]byte(nil), pkt...)
+				pd, gzipped := decode(t, pkt)
+				if !gzipped {
+					t.Fatalf("a %d-byte packet was not gzipped", len(pkt))
+				}
+				seq = pd.LastRefTime
+			} else if !bytes.Equal(pkt, first) {
+				t.Fatalf("change %d: subscriber %d got another packet than subscriber 0", k, i)
+			}
+			c.send(from, stringAck(seq))
+			want := uint64((k-1)*subscribers + i + 1)
+			waitFor(t, "the ack matched", func() bool { return p.Stats().Acks == want })
+			if st := p.Stats(); st.InFlight != subscribers-i-1 {
+				t.Fatalf("change %d, after %d acks: %d in flight, want %d", k, i+1, st.InFlight, subscribers-i-1)
+			}
+		}
+	}
+	st := p.Stats()
+	if st.Encodes != changes || st.Pushes != subscribers*changes || st.Failures != 0 || st.Ignored != 0 {
+		t.Fatalf("stats = %+v, want %d encodes for %d pushes", st, changes, subscribers*changes)
+	}
+	if n := data.calls.Load(); n != changes {
+		t.Fatalf("DataFunc called %d times, want %d", n, changes)
+	}
+}

@@ -183,8 +183,10 @@ func grpcRegisterRate(ctx context.Context, b *bench, addr string, conns int, d t
 
 // pushLatency: subs connections subscribe to one service; another connection changes
 // it changes times; each push's latency is from just before the change request was
-// sent to the arrival of the NotifySubscriberRequest that carries it.
-func pushLatency(ctx context.Context, b *bench, addr string, subs, changes int, gap time.Duration) (latencySummary, int, error) {
+// sent to the arrival of the NotifySubscriberRequest that carries it. startChanges runs
+// once every subscriber is set up, just before the first change; what it returns runs
+// after the last push has had time to arrive (the server's profile covers the fan-out).
+func pushLatency(ctx context.Context, b *bench, addr string, subs, changes int, gap time.Duration, startChanges func() func()) (latencySummary, int, error) {
 	service := fmt.Sprintf("bench.push.%d", time.Now().UnixNano())
 	var mu sync.Mutex
 	seen := make([][]time.Time, subs)
@@ -227,6 +229,7 @@ func pushLatency(ctx context.Context, b *bench, addr string, subs, changes int, 
 	}
 	defer pub.close()
 	time.Sleep(500 * time.Millisecond)
+	endChanges := startChanges()
 	sent := make([]time.Time, changes+1)
 	for k := 1; k <= changes; k++ {
 		sent[k] = time.Now()
@@ -236,6 +239,7 @@ func pushLatency(ctx context.Context, b *bench, addr string, subs, changes int, 
 		time.Sleep(gap)
 	}
 	time.Sleep(2 * time.Second)
+	endChanges()
 	var lat latencies
 	missing := 0
 	mu.Lock()
@@ -304,14 +308,27 @@ func runGRPC(ctx context.Context, b *bench, p params, runIdx int) (figures, erro
 	f["register"] = r.Rate
 	b.logf("grpc: %.0f registrations/s over %d connections", r.Rate, p.clients)
 
-	wait = b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond)
-	lat, missing, err := pushLatency(ctx, b, s.grpcAddr, subs, changes, 200*time.Millisecond)
-	wait()
+	var pushCPU cpuUse
+	lat, missing, err := pushLatency(ctx, b, s.grpcAddr, subs, changes, 200*time.Millisecond, func() func() {
+		// Longer than the changes themselves: on a loaded machine the fan-out of the
+		// last ones lasts seconds after they were made.
+		wait := b.profile(s, "grpc-push", time.Duration(changes)*200*time.Millisecond+8*time.Second)
+		meter := startCPU(s)
+		return func() {
+			pushCPU = meter.stop()
+			wait()
+		}
+	})
 	if err != nil {
 		return f, withLog(s, err)
 	}
 	f["push_p50"], f["push_p99"], f["push_missing"] = lat.P50MS, lat.P99MS, float64(missing)
 	b.logf("grpc: push to %d subscribers x %d changes: %s, %d missing", subs, changes, lat, missing)
+	// CPU time is steadier than latency on a shared machine: what one push to one
+	// subscriber costs the server (its fan-out, the acks) and the receiving clients.
+	n := float64(subs * changes)
+	f["push_server_cpu_us"], f["push_bench_cpu_us"] = pushCPU.ServerSeconds/n*1e6, pushCPU.BenchSeconds/n*1e6
+	b.logf("grpc: push CPU per subscriber and change: server %.1f µs, receivers %.1f µs (%s)", f["push_server_cpu_us"], f["push_bench_cpu_us"], pushCPU)
 	if missing > 0 {
 		return f, withLog(s, fmt.Errorf("%d pushes never arrived", missing))
 	}

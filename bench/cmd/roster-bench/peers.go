@@ -315,7 +315,7 @@ func runRNacos(ctx context.Context, b *bench, p params, runIdx int) (figures, er
 	} else {
 		b.logf("rnacos: gRPC registrations: %v %v", err, gr.FirstErrors)
 	}
-	lat, missing, err := pushLatency(ctx, b, n.grpc, 1000, 20, 200*time.Millisecond)
+	lat, missing, err := pushLatency(ctx, b, n.grpc, 1000, 20, 200*time.Millisecond, func() func() { return func() {} })
 	if err == nil {
 		f["push_p50"], f["push_p99"], f["push_missing"] = lat.P50MS, lat.P99MS, float64(missing)
 	} else {
