@@ -2,6 +2,7 @@ package distro
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,27 @@ func TestSyncBatchRefusesWhatNoMemberSends(t *testing.T) {
 	}
 	if _, err := DecodeSyncBatch(strings.NewReader(entry(`"weight":10000`))); err != nil {
 		t.Errorf("a good batch was refused: %v", err)
+	}
+}
+
+// TestHoldingsNameTheSourceOfEachCopy: a replica is held for its source, a beat there
+// makes it this node's own (source empty), as the operator responsibility route shows.
+func TestHoldingsNameTheSourceOfEachCopy(t *testing.T) {
+	s, _ := newTestStore(t)
+	svc := svcKey("h")
+	s.ApplyRemote("n2", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT")}, {Instance: *inst("1.1.1.2", 80, "DEFAULT")}})
+	if _, ok := s.Touch(svc, "1.1.1.2", 80, "DEFAULT"); !ok {
+		t.Fatal("beat on a replica not found")
+	}
+	got := s.Holdings(svc)
+	want := []Holding{
+		{Key: "1.1.1.1#80#DEFAULT", Client: "1.1.1.1:80", Source: "n2"},
+		{Key: "1.1.1.2#80#DEFAULT", Client: "1.1.1.2:80", Source: ""},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Holdings = %+v, want %+v", got, want)
+	}
+	if got := s.Holdings(svcKey("none")); len(got) != 0 {
+		t.Errorf("Holdings of an unknown service = %+v", got)
 	}
 }
