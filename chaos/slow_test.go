@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -151,6 +152,33 @@ func TestR7MembershipChurn(t *testing.T) {
 			return nil
 		})
 		ew := watchExpiry(c.Nodes, b, size(250*time.Millisecond, time.Second))
+		// A subscriber on every member: none may push an empty list while clients beat.
+		var subs []*Subscriber
+		subscribe := func(n *Node) {
+			eventually(t, 30*time.Second, func() error {
+				s, err := Subscribe(n, "r7", 5*time.Second)
+				if err == nil {
+					subs = append(subs, s)
+				}
+				return err
+			})
+		}
+		for _, n := range c.Nodes {
+			subscribe(n)
+		}
+		defer func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}()
+		var joined atomic.Pointer[Node]
+		rw := watchResponsibility(func() []*Node {
+			nodes := c.Running()
+			if n := joined.Load(); n != nil {
+				nodes = append(nodes, n)
+			}
+			return nodes
+		}, b, time.Second)
 		step := func(name string, fn func()) {
 			fn()
 			t.Logf("%s done", name)
@@ -162,7 +190,7 @@ func TestR7MembershipChurn(t *testing.T) {
 			join = append(join, "127.0.0.1:"+strconv.Itoa(n.Port))
 		}
 		n4.Extra = []string{"--join", strings.Join(join, ",")}
-		step("add n4", func() { n4.Start() })
+		step("add n4", func() { n4.Start(); joined.Store(n4); subscribe(n4) })
 		time.Sleep(2 * time.Second) // load runs with four members
 		removePeer := func(n *Node) {
 			leader := c.Leader(20*time.Second, c.Followers(n)...)
@@ -227,6 +255,34 @@ func TestR7MembershipChurn(t *testing.T) {
 		}
 		time.Sleep(deleteTimeout + 5*time.Second) // past the stopped clients' delete timeout
 		ew.Stop()
+		rw.Stop()
+		f.Set("responsibility samples", float64(rw.samples))
+		f.Max("samples with a client no member held", float64(rw.bad))
+		f.Max("clients no member held, worst sample", float64(rw.worst))
+		if rw.samples < 10 {
+			t.Errorf("only %d responsibility samples were answered", rw.samples)
+		}
+		if rw.bad > 0 {
+			t.Errorf("%d of %d 1 s samples had a live client no member considered its own (worst %s)", rw.bad, rw.samples, rw.example)
+		}
+		pushes, empty := 0, 0
+		for _, s := range subs {
+			for _, l := range s.Lists() {
+				if !l.Push {
+					continue
+				}
+				pushes++
+				if len(l.Ports) == 0 {
+					empty++
+					t.Errorf("%s pushed an empty host list for r7 at %s while %d clients beat", s.Node.ID, l.At.Format(time.StampMilli), len(b.Live(0)))
+				}
+			}
+		}
+		f.Set("pushes to subscribers", float64(pushes))
+		f.Max("empty pushes", float64(empty))
+		if pushes == 0 {
+			t.Error("no subscriber received a push during the churn")
+		}
 		ghosts := 0
 		for _, n := range survivors {
 			got, _ := portSet(n, "r7", false)
