@@ -71,6 +71,19 @@ func entriesOf(sv *service, source string) []Entry {
 // stalled must not take back what others adopted meanwhile). Nothing here is expired
 // locally.
 func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry) {
+	s.applyRemote(from, svc, entries, true)
+}
+
+// ApplyRelayed takes entries of svc that source is responsible for as a third member
+// relayed them (a full pull): each is applied as by ApplyRemote, but nothing is removed
+// for being absent. The relay's copy of source's set may be older than what source
+// itself pushed here already, and its gaps are not source's deletions; the checksum
+// comparison with source repairs any difference.
+func (s *Store) ApplyRelayed(source string, svc naming.ServiceKey, entries []Entry) {
+	s.applyRemote(source, svc, entries, false)
+}
+
+func (s *Store) applyRemote(from string, svc naming.ServiceKey, entries []Entry, whole bool) {
 	if from == "" {
 		return
 	}
@@ -83,7 +96,7 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 	sh.mu.Lock()
 	changed := false
 	sv := sh.services[svc]
-	if sv != nil {
+	if sv != nil && whole {
 		for key, r := range sv.instances {
 			if _, keep := want[key]; !keep && r.source == from {
 				s.removeLocked(sv, key, now)

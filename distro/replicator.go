@@ -544,14 +544,17 @@ func (r *Replicator) Pull(ctx context.Context) error {
 }
 
 // load applies a member's export: its own instances, other members' replicas, and this
-// node's former instances (taken back).
+// node's former instances (taken back). Replicas of a third member are merged, never
+// used to remove: that member may have pushed a newer set here before the pull
+// answered, and a relayed copy lacking its latest claims must not delete them.
 func (r *Replicator) load(from string, data []SourcedEntries) {
 	for _, g := range data {
-		src := g.Source
-		if src == "" {
-			src = from
+		switch g.Source {
+		case "", from:
+			r.store.ApplyRemote(from, g.Service, g.Entries)
+		default:
+			r.store.ApplyRelayed(g.Source, g.Service, g.Entries)
 		}
-		r.store.ApplyRemote(src, g.Service, g.Entries)
 	}
 	r.store.Adopt(r.cfg.Self, func(string) bool { return true })
 }
