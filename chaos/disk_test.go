@@ -22,6 +22,11 @@ import (
 // fill writes count persistent instances of svc through n (parallel), returning the
 // acked ports.
 func fill(t testing.TB, n *Node, svc string, from, count, workers int) map[int]bool {
+	return fillAt(t, n, svc, "127.0.0.1", from, count, workers)
+}
+
+// fillAt is fill with the instances at ip.
+func fillAt(t testing.TB, n *Node, svc, ip string, from, count, workers int) map[int]bool {
 	var mu sync.Mutex
 	acked := map[int]bool{}
 	var wg sync.WaitGroup
@@ -31,7 +36,7 @@ func fill(t testing.TB, n *Node, svc string, from, count, workers int) map[int]b
 		go func() {
 			defer wg.Done()
 			for p := range next {
-				if o, _ := putP(n, svc, p); o == acked_ {
+				if o, _ := putPAt(n, svc, ip, p); o == acked_ {
 					mu.Lock()
 					acked[p] = true
 					mu.Unlock()

@@ -16,12 +16,11 @@ import (
 type responsibilityWatch struct {
 	stop, done chan struct{}
 
-	mu       sync.Mutex
-	samples  int
-	bad      int // samples with at least one live client no member held
-	worst    int // most such clients in one sample
-	example  string
-	answered int // member answers read
+	mu         sync.Mutex
+	samples    int
+	bad        []orphanSample // samples with at least one live client no member held
+	answered   int            // member answers read
+	incomplete int            // samples in which a running member did not answer
 }
 
 func watchResponsibility(nodes func() []*Node, b *Beaters, period time.Duration) *responsibilityWatch {
@@ -37,13 +36,15 @@ func watchResponsibility(nodes func() []*Node, b *Beaters, period time.Duration)
 			case <-tick.C:
 			}
 			// Clients answered more than 3 s ago have reached every member.
+			sampledAt := time.Now()
 			live := b.Live(3 * time.Second)
 			held := map[string]bool{} // client ip:port with a member holding it
-			views := 0
+			views, up := 0, 0
 			for _, n := range nodes() {
 				if !n.Up() {
 					continue
 				}
+				up++
 				r, err := responsibilityOf(n, b.Service)
 				if err != nil {
 					continue // a member being removed or killed answers no more
@@ -66,21 +67,29 @@ func watchResponsibility(nodes func() []*Node, b *Beaters, period time.Duration)
 			}
 			w.mu.Lock()
 			w.answered += views
-			if views > 0 {
+			if views < up {
+				// A running member that did not answer may be the one holding a client;
+				// such a sample proves nothing either way.
+				w.incomplete++
+			} else if views > 0 {
 				w.samples++
 				if len(orphans) > 0 {
-					w.bad++
-					if len(orphans) > w.worst {
-						w.worst = len(orphans)
-						w.example = fmt.Sprintf("%s: %d clients held by no member of %d answering, e.g. %s",
-							time.Now().Format(time.StampMilli), len(orphans), views, strings.Join(orphans[:min(5, len(orphans))], ","))
-					}
+					w.bad = append(w.bad, orphanSample{At: sampledAt, Clients: len(orphans),
+						Example: fmt.Sprintf("%d clients held by no member of %d answering, e.g. %s",
+							len(orphans), views, strings.Join(orphans[:min(5, len(orphans))], ","))})
 				}
 			}
 			w.mu.Unlock()
 		}
 	}()
 	return w
+}
+
+// orphanSample is a sample in which some live clients had no member holding them.
+type orphanSample struct {
+	At      time.Time
+	Clients int
+	Example string
 }
 
 func (w *responsibilityWatch) Stop() {

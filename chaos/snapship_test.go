@@ -25,11 +25,12 @@ func TestR9DamagedSnapshotToLaggingFollower(t *testing.T) {
 		const threshold = 100
 		c := StartCluster(t, 3, "--snapshot-threshold", strconv.Itoa(threshold), "--trailing-logs", "50", "--snapshot-interval", "100ms")
 		rng := newRand(19)
+		seen := map[string]int{} // evidence lines already in a node's log, by node and text
 		for round, fixCRC := range []bool{false, true} {
 			svc := fmt.Sprintf("r9s-%d", round)
 			leader := c.Leader(30 * time.Second)
 			follower := c.Followers(leader)[0]
-			fill(t, leader, svc, 7000, size(100, 500), 8)
+			fillAt(t, leader, svc, unprobedIP, 7000, size(100, 500), 8)
 			if _, err := converged(c.Nodes, []string{svc}, 30*time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -39,18 +40,35 @@ func TestR9DamagedSnapshotToLaggingFollower(t *testing.T) {
 			}
 			follower.Kill9()
 			// Enough writes that the leader snapshots and compacts past the follower.
-			fill(t, leader, svc, 9000, size(400, 2000), 8)
-			newest := settledSnapshot(t, leader.DataDir)
+			fillAt(t, leader, svc, unprobedIP, 9000, size(400, 2000), 8)
+			settledSnapshot(t, leader.DataDir)
 			after, err := stateOf(leader, []string{svc})
 			if err != nil {
 				t.Fatal(err)
 			}
-			how := damage(t, filepath.Join(newest, "state.bin"), false, rng.IntN)
-			if fixCRC {
-				rewriteSnapshotCRC(t, newest)
-				how += ", CRC recomputed"
+			// Every running member's newest snapshot is damaged, and so is any it takes
+			// until the damage has been met: leadership may move under load, and health
+			// flips are writes that can make a fresh snapshot before the follower asks.
+			others := c.Followers(follower)
+			damaged := map[string]bool{}
+			damageNewest := func() {
+				for _, n := range others {
+					s := snapshots(n.DataDir)
+					if len(s) == 0 || damaged[s[len(s)-1]] {
+						continue
+					}
+					newest := s[len(s)-1]
+					how := damage(t, filepath.Join(newest, "state.bin"), false, rng.IntN)
+					if fixCRC {
+						rewriteSnapshotCRC(t, newest)
+						how += ", CRC recomputed"
+					}
+					damaged[newest] = true
+					t.Logf("round %d: %s's %s: %s", round, n.ID, filepath.Base(newest), how)
+				}
 			}
-			t.Logf("round %d: leader %s, follower %s; %s %s", round, leader.ID, follower.ID, filepath.Base(newest), how)
+			damageNewest()
+			t.Logf("round %d: leader %s, lagging follower %s", round, leader.ID, follower.ID)
 
 			// The follower comes back; whatever it lists is its old state or the
 			// leader's, never something between.
@@ -77,10 +95,12 @@ func TestR9DamagedSnapshotToLaggingFollower(t *testing.T) {
 					}
 				}
 			}()
+			// The evidence that the damaged snapshot was met: raft's CRC check where it
+			// was to be sent, or the follower's restore refusing it.
 			evidence := "CRC mismatch"
-			where := leader
+			where := others
 			if fixCRC {
-				evidence, where = "snapshot checksum mismatch", follower
+				evidence, where = "snapshot checksum mismatch", []*Node{follower}
 			}
 			eventually(t, 30*time.Second, func() error {
 				select {
@@ -88,15 +108,22 @@ func TestR9DamagedSnapshotToLaggingFollower(t *testing.T) {
 					return fmt.Errorf("follower %s exited: %s", follower.ID, tail(follower.logPath, 5))
 				default:
 				}
-				if !strings.Contains(where.Log(), evidence) {
-					return fmt.Errorf("no %q in %s's log yet: the damaged snapshot was not sent", evidence, where.ID)
+				for _, n := range where {
+					if strings.Count(n.Log(), evidence) > seen[n.ID+evidence] {
+						return nil
+					}
 				}
-				return nil
+				damageNewest()
+				return fmt.Errorf("no new %q in the logs of %v yet: no damaged snapshot was sent", evidence, ids(where))
 			})
+			for _, n := range append(others, follower) {
+				seen[n.ID+evidence] = strings.Count(n.Log(), evidence)
+			}
+			f.Max("snapshots damaged in a round", float64(len(damaged)))
 			// The cluster takes writes meanwhile, and they make a fresh snapshot, which
 			// the follower takes.
 			t0 := time.Now()
-			acked := fill(t, leader, svc+"-w", 20000, 2*threshold, 4)
+			acked := fillAt(t, leader, svc+"-w", unprobedIP, 20000, 2*threshold, 4)
 			f.Max("writes refused while the follower was refusing", float64(2*threshold-len(acked)))
 			if len(acked) < 2*threshold {
 				t.Errorf("round %d: %d of %d writes refused while the follower lagged", round, 2*threshold-len(acked), 2*threshold)
@@ -127,6 +154,14 @@ func TestR9DamagedSnapshotToLaggingFollower(t *testing.T) {
 			}
 		}
 	})
+}
+
+func ids(nodes []*Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.ID)
+	}
+	return out
 }
 
 // settledSnapshot waits until the newest Raft snapshot of a data dir stays the newest

@@ -32,6 +32,7 @@ type Subscriber struct {
 	accepted time.Time // when the node accepted the subscription
 	lists    []HostList
 	closed   bool
+	ended    error // why the stream ended; nil while it runs
 }
 
 // HostList is one host list the node sent: when it arrived, whether it was a push (or
@@ -51,7 +52,9 @@ var ErrNotServing = fmt.Errorf("node not serving yet")
 // Subscribe connects and subscribes once. A node that is not serving yet refuses with
 // ErrNotServing (or a connection error), and the caller tries again.
 func Subscribe(n *Node, svc string, timeout time.Duration) (*Subscriber, error) {
-	cc, err := grpc.NewClient(n.grpcAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// R7's full size pushes 10 000 hosts (about 3.5 MB), near gRPC's default 4 MiB limit.
+	cc, err := grpc.NewClient(n.grpcAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +159,9 @@ func (s *Subscriber) read() {
 	for {
 		p, err := s.stream.Recv()
 		if err != nil {
+			s.mu.Lock()
+			s.ended = err
+			s.mu.Unlock()
 			return
 		}
 		at := time.Now()
@@ -188,6 +194,14 @@ func (s *Subscriber) Lists() []HostList {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]HostList(nil), s.lists...)
+}
+
+// Ended reports why the node's stream ended (nil while it runs): a subscriber that
+// stopped hearing from a running node would hide what it pushes.
+func (s *Subscriber) Ended() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // Close drops the connection.
