@@ -86,7 +86,7 @@ func damage(t testing.TB, path string, truncate bool, pick func(int) int) string
 	return fmt.Sprintf("bit %d of byte %d of %d flipped", bit, off, len(b))
 }
 
-// snapshots lists the Raft snapshot dirs of a data dir, newest last.
+// snapshots lists the Raft snapshot dirs of a data dir, oldest first.
 func snapshots(dataDir string) []string {
 	dirs, _ := filepath.Glob(filepath.Join(dataDir, "raft", "snapshots", "*"))
 	var out []string
@@ -95,7 +95,24 @@ func snapshots(dataDir string) []string {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	// Names are term-index-millis: ordered by number, not as text ("2-984" is older
+	// than "2-1155").
+	key := func(d string) [3]uint64 {
+		var k [3]uint64
+		for i, part := range strings.SplitN(filepath.Base(d), "-", 3) {
+			k[i], _ = strconv.ParseUint(part, 10, 64)
+		}
+		return k
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := key(out[i]), key(out[j])
+		for x := range a {
+			if a[x] != b[x] {
+				return a[x] < b[x]
+			}
+		}
+		return out[i] < out[j]
+	})
 	return out
 }
 
