@@ -387,3 +387,27 @@ func TestEphemeralExpiry(t *testing.T) {
 func timing(interval, timeout, del time.Duration) naming.Timing {
 	return naming.Timing{HeartBeatInterval: interval, HeartBeatTimeout: timeout, IPDeleteTimeout: del}
 }
+
+// TestDistroResponsibility: the operator route reports, for each ephemeral instance of
+// a service, the member the 1.x hash routes its client to and the member whose copy the
+// node holds; a lone node is both for every client, and a persistent instance is not
+// listed (it has no responsible member).
+func TestDistroResponsibility(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "resp", "ip", "127.0.0.1", "port", "71"))
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "resp", "ip", "127.0.0.1", "port", "72"))
+	s.must("POST", "/nacos/v1/ns/instance", vals("serviceName", "respP", "ip", "127.0.0.1", "port", "73", "ephemeral", "false"))
+	a := s.do("GET", "/roster/v1/operator/distro/responsibility", vals("serviceName", "resp"))
+	want := `{"self":"n1","members":["n1"],"instances":[` +
+		`{"instance":"127.0.0.1#71#DEFAULT","client":"127.0.0.1:71","routed":"n1","holder":"n1"},` +
+		`{"instance":"127.0.0.1#72#DEFAULT","client":"127.0.0.1:72","routed":"n1","holder":"n1"}]}`
+	if a.status != 200 || strings.TrimSpace(a.body) != want {
+		t.Errorf("responsibility = %d %s\nwant %s", a.status, a.body, want)
+	}
+	if a := s.do("GET", "/roster/v1/operator/distro/responsibility", vals("serviceName", "respP")); a.status != 200 || !strings.Contains(a.body, `"instances":[]`) {
+		t.Errorf("persistent service: %d %s, want no instances", a.status, a.body)
+	}
+	if a := s.do("GET", "/roster/v1/operator/distro/responsibility", vals()); a.status != 400 || !strings.Contains(a.body, "serviceName") {
+		t.Errorf("no serviceName: %d %s, want 400 naming it", a.status, a.body)
+	}
+}

@@ -230,6 +230,7 @@ var routeAccess = map[string]access{
 	"GET /nacos/prometheus/namespaceId/{namespaceId}/service/{service}": accessRead,
 
 	"GET /roster/v1/operator/raft":                  accessAuthenticated,
+	"GET /roster/v1/operator/distro/responsibility": accessRead,
 	"DELETE /roster/v1/operator/raft/peer":          accessAdmin,
 	"POST /roster/v1/operator/raft/transfer-leader": accessAdmin,
 	"GET " + SnapshotPath:                           accessAdmin,

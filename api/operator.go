@@ -17,6 +17,7 @@ import (
 // endpoints, under /roster/v1.
 func (a *API) operatorRoutes(r chi.Router) {
 	r.Get("/roster/v1/operator/raft", a.wrap(a.raftState))
+	r.Get("/roster/v1/operator/distro/responsibility", a.wrap(a.distroResponsibility))
 	r.Delete("/roster/v1/operator/raft/peer", a.wrap(a.leaderOnly(a.removePeer)))
 	r.Post("/roster/v1/operator/raft/transfer-leader", a.wrap(a.leaderOnly(a.transferLeader)))
 	a.reg.MountInternal(r)
@@ -51,6 +52,41 @@ func (a *API) raftState(w http.ResponseWriter, r *http.Request) error {
 		out.Servers = append(out.Servers, raftServer{
 			ID: s.ID, RaftAddr: s.Address, HTTPAddr: a.httpAddrOf(s.ID), Leader: s.ID == leader, Voter: s.Voter,
 		})
+	}
+	return writeJSON(w, out)
+}
+
+// instanceResponsibility is one instance of GET /roster/v1/operator/distro/responsibility.
+type instanceResponsibility struct {
+	Instance   string `json:"instance"`
+	Client     string `json:"client,omitempty"`
+	Connection string `json:"connection,omitempty"`
+	Routed     string `json:"routed,omitempty"`
+	Holder     string `json:"holder"`
+}
+
+type responsibility struct {
+	Self      string                   `json:"self"`
+	Members   []string                 `json:"members"`
+	Instances []instanceResponsibility `json:"instances"`
+}
+
+// distroResponsibility answers who this node considers responsible for each ephemeral
+// instance of a service (namespaceId, groupName, serviceName as in Nacos): the member
+// its hash routes the client to, and the member whose copy it holds.
+func (a *API) distroResponsibility(w http.ResponseWriter, r *http.Request) error {
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	svc, err := p.service(naming.RequiredParam)
+	if err != nil {
+		return err
+	}
+	st := a.reg.Responsibility(svc)
+	out := responsibility{Self: st.Self, Members: st.Members, Instances: make([]instanceResponsibility, 0, len(st.Instances))}
+	for _, i := range st.Instances {
+		out.Instances = append(out.Instances, instanceResponsibility(i))
 	}
 	return writeJSON(w, out)
 }

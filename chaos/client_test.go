@@ -88,9 +88,15 @@ func doFormWith(c *http.Client, method, u string, form url.Values) (outcome, int
 }
 
 // putP and delP write a persistent instance 127.0.0.1:port of svc through n.
-func putP(n *Node, svc string, port int) (outcome, int) {
+func putP(n *Node, svc string, port int) (outcome, int) { return putPAt(n, svc, "127.0.0.1", port) }
+
+// unprobedIP is outside --health-check-cidrs: its persistent instances are never probed,
+// so they cause no health-flip writes (R9s needs a log that stays still).
+const unprobedIP = "10.255.0.9"
+
+func putPAt(n *Node, svc, ip string, port int) (outcome, int) {
 	o, code, _, _ := doForm(http.MethodPost, n.URL+"/nacos/v1/ns/instance", url.Values{
-		"serviceName": {svc}, "ip": {"127.0.0.1"}, "port": {strconv.Itoa(port)}, "ephemeral": {"false"}})
+		"serviceName": {svc}, "ip": {ip}, "port": {strconv.Itoa(port)}, "ephemeral": {"false"}})
 	return o, code
 }
 

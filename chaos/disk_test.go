@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,11 @@ import (
 // fill writes count persistent instances of svc through n (parallel), returning the
 // acked ports.
 func fill(t testing.TB, n *Node, svc string, from, count, workers int) map[int]bool {
+	return fillAt(t, n, svc, "127.0.0.1", from, count, workers)
+}
+
+// fillAt is fill with the instances at ip.
+func fillAt(t testing.TB, n *Node, svc, ip string, from, count, workers int) map[int]bool {
 	var mu sync.Mutex
 	acked := map[int]bool{}
 	var wg sync.WaitGroup
@@ -30,7 +36,7 @@ func fill(t testing.TB, n *Node, svc string, from, count, workers int) map[int]b
 		go func() {
 			defer wg.Done()
 			for p := range next {
-				if o, _ := putP(n, svc, p); o == acked_ {
+				if o, _ := putPAt(n, svc, ip, p); o == acked_ {
 					mu.Lock()
 					acked[p] = true
 					mu.Unlock()
@@ -80,7 +86,7 @@ func damage(t testing.TB, path string, truncate bool, pick func(int) int) string
 	return fmt.Sprintf("bit %d of byte %d of %d flipped", bit, off, len(b))
 }
 
-// snapshots lists the Raft snapshot dirs of a data dir, newest last.
+// snapshots lists the Raft snapshot dirs of a data dir, oldest first.
 func snapshots(dataDir string) []string {
 	dirs, _ := filepath.Glob(filepath.Join(dataDir, "raft", "snapshots", "*"))
 	var out []string
@@ -89,7 +95,24 @@ func snapshots(dataDir string) []string {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	// Names are term-index-millis: ordered by number, not as text ("2-984" is older
+	// than "2-1155").
+	key := func(d string) [3]uint64 {
+		var k [3]uint64
+		for i, part := range strings.SplitN(filepath.Base(d), "-", 3) {
+			k[i], _ = strconv.ParseUint(part, 10, 64)
+		}
+		return k
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := key(out[i]), key(out[j])
+		for x := range a {
+			if a[x] != b[x] {
+				return a[x] < b[x]
+			}
+		}
+		return out[i] < out[j]
+	})
 	return out
 }
 
@@ -310,6 +333,8 @@ func TestR11RestartTime(t *testing.T) {
 		sizeOf := func() int64 { st, _ := os.Stat(raftDB); return st.Size() }
 		var restarts []time.Duration
 		var afterFirst, after5 int64
+		// freelist[db] is the db's freelist length (pages) after each snapshot cycle.
+		freelist := map[string][]float64{}
 		written := 0
 		churn := func(count int) {
 			var wg sync.WaitGroup
@@ -356,6 +381,13 @@ func TestR11RestartTime(t *testing.T) {
 				}
 				churn(threshold / 2)
 			}
+			for _, db := range []string{"fsm", "raft"} {
+				pages := metric(t, n, "roster_"+db+"_db_freelist_pages")
+				if pages < 0 {
+					t.Fatalf("no roster_%s_db_freelist_pages in /metrics", db)
+				}
+				freelist[db] = append(freelist[db], pages)
+			}
 			if cycle == 1 {
 				afterFirst = sizeOf()
 			}
@@ -382,11 +414,25 @@ func TestR11RestartTime(t *testing.T) {
 		if after5 > 2*afterFirst {
 			t.Errorf("raft.db %d bytes after 5 snapshot cycles > 2 × %d after the first", after5, afterFirst)
 		}
-		if m := metric(t, n, "roster_raft_db_freelist"); m >= 0 {
-			f.Set("raft.db freelist metric", m)
+		for _, db := range []string{"fsm", "raft"} {
+			fl := freelist[db]
+			f.Set(db+".db freelist after 1 cycle, pages", fl[0])
+			f.Set(db+".db freelist after 5 cycles, pages", fl[len(fl)-1])
+			peak := slices.Max(fl)
+			f.Max(db+".db freelist peak, pages", peak)
+			// Churn at a steady load frees and reuses pages: the list may move from cycle
+			// to cycle but not keep growing. A bound of twice the first cycle's (plus a
+			// floor, as a short run's first list can be a handful of pages) is the same
+			// bound R11 puts on raft.db's size.
+			if limit := 2*fl[0] + freelistFloorPages; peak > limit {
+				t.Errorf("%s.db freelist reached %v pages over 5 snapshot cycles (after each: %v), want ≤ %v", db, peak, fl, limit)
+			}
 		}
 	})
 }
+
+// freelistFloorPages is the slack on R11's freelist bound: 1 MiB of 4 KiB pages.
+const freelistFloorPages = 256
 
 // metric reads one unlabelled metric from /metrics; -1 when absent.
 func metric(t testing.TB, n *Node, name string) float64 {

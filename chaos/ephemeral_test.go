@@ -288,8 +288,34 @@ func TestR8DistroPartition(t *testing.T) {
 		n.Kill9()
 		exited := n.Launch()
 		want := all()
+		// A subscriber dials the node from the moment it is launched, as a client whose
+		// server came back would: it must not be served (and so not pushed to) before
+		// the node is ready, and whatever list it gets must hold every live instance.
+		subDone := make(chan struct{})
+		var sub *Subscriber
+		refused := 0
+		go func() {
+			defer close(subDone)
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+				s, err := Subscribe(n, "r8", 2*time.Second)
+				if err == nil {
+					sub = s
+					return
+				}
+				refused++
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		defer func() {
+			<-subDone
+			if sub != nil {
+				sub.Close()
+			}
+		}()
 		early := 0
+		var lastNotReady time.Time // when the last /readyz that answered 503 was sent
 		for {
+			sent := time.Now()
 			resp, err := hc.Get(n.URL + "/readyz")
 			if err == nil {
 				resp.Body.Close()
@@ -297,6 +323,7 @@ func TestR8DistroPartition(t *testing.T) {
 					break
 				}
 				early++
+				lastNotReady = sent
 			}
 			select {
 			case <-exited:
@@ -333,6 +360,44 @@ func TestR8DistroPartition(t *testing.T) {
 		if short > 0 {
 			t.Errorf("restarted %s reported ready with %d of %d live instances missing", n.ID, short, len(want))
 		}
+		// Changes after the restart make the node push; the subscriber must see them
+		// with nothing that was live before dropped from any list.
+		select {
+		case <-subDone:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no gRPC subscription to the restarted %s accepted within 30 s of its ready", n.ID)
+		}
+		if sub == nil {
+			t.Fatalf("no gRPC subscription to the restarted %s accepted (%d refused)", n.ID, refused)
+		}
+		f.Set("subscriptions refused before ready", float64(refused))
+		if acc := sub.Accepted(); !acc.After(lastNotReady) {
+			t.Errorf("restarted %s accepted a subscription at %s, before a /readyz sent at %s answered 503", n.ID, acc.Format(time.StampMicro), lastNotReady.Format(time.StampMicro))
+		}
+		for p := range 3 {
+			bMajor.Start(18000+p, "")
+		}
+		eventually(t, 30*time.Second, func() error {
+			for _, l := range sub.Lists() {
+				if l.Push && len(l.short(map[int]bool{18000: true, 18001: true, 18002: true})) == 0 {
+					return nil
+				}
+			}
+			return fmt.Errorf("no push with the 3 new instances yet (%d lists)", len(sub.Lists()))
+		})
+		pushes, partial := 0, 0
+		for _, l := range sub.Lists() {
+			if l.Push {
+				pushes++
+			}
+			if miss := l.short(want); len(miss) > 0 {
+				partial++
+				t.Errorf("restarted %s sent a list (push %v, %s after the last 503 /readyz) without %d of %d live instances: %v",
+					n.ID, l.Push, l.At.Sub(lastNotReady).Round(time.Millisecond), len(miss), len(want), miss)
+			}
+		}
+		f.Set("pushes from the restarted node", float64(pushes))
+		f.Max("partial lists from the restarted node", float64(partial))
 	})
 }
 

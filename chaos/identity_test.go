@@ -210,8 +210,21 @@ func TestR14SnapshotRoundTrip(t *testing.T) {
 		w.Run(4)
 		w.WaitAcked(t, 50, 20*time.Second)
 		file := filepath.Join(t.TempDir(), "r14.snap")
+		// The cluster's applied index just before and just after the save bound the
+		// index its header names (the save runs on the leader, after a barrier).
+		leader := c.Leader(20 * time.Second)
+		atStart, err := raftOf(leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saveStart := time.Now()
 		if code, _, errs, err := runCLI("snapshot", "save", file, "--addr", c.Nodes[0].URL); code != 0 || err != nil {
 			t.Fatalf("snapshot save: %d %v %s", code, err, errs)
+		}
+		saveEnd := time.Now()
+		atEnd, err := raftOf(leader)
+		if err != nil {
+			t.Fatal(err)
 		}
 		w.Stop()
 		var info struct {
@@ -223,6 +236,14 @@ func TestR14SnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("inspect: %d %s %s", code, out, errs)
 		}
 		f.Set("snapshot index", float64(info.Index))
+		f.Set("applied index at save start", float64(atStart.AppliedIndex))
+		f.Set("applied index at save end", float64(atEnd.AppliedIndex))
+		switch {
+		case atEnd.Term != atStart.Term || atEnd.Leader != atStart.Leader:
+			t.Logf("leadership changed during the save (term %d → %d); index bounds not compared", atStart.Term, atEnd.Term)
+		case info.Index < atStart.AppliedIndex || info.Index > atEnd.AppliedIndex:
+			t.Errorf("snapshot header index %d outside the leader's applied index during the save [%d, %d]", info.Index, atStart.AppliedIndex, atEnd.AppliedIndex)
+		}
 		// Offline into an empty data dir: the node serves the snapshot's state.
 		off := newNode(t, "off")
 		if code, _, errs, _ := runCLI("snapshot", "restore", file, "--data-dir", off.DataDir, "--node-id", off.ID, "--raft-addr", off.RaftAddr); code != 0 {
@@ -232,6 +253,31 @@ func TestR14SnapshotRoundTrip(t *testing.T) {
 		snapState, err := stateOf(off, []string{"r14"})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// What the header's index says is in the snapshot: every unique registration
+		// answered before the save began (committed at or below the start's applied
+		// index), none sent after it ended.
+		inSnap, err := portSet(off, "r14", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		missingBefore, presentAfter := 0, 0
+		for k := range w.mustHave {
+			if w.ackAt[k].Before(saveStart) && !inSnap[k] {
+				missingBefore++
+			}
+		}
+		for k, sent := range w.callAt {
+			if sent.After(saveEnd) && inSnap[k] {
+				presentAfter++
+			}
+		}
+		w.mu.Unlock()
+		f.Max("writes acked before the save and missing from it", float64(missingBefore))
+		f.Max("writes sent after the save and in it", float64(presentAfter))
+		if missingBefore > 0 || presentAfter > 0 {
+			t.Errorf("snapshot at index %d: %d writes acked before the save missing, %d sent after it present", info.Index, missingBefore, presentAfter)
 		}
 		// Online, while writes to another service are in flight.
 		w2 := NewWorkload("r14w", 4, func() []*Node { return c.Nodes })

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -151,6 +152,33 @@ func TestR7MembershipChurn(t *testing.T) {
 			return nil
 		})
 		ew := watchExpiry(c.Nodes, b, size(250*time.Millisecond, time.Second))
+		// A subscriber on every member: none may push an empty list while clients beat.
+		var subs []*Subscriber
+		subscribe := func(n *Node) {
+			eventually(t, 30*time.Second, func() error {
+				s, err := Subscribe(n, "r7", 5*time.Second)
+				if err == nil {
+					subs = append(subs, s)
+				}
+				return err
+			})
+		}
+		for _, n := range c.Nodes {
+			subscribe(n)
+		}
+		defer func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}()
+		var joined atomic.Pointer[Node]
+		rw := watchResponsibility(func() []*Node {
+			nodes := c.Running()
+			if n := joined.Load(); n != nil {
+				nodes = append(nodes, n)
+			}
+			return nodes
+		}, b, time.Second)
 		step := func(name string, fn func()) {
 			fn()
 			t.Logf("%s done", name)
@@ -162,7 +190,7 @@ func TestR7MembershipChurn(t *testing.T) {
 			join = append(join, "127.0.0.1:"+strconv.Itoa(n.Port))
 		}
 		n4.Extra = []string{"--join", strings.Join(join, ",")}
-		step("add n4", func() { n4.Start() })
+		step("add n4", func() { n4.Start(); joined.Store(n4); subscribe(n4) })
 		time.Sleep(2 * time.Second) // load runs with four members
 		removePeer := func(n *Node) {
 			leader := c.Leader(20*time.Second, c.Followers(n)...)
@@ -179,10 +207,11 @@ func TestR7MembershipChurn(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		step("remove n4", func() { removePeer(n4) })
+		var losses []time.Time // when a member left: removed or killed
+		step("remove n4", func() { removePeer(n4); losses = append(losses, time.Now()) })
 		leader := c.Leader(20 * time.Second)
 		gone := c.Followers(leader)[0]
-		step("remove a follower", func() { removePeer(gone) })
+		step("remove a follower", func() { removePeer(gone); losses = append(losses, time.Now()) })
 		step("transfer leadership", func() {
 			resp, err := hc.Post(leader.URL+"/roster/v1/operator/raft/transfer-leader", "", nil)
 			if err != nil {
@@ -197,7 +226,7 @@ func TestR7MembershipChurn(t *testing.T) {
 		// Kill the node that owns a share of the clients (one of the two left).
 		left := c.Running()
 		victim := left[newRand(77).IntN(len(left))]
-		step("kill "+victim.ID, func() { victim.Kill9() })
+		step("kill "+victim.ID, func() { losses = append(losses, time.Now()); victim.Kill9() })
 		last := time.Now()
 		// Stop some clients: they must still disappear (no ghosts).
 		stopped := map[int]time.Time{}
@@ -227,6 +256,63 @@ func TestR7MembershipChurn(t *testing.T) {
 		}
 		time.Sleep(deleteTimeout + 5*time.Second) // past the stopped clients' delete timeout
 		ew.Stop()
+		rw.Stop()
+		f.Set("responsibility samples", float64(rw.samples))
+		f.Max("responsibility samples with a member not answering", float64(rw.incomplete))
+		if rw.samples < 10 {
+			t.Errorf("only %d responsibility samples were answered", rw.samples)
+		}
+		// A member that leaves or dies holds its clients until the others see it gone
+		// (distro's DeadAfter, 3 s, of 1 s pings) or the client's next beat reaches one
+		// of them: samples in that window may find its clients held by nobody. Outside
+		// it, none may.
+		const lossWindow = 5 * time.Second
+		inWindow, outside, worst := 0, 0, 0
+		for _, o := range rw.bad {
+			worst = max(worst, o.Clients)
+			after := false
+			for _, at := range losses {
+				if !o.At.Before(at) && o.At.Sub(at) <= lossWindow {
+					after = true
+				}
+			}
+			if after {
+				inWindow++
+				continue
+			}
+			outside++
+			t.Errorf("sample at %s, not within %v of a member leaving: %s", o.At.Format(time.StampMilli), lossWindow, o.Example)
+		}
+		f.Max("samples with a client no member held, within 5 s of a member leaving", float64(inWindow))
+		f.Max("samples with a client no member held, otherwise", float64(outside))
+		f.Max("clients no member held, worst sample", float64(worst))
+		pushes, empty := 0, 0
+		for _, s := range subs {
+			for _, l := range s.Lists() {
+				if !l.Push {
+					continue
+				}
+				pushes++
+				if len(l.Ports) == 0 {
+					empty++
+					t.Errorf("%s pushed an empty host list for r7 at %s while %d clients beat", s.Node.ID, l.At.Format(time.StampMilli), len(b.Live(0)))
+				}
+			}
+		}
+		for _, s := range subs {
+			for _, n := range survivors {
+				if s.Node == n {
+					if err := s.Ended(); err != nil {
+						t.Errorf("the subscription on %s, still running, ended: %v", n.ID, err)
+					}
+				}
+			}
+		}
+		f.Set("pushes to subscribers", float64(pushes))
+		f.Max("empty pushes", float64(empty))
+		if pushes == 0 {
+			t.Error("no subscriber received a push during the churn")
+		}
 		ghosts := 0
 		for _, n := range survivors {
 			got, _ := portSet(n, "r7", false)

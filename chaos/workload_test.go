@@ -27,8 +27,9 @@ type Workload struct {
 	// acked as deregistered.
 	mustHave map[int]bool
 	mustNot  map[int]bool
-	// callAt is when each acked unique registration was sent.
+	// callAt is when each acked unique registration was sent, ackAt when its answer came.
 	callAt map[int]time.Time
+	ackAt  map[int]time.Time
 	counts map[outcome]int
 	// ackedOn counts acks per node; latencies of acked writes feed the p99.
 	ackedOn   map[string]int
@@ -47,7 +48,7 @@ func NewWorkload(svc string, keys int, nodes func() []*Node) *Workload {
 		shared = append(shared, k)
 	}
 	return &Workload{Service: svc, Keys: keys, nodes: nodes, history: linearcheck.NewHistory(), shared: shared,
-		mustHave: map[int]bool{}, mustNot: map[int]bool{}, callAt: map[int]time.Time{}, counts: map[outcome]int{}, ackedOn: map[string]int{}, stop: make(chan struct{})}
+		mustHave: map[int]bool{}, mustNot: map[int]bool{}, callAt: map[int]time.Time{}, ackAt: map[int]time.Time{}, counts: map[outcome]int{}, ackedOn: map[string]int{}, stop: make(chan struct{})}
 }
 
 // Run starts workers clients.
@@ -134,12 +135,14 @@ func (w *Workload) worker(id int) {
 			unique++
 			t0 := time.Now()
 			o, code := putP(n, w.Service, unique)
-			w.answer(n, o, code, time.Since(t0))
+			answered := time.Now()
+			w.answer(n, o, code, answered.Sub(t0))
 			if o == acked {
 				mine = append(mine, unique)
 				w.mu.Lock()
 				w.mustHave[unique] = true
 				w.callAt[unique] = t0
+				w.ackAt[unique] = answered
 				w.mu.Unlock()
 			}
 		}

@@ -40,23 +40,23 @@ func TestAHandedOverClientStaysListedUntilItsNewHolderPushes(t *testing.T) {
 	key := naming.InstanceKey("10.0.0.1", 80, "DEFAULT")
 
 	n2.Register(svc, inst("10.0.0.1", 80, "DEFAULT"))
-	n1.Apply("n2", n2.Holdings(svc))
-	n3.Apply("n2", n2.Holdings(svc))
+	n1.Apply("n2", n2.PushGroup(svc))
+	n3.Apply("n2", n2.PushGroup(svc))
 
 	clk.Advance(time.Second)
 	if _, ok := n3.Touch(svc, "10.0.0.1", 80, "DEFAULT"); !ok {
 		t.Fatal("n3 does not hold the client")
 	}
-	n2.Apply("n3", n3.Holdings(svc)) // n3's push reaches n2, not paused n1
+	n2.Apply("n3", n3.PushGroup(svc)) // n3's push reaches n2, not paused n1
 
-	n1.Apply("n2", n2.Holdings(svc))
+	n1.Apply("n2", n2.PushGroup(svc))
 	if !listed(n1, svc, key) {
 		t.Fatal("n2's push removed the client it handed to n3 from n1's list")
 	}
 	if n1.Checksum("n3") != n3.Checksum("") || n1.Checksum("n2") != n2.Checksum("") {
 		t.Fatal("n1 does not hold the client as n3's")
 	}
-	n1.Apply("n3", n3.Holdings(svc))
+	n1.Apply("n3", n3.PushGroup(svc))
 	if got := n1.Instances(svc); len(got) != 1 {
 		t.Fatalf("n1 lists %d instances, want 1", len(got))
 	}
@@ -64,9 +64,9 @@ func TestAHandedOverClientStaysListedUntilItsNewHolderPushes(t *testing.T) {
 	// A client that is gone is still removed everywhere: its holder's push says so, and
 	// its former holder no longer names it.
 	n3.Deregister(svc, "10.0.0.1", 80, "DEFAULT")
-	n2.Apply("n3", n3.Holdings(svc))
-	n1.Apply("n2", n2.Holdings(svc))
-	n1.Apply("n3", n3.Holdings(svc))
+	n2.Apply("n3", n3.PushGroup(svc))
+	n1.Apply("n2", n2.PushGroup(svc))
+	n1.Apply("n3", n3.PushGroup(svc))
 	for i, s := range st {
 		if listed(s, svc, key) {
 			t.Fatalf("n%d still lists the deregistered client", i+1)
@@ -83,8 +83,8 @@ func TestAMovedEntryNamingTheReceiverRemovesIt(t *testing.T) {
 	svc := svcKey("self")
 	n2.Register(svc, inst("10.0.0.1", 80, "DEFAULT"))
 	r := NewReplicator(n1, ReplicatorConfig{Self: "n1", Peers: func() []Peer { return nil }, Logger: quietLogger()})
-	r.applyFrom("n2", 1, n2.Holdings(svc))
-	g := n2.Holdings(svc)
+	r.applyFrom("n2", 1, n2.PushGroup(svc))
+	g := n2.PushGroup(svc)
 	g.Moved, g.Entries = g.Entries, nil
 	for i := range g.Moved {
 		g.Moved[i].Source = "n1"

@@ -54,10 +54,10 @@ func (s *Store) Authoritative(svc naming.ServiceKey) []Entry {
 	return entriesOf(sh.services[svc], "")
 }
 
-// Holdings is what this node pushes of svc to the other members: the instances it is
+// PushGroup is what this node pushes of svc to the other members: the instances it is
 // responsible for, the ones another member's claim took from it (Moved), and the
 // number of this read (Version).
-func (s *Store) Holdings(svc naming.ServiceKey) SourcedEntries {
+func (s *Store) PushGroup(svc naming.ServiceKey) SourcedEntries {
 	sh := s.shardOf(svc)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
@@ -111,6 +111,21 @@ func (s *Store) ApplyRemote(from string, svc naming.ServiceKey, entries []Entry)
 // the new holder's push arrives, which may be seconds when this node was stalled.)
 // Nothing here is expired locally.
 func (s *Store) Apply(from string, g SourcedEntries) {
+	s.applyGroup(from, g, true)
+}
+
+// ApplyRelayed takes entries of svc that source is responsible for as a third member
+// relayed them (a full pull): each is applied as by ApplyRemote, but nothing is removed
+// for being absent. The relay's copy of source's set may be older than what source
+// itself pushed here already, and its gaps are not source's deletions; the checksum
+// comparison with source repairs any difference.
+func (s *Store) ApplyRelayed(source string, svc naming.ServiceKey, entries []Entry) {
+	s.applyGroup(source, SourcedEntries{Service: svc, Entries: entries}, false)
+}
+
+// applyGroup is Apply; whole says g is from's complete set of the service, so that what it
+// lacks of from's is removed (or handed over, by g.Moved).
+func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 	if from == "" {
 		return
 	}
@@ -135,7 +150,7 @@ func (s *Store) Apply(from string, g SourcedEntries) {
 	changed := false
 	var removed, handed, kept []string
 	sv := sh.services[svc]
-	if sv != nil {
+	if sv != nil && whole {
 		for key, r := range sv.instances {
 			if _, keep := want[key]; keep || r.source != from {
 				continue

@@ -2,6 +2,7 @@ package distro
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,59 @@ func TestSyncBatchRefusesWhatNoMemberSends(t *testing.T) {
 	}
 	if _, err := DecodeSyncBatch(strings.NewReader(entry(`"weight":10000`))); err != nil {
 		t.Errorf("a good batch was refused: %v", err)
+	}
+}
+
+// TestHoldingsNameTheSourceOfEachCopy: a replica is held for its source, a beat there
+// makes it this node's own (source empty), as the operator responsibility route shows.
+func TestHoldingsNameTheSourceOfEachCopy(t *testing.T) {
+	s, _ := newTestStore(t)
+	svc := svcKey("h")
+	s.ApplyRemote("n2", svc, []Entry{{Instance: *inst("1.1.1.1", 80, "DEFAULT")}, {Instance: *inst("1.1.1.2", 80, "DEFAULT")}})
+	if _, ok := s.Touch(svc, "1.1.1.2", 80, "DEFAULT"); !ok {
+		t.Fatal("beat on a replica not found")
+	}
+	got := s.Holdings(svc)
+	want := []Holding{
+		{Key: "1.1.1.1#80#DEFAULT", Client: "1.1.1.1:80", Source: "n2"},
+		{Key: "1.1.1.2#80#DEFAULT", Client: "1.1.1.2:80", Source: ""},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Holdings = %+v, want %+v", got, want)
+	}
+	if got := s.Holdings(svcKey("none")); len(got) != 0 {
+		t.Errorf("Holdings of an unknown service = %+v", got)
+	}
+}
+
+// TestPullKeepsWhatASourcePushedDirectly (R8: a restarted member reported ready with
+// clients missing): n3 claimed X, which n2 had owned before it restarted, and pushed
+// it to n2; n2's full pull then answered from n1, whose copy still had X as n2's (old
+// claim) and n3's set without it. The relayed n3 set must not delete n3's own push.
+func TestPullKeepsWhatASourcePushedDirectly(t *testing.T) {
+	s, clk := newTestStore(t)
+	svc := svcKey("pull")
+	old := clk.Now().UnixNano()
+	clk.Advance(time.Second)
+	x, y := inst("127.0.0.1", 12010, "DEFAULT"), inst("127.0.0.1", 12011, "DEFAULT")
+	s.ApplyRemote("n3", svc, []Entry{{Instance: *x, Epoch: clk.Now().UnixNano()}, {Instance: *y, Epoch: old}})
+	r := NewReplicator(s, ReplicatorConfig{Self: "n2", Peers: func() []Peer { return nil }, Logger: quietLogger()})
+	r.load("n1", dataAnswer{groups: []SourcedEntries{
+		{Source: "n2", Service: svc, Entries: []Entry{{Instance: *x, Epoch: old}}},
+		{Source: "n3", Service: svc, Entries: []Entry{{Instance: *y, Epoch: old}}},
+	}})
+	if got := s.Instances(svc); len(got) != 2 {
+		t.Fatalf("after the pull n2 holds %d instances, want both: %+v", len(got), got)
+	}
+	if s.Checksum("n3") == s.Checksum("") {
+		t.Fatal("X must still be n3's (its claim is newer than n2's old one)")
+	}
+	// The relay's own instances still replace: what n1 no longer has goes.
+	s.ApplyRemote("n1", svc, []Entry{{Instance: *inst("127.0.0.1", 12020, "DEFAULT"), Epoch: old}})
+	r.load("n1", dataAnswer{groups: []SourcedEntries{{Source: "", Service: svc, Entries: nil}}})
+	for _, in := range s.Instances(svc) {
+		if in.Port == 12020 {
+			t.Fatal("the relay's own set did not replace its instances")
+		}
 	}
 }

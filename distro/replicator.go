@@ -373,7 +373,7 @@ type SyncBatch struct {
 func (r *Replicator) SyncBatch(svcs []naming.ServiceKey) SyncBatch {
 	b := SyncBatch{From: r.cfg.Self, Incarnation: r.incarnation}
 	for _, svc := range svcs {
-		b.Services = append(b.Services, r.store.Holdings(svc))
+		b.Services = append(b.Services, r.store.PushGroup(svc))
 	}
 	return b
 }
@@ -578,16 +578,18 @@ func (r *Replicator) Pull(ctx context.Context) error {
 }
 
 // load applies a member's export: its own instances, other members' replicas, and this
-// node's former instances (taken back).
+// node's former instances (taken back). Replicas of a third member are merged, never
+// used to remove: that member may have pushed a newer set here before the pull
+// answered, and a relayed copy lacking its latest claims must not delete them.
 func (r *Replicator) load(from string, ans dataAnswer) {
 	for _, g := range ans.groups {
-		if g.Source == "" {
+		switch g.Source {
+		case "", from:
 			r.applyFrom(from, ans.incarnation, g)
-			continue
+		default:
+			// from's read numbers say nothing of that member's own pushes.
+			r.store.ApplyRelayed(g.Source, g.Service, g.Entries)
 		}
-		// Another member's instances as from holds them: from's read numbers say
-		// nothing of that member's pushes.
-		r.store.ApplyRemote(g.Source, g.Service, g.Entries)
 	}
 	r.store.Adopt(r.cfg.Self, func(string) bool { return true })
 }

@@ -564,6 +564,32 @@ func (s *Store) Instances(svc naming.ServiceKey) []*naming.Instance {
 	return out
 }
 
+// Holding is how this node holds one instance: its client (ip:port for a 1.x client),
+// the gRPC connection that owns it (empty for a beat-kept instance), and the member
+// whose copy this is (empty: this node is responsible for it, runs its expiry and
+// replicates it).
+type Holding struct {
+	Key, Client, Owner, Source string
+}
+
+// Holdings lists how this node holds each instance of svc, sorted by key. It is for
+// operators and the chaos suite: who considers itself responsible for what.
+func (s *Store) Holdings(svc naming.ServiceKey) []Holding {
+	sh := s.shardOf(svc)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	sv := sh.services[svc]
+	if sv == nil {
+		return []Holding{}
+	}
+	out := make([]Holding, 0, len(sv.instances))
+	for _, k := range slices.Sorted(maps.Keys(sv.instances)) {
+		r := sv.instances[k]
+		out = append(out, Holding{Key: k, Client: r.client, Owner: r.owner, Source: r.source})
+	}
+	return out
+}
+
 // HasService reports whether svc has instances or lost its last one less than
 // EmptyServiceTTL ago.
 func (s *Store) HasService(svc naming.ServiceKey) bool {

@@ -541,6 +541,7 @@ type Stats struct {
 	FreePages    int    // bbolt free pages
 	PendingPages int    // bbolt pages freed but still visible to an open read
 	FreeAlloc    int    // bytes in free pages
+	FileBytes    int64  // size of the file on disk (0 if it cannot be read)
 }
 
 // Stats returns the store's counters.
@@ -551,6 +552,9 @@ func (s *Store) Stats() Stats {
 	if s.db != nil {
 		bs := s.db.Stats()
 		st.FreePages, st.PendingPages, st.FreeAlloc = bs.FreePageN, bs.PendingPageN, bs.FreeAlloc
+	}
+	if fi, err := os.Stat(s.path); err == nil {
+		st.FileBytes = fi.Size()
 	}
 	return st
 }

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"os"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -35,4 +36,22 @@ type LogStats struct {
 // LogStats reports the log appends so far.
 func (n *Node) LogStats() LogStats {
 	return LogStats{Appends: n.logCount.appends.Load(), Entries: n.logCount.entries.Load()}
+}
+
+// LogDBStats is the shape of raft.db (log and stable store): bbolt's free pages (free
+// now, and freed but still visible to an open read), the bytes they hold, and the file's
+// size. A freelist that keeps growing across snapshot cycles means the file does too.
+type LogDBStats struct {
+	FreePages, PendingPages, FreeBytes int
+	FileBytes                          int64
+}
+
+// LogDBStats reads raft.db's freelist through raft-boltdb's handle.
+func (n *Node) LogDBStats() LogDBStats {
+	bs := n.store.Stats()
+	st := LogDBStats{FreePages: bs.FreePageN, PendingPages: bs.PendingPageN, FreeBytes: bs.FreeAlloc}
+	if fi, err := os.Stat(n.dbPath); err == nil {
+		st.FileBytes = fi.Size()
+	}
+	return st
 }

@@ -126,6 +126,7 @@ type Node struct {
 	raft         *raft.Raft
 	trans        *guardedTransport
 	store        *raftboltdb.BoltStore
+	dbPath       string
 	logCount     *countingLogs
 	snaps        *raft.FileSnapshotStore
 	logger       *slog.Logger
@@ -324,6 +325,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		raft:         r,
 		trans:        trans,
 		store:        store,
+		dbPath:       dbPath,
 		logCount:     counted,
 		snaps:        snaps,
 		logger:       logger,

@@ -196,3 +196,38 @@ var ErrNodeUnauthorized = nodeauth.ErrUnauthorized
 
 // CheckNode verifies that a request carries the cluster's node credential.
 func (r *Registry) CheckNode(req *http.Request) error { return r.cluster.CheckNode(req) }
+
+// Responsibility is which member this node considers responsible for each ephemeral
+// instance of a service, in its own view: Members are the live members the 1.x hash
+// runs over; for each instance, Routed is the member that hash picks for its client
+// (where this node sends the client's writes and beats; empty for a gRPC-owned one) and
+// Holder the member whose copy this node holds (this node's id when it is responsible:
+// it runs the instance's expiry and replicates it).
+type Responsibility struct {
+	Self      string
+	Members   []string
+	Instances []InstanceResponsibility
+}
+
+// InstanceResponsibility is one instance of a Responsibility.
+type InstanceResponsibility struct {
+	Instance, Client, Connection, Routed, Holder string
+}
+
+// Responsibility reports this node's view of who is responsible for svc's ephemeral
+// instances.
+func (r *Registry) Responsibility(svc naming.ServiceKey) Responsibility {
+	out := Responsibility{Self: r.node.ID(), Members: r.replicator.LiveMembers(), Instances: []InstanceResponsibility{}}
+	for _, h := range r.distro.Holdings(svc) {
+		ir := InstanceResponsibility{Instance: h.Key, Client: h.Client, Connection: h.Owner, Holder: h.Source}
+		if ir.Holder == "" {
+			ir.Holder = out.Self
+		}
+		if h.Owner == "" && h.Client != "" {
+			peer, _ := r.replicator.Responsible(h.Client)
+			ir.Routed = peer.ID
+		}
+		out.Instances = append(out.Instances, ir)
+	}
+	return out
+}
