@@ -21,6 +21,10 @@ func newRand(stream uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, strea
 
 var hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
+// probe is for requests whose answer time is itself asserted: its timeout is far past
+// every server bound, so a late answer is measured rather than cut off at hc's 5 s.
+var probe = &http.Client{Timeout: 3 * forwardTimeout}
+
 // beatHC is the ephemeral clients' HTTP client: Nacos clients time a request out after
 // a few seconds and try another server.
 var beatHC = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}

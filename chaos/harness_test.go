@@ -45,6 +45,11 @@ const (
 	expiryCheck  = 200 * time.Millisecond
 	electionTO   = time.Second // production's: a shorter lease steps leaders down whenever the shared 2-core machine stalls
 	applyTimeout = 3 * time.Second
+	// forwardTimeout bounds a follower's wait for the leader's answer to what it sent on
+	// (server.Config.ForwardTimeout); it must exceed applyTimeout, the leader's own wait.
+	forwardTimeout = 4 * time.Second
+	// answerSlack is what a loaded 2-core machine may add to a bound the server keeps.
+	answerSlack  = 2 * time.Second
 	readyTimeout = 60 * time.Second
 )
 
@@ -177,6 +182,7 @@ func (n *Node) args() []string {
 		"--expiry-check-interval", expiryCheck.String(),
 		"--election-timeout", electionTO.String(),
 		"--apply-timeout", applyTimeout.String(),
+		"--forward-timeout", forwardTimeout.String(),
 		"--hold-timeout", "2s",
 		"--test-clock-offset-file", n.ClockFile,
 	}

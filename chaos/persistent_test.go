@@ -2,6 +2,9 @@ package chaos
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -190,23 +193,37 @@ func TestR3Partitions(t *testing.T) {
 			minority, since = m, time.Now()
 			mu.Unlock()
 			if m != nil {
-				// A consistent read on the minority side must fail, not answer.
+				// A consistent read on the minority side must be refused (503), not
+				// answered, and refused within the server's bounds: a leader's barrier
+				// waits applyTimeout, a follower's forward to a leader it cannot reach
+				// forwardTimeout.
+				bound := max(applyTimeout, forwardTimeout) + answerSlack
 				t0 := time.Now()
-				if _, err := list(m, "r3", true); err == nil {
+				code, err := consistentReadStatus(m, "r3")
+				el := time.Since(t0)
+				f.Max("minority consistent read answered after max, s", el.Seconds())
+				switch {
+				case err != nil:
+					t.Errorf("%s: consistent=true read on isolated %s: no answer after %v (%v); want 503 within %v", r.name, m.ID, el.Round(time.Millisecond), err, bound)
+				case code == 200:
 					t.Errorf("%s: consistent=true read on isolated %s answered", r.name, m.ID)
+				case code != 503:
+					t.Errorf("%s: consistent=true read on isolated %s: %d, want 503", r.name, m.ID, code)
+				case el > bound:
+					t.Errorf("%s: consistent=true read on isolated %s refused after %v, want within %v", r.name, m.ID, el.Round(time.Millisecond), bound)
 				}
-				f.Max("minority consistent read answered after max, s", time.Since(t0).Seconds())
 				// A write on the minority side must not be acked, and is answered within
-				// the write timeout (plus the client's own margin).
+				// the same bounds (a follower's hold for a leader is shorter).
 				t0 = time.Now()
-				o, code := putP(m, "r3", 9000)
+				o, code, _, _ := doFormWith(probe, http.MethodPost, m.URL+"/nacos/v1/ns/instance", url.Values{
+					"serviceName": {"r3"}, "ip": {"127.0.0.1"}, "port": {"9000"}, "ephemeral": {"false"}})
 				if o == acked {
 					t.Errorf("%s: write on isolated %s acked", r.name, m.ID)
 				}
-				el := time.Since(t0)
+				el = time.Since(t0)
 				f.Max("minority write answered after max, s", el.Seconds())
-				if el > applyTimeout+3*time.Second && code != 0 {
-					t.Errorf("%s: minority write answered after %v", r.name, el)
+				if code == 0 || el > bound {
+					t.Errorf("%s: minority write answered %d after %v, want an answer within %v", r.name, code, el.Round(time.Millisecond), bound)
 				}
 			}
 			time.Sleep(hold) // the fault's duration, by design
@@ -413,4 +430,16 @@ func TestR5Pause(t *testing.T) {
 			t.Error("the paused node panicked")
 		}
 	})
+}
+
+// consistentReadStatus asks n for a consistent=true list of svc through the probe client
+// and returns the status code (err: no answer at all).
+func consistentReadStatus(n *Node, svc string) (int, error) {
+	resp, err := probe.Get(n.URL + "/nacos/v1/ns/instance/list?consistent=true&serviceName=" + url.QueryEscape(svc))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
 }
