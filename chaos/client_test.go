@@ -202,6 +202,7 @@ type Beaters struct {
 	nodes   func() []*Node
 	mu      sync.Mutex
 	live    map[int]*beater // by port
+	all     map[int]*beater // by port, stopped ones too (the latest start of each)
 	wg      sync.WaitGroup
 	// Reregs counts 20404 answers (the instance was missing where the beat landed).
 	Reregs atomic.Int64
@@ -212,23 +213,33 @@ type beater struct {
 	port      int
 	stop      chan struct{}
 	stoppedAt time.Time
+	// exited is closed when the client's goroutine returned: no request of it is in
+	// flight any more (a beat sent just before the stop may be answered seconds later
+	// on a loaded machine, and counts from when the server took it).
+	exited   chan struct{}
+	exitedAt time.Time
 	// firstOK is when the first beat or register was answered ok.
 	firstOK atomic.Int64
 	meta    string
 }
 
 func NewBeaters(svc string, nodes func() []*Node) *Beaters {
-	return &Beaters{Service: svc, nodes: nodes, live: map[int]*beater{}}
+	return &Beaters{Service: svc, nodes: nodes, live: map[int]*beater{}, all: map[int]*beater{}}
 }
 
 // Start starts a client for port; meta is its metadata JSON (may be empty).
 func (b *Beaters) Start(port int, meta string) {
-	bt := &beater{port: port, stop: make(chan struct{}), meta: meta}
+	bt := &beater{port: port, stop: make(chan struct{}), exited: make(chan struct{}), meta: meta}
 	b.mu.Lock()
 	b.live[port] = bt
+	b.all[port] = bt
 	b.mu.Unlock()
 	b.wg.Add(1)
-	go b.run(bt)
+	go func() {
+		b.run(bt)
+		bt.exitedAt = time.Now()
+		close(bt.exited)
+	}()
 }
 
 func (b *Beaters) pick(i int) *Node {
@@ -317,6 +328,19 @@ func (b *Beaters) StopOne(port int) time.Time {
 		close(bt.stop)
 	}
 	return now
+}
+
+// ExitedAt waits until the stopped client of port has no request in flight and
+// returns when that was (the zero time for a port never started).
+func (b *Beaters) ExitedAt(port int) time.Time {
+	b.mu.Lock()
+	bt := b.all[port]
+	b.mu.Unlock()
+	if bt == nil {
+		return time.Time{}
+	}
+	<-bt.exited
+	return bt.exitedAt
 }
 
 // Live lists the ports of running clients whose first registration was answered more
