@@ -360,6 +360,15 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []b
 	proxy.ServeHTTP(w, r)
 }
 
+type unboundedKey struct{}
+
+// WithoutForwardTimeout marks a request whose proxied answer may rightly take long to
+// begin: a snapshot restore uploads and installs the whole snapshot before the leader
+// answers. ProxyToLeader does not bound such a request by ForwardTimeout.
+func WithoutForwardTimeout(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unboundedKey{}, true)
+}
+
 // errLeaderSilent ends a proxied request whose answer did not begin in time.
 var errLeaderSilent = errors.New("the leader did not answer in time")
 
@@ -372,6 +381,9 @@ type answerDeadline struct {
 }
 
 func (a answerDeadline) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Context().Value(unboundedKey{}) != nil {
+		return a.next.RoundTrip(req)
+	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(a.timeout, func() { cancel(fmt.Errorf("%w (%s)", errLeaderSilent, a.timeout)) })
 	resp, err := a.next.RoundTrip(req.WithContext(ctx))
