@@ -53,7 +53,7 @@ func TestAnswerDeadlineBoundsOnlyTheStartOfTheAnswer(t *testing.T) {
 	if !errors.Is(err, errLeaderSilent) {
 		t.Fatalf("late answer: err %v, want errLeaderSilent", err)
 	}
-	if took > timeout+time.Second {
+	if took > timeout+2*time.Second { // scheduling on a loaded machine
 		t.Errorf("late answer given up after %v, want about %v", took, timeout)
 	}
 	if body, _, err := get(context.Background(), "/stream"); err != nil || strings.Count(body, "chunk") != 3 {
