@@ -171,6 +171,9 @@ func (a *API) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 // not cut either.
 func (a *API) snapshotTransfer(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		// Sent on to the leader, a transfer is kept alive by its progress, below, not cut
+		// at the forward timeout: a restore answers only once it is installed.
+		r = registry.Unbounded(r)
 		rc := http.NewResponseController(w)
 		d := &deadlines{rc: rc}
 		d.extendRead()

@@ -21,6 +21,10 @@ func newRand(stream uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, strea
 
 var hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
+// probe is for requests whose answer time is itself asserted: its timeout is far past
+// every server bound, so a late answer is measured rather than cut off at hc's 5 s.
+var probe = &http.Client{Timeout: 3 * forwardTimeout}
+
 // beatHC is the ephemeral clients' HTTP client: Nacos clients time a request out after
 // a few seconds and try another server.
 var beatHC = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
@@ -204,6 +208,7 @@ type Beaters struct {
 	nodes   func() []*Node
 	mu      sync.Mutex
 	live    map[int]*beater // by port
+	all     map[int]*beater // by port, stopped ones too (the latest start of each)
 	wg      sync.WaitGroup
 	// Reregs counts 20404 answers (the instance was missing where the beat landed).
 	Reregs atomic.Int64
@@ -214,23 +219,33 @@ type beater struct {
 	port      int
 	stop      chan struct{}
 	stoppedAt time.Time
+	// exited is closed when the client's goroutine returned: no request of it is in
+	// flight any more (a beat sent just before the stop may be answered seconds later
+	// on a loaded machine, and counts from when the server took it).
+	exited   chan struct{}
+	exitedAt time.Time
 	// firstOK is when the first beat or register was answered ok.
 	firstOK atomic.Int64
 	meta    string
 }
 
 func NewBeaters(svc string, nodes func() []*Node) *Beaters {
-	return &Beaters{Service: svc, nodes: nodes, live: map[int]*beater{}}
+	return &Beaters{Service: svc, nodes: nodes, live: map[int]*beater{}, all: map[int]*beater{}}
 }
 
 // Start starts a client for port; meta is its metadata JSON (may be empty).
 func (b *Beaters) Start(port int, meta string) {
-	bt := &beater{port: port, stop: make(chan struct{}), meta: meta}
+	bt := &beater{port: port, stop: make(chan struct{}), exited: make(chan struct{}), meta: meta}
 	b.mu.Lock()
 	b.live[port] = bt
+	b.all[port] = bt
 	b.mu.Unlock()
 	b.wg.Add(1)
-	go b.run(bt)
+	go func() {
+		b.run(bt)
+		bt.exitedAt = time.Now()
+		close(bt.exited)
+	}()
 }
 
 func (b *Beaters) pick(i int) *Node {
@@ -319,6 +334,19 @@ func (b *Beaters) StopOne(port int) time.Time {
 		close(bt.stop)
 	}
 	return now
+}
+
+// ExitedAt waits until the stopped client of port has no request in flight and
+// returns when that was (the zero time for a port never started).
+func (b *Beaters) ExitedAt(port int) time.Time {
+	b.mu.Lock()
+	bt := b.all[port]
+	b.mu.Unlock()
+	if bt == nil {
+		return time.Time{}
+	}
+	<-bt.exited
+	return bt.exitedAt
 }
 
 // Live lists the ports of running clients whose first registration was answered more

@@ -40,12 +40,19 @@ var (
 	beatInterval  = 1 * time.Second
 	beatTimeout   = 3 * time.Second
 	deleteTimeout = 6 * time.Second
+	// electionTO is production's: a shorter lease steps leaders down whenever the shared
+	// 2-core machine stalls. A scenario may raise it (setElectionTimeout).
+	electionTO = time.Second
 )
 
 const (
 	expiryCheck  = 200 * time.Millisecond
-	electionTO   = time.Second // production's: a shorter lease steps leaders down whenever the shared 2-core machine stalls
 	applyTimeout = 3 * time.Second
+	// forwardTimeout bounds a follower's wait for the leader's answer to what it sent on
+	// (server.Config.ForwardTimeout); it must exceed applyTimeout, the leader's own wait.
+	forwardTimeout = 4 * time.Second
+	// answerSlack is what a loaded 2-core machine may add to a bound the server keeps.
+	answerSlack  = 2 * time.Second
 	readyTimeout = 60 * time.Second
 )
 
@@ -54,6 +61,14 @@ func setBeatTiming(t testing.TB, interval, timeout, del time.Duration) {
 	oi, ot, od := beatInterval, beatTimeout, deleteTimeout
 	beatInterval, beatTimeout, deleteTimeout = interval, timeout, del
 	t.Cleanup(func() { beatInterval, beatTimeout, deleteTimeout = oi, ot, od })
+}
+
+// setElectionTimeout gives the nodes started by this test another Raft election
+// timeout, until it ends.
+func setElectionTimeout(t testing.TB, d time.Duration) {
+	old := electionTO
+	electionTO = d
+	t.Cleanup(func() { electionTO = old })
 }
 
 // size is the short run's value, or the full run's with -full.
@@ -178,6 +193,7 @@ func (n *Node) args() []string {
 		"--expiry-check-interval", expiryCheck.String(),
 		"--election-timeout", electionTO.String(),
 		"--apply-timeout", applyTimeout.String(),
+		"--forward-timeout", forwardTimeout.String(),
 		"--hold-timeout", "2s",
 		"--test-clock-offset-file", n.ClockFile,
 	}

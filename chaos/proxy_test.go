@@ -21,6 +21,10 @@ type Link struct {
 	conns   map[net.Conn]bool
 	rng     *rand.Rand
 	proxies []*proxy
+	// changed is closed by the next Set: a held chunk waits on it rather than polling,
+	// since a 10 s partition piles up held connections (every Raft retry dials anew)
+	// whose polling would take CPU from the healthy links this process also carries.
+	changed chan struct{}
 }
 
 // Fault is what a link does to its traffic.
@@ -44,6 +48,10 @@ var Blackhole = Fault{BlackholeOut: true, BlackholeIn: true}
 func (l *Link) Set(f Fault) {
 	l.mu.Lock()
 	l.fault = f
+	if l.changed != nil {
+		close(l.changed)
+	}
+	l.changed = make(chan struct{})
 	var drop []net.Conn
 	if f.Drop {
 		for c := range l.conns {
@@ -57,9 +65,18 @@ func (l *Link) Set(f Fault) {
 }
 
 func (l *Link) get() Fault {
+	f, _ := l.watch()
+	return f
+}
+
+// watch returns the fault and a channel closed when it next changes.
+func (l *Link) watch() (Fault, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.fault
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.fault, l.changed
 }
 
 func (l *Link) delay(f Fault) time.Duration {
@@ -91,6 +108,7 @@ type proxy struct {
 	ln     net.Listener
 	target string
 	closed atomic.Bool
+	done   chan struct{} // closed by Close
 	// bytes counts what passed, for the suite's own sanity checks.
 	bytes atomic.Int64
 }
@@ -100,7 +118,7 @@ func newProxy(l *Link, target string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{link: l, ln: ln, target: target}
+	p := &proxy{link: l, ln: ln, target: target, done: make(chan struct{})}
 	l.mu.Lock()
 	l.proxies = append(l.proxies, p)
 	l.mu.Unlock()
@@ -111,7 +129,10 @@ func newProxy(l *Link, target string) (*proxy, error) {
 func (p *proxy) Addr() string { return p.ln.Addr().String() }
 
 func (p *proxy) Close() {
-	p.closed.Store(true)
+	if p.closed.Swap(true) {
+		return
+	}
+	close(p.done)
 	p.ln.Close()
 }
 
@@ -156,7 +177,7 @@ func (p *proxy) pump(dst, src net.Conn, held func(Fault) bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			for {
-				f := p.link.get()
+				f, changed := p.link.watch()
 				if f.Drop || p.closed.Load() {
 					return
 				}
@@ -166,7 +187,11 @@ func (p *proxy) pump(dst, src net.Conn, held func(Fault) bool) {
 					}
 					break
 				}
-				time.Sleep(5 * time.Millisecond)
+				select {
+				case <-changed:
+				case <-p.done:
+					return
+				}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return

@@ -23,6 +23,9 @@ import (
 const (
 	DefaultHoldTimeout  = 5 * time.Second
 	DefaultSyncInterval = time.Second
+	// DefaultForwardTimeout outwaits the leader's own default commit wait
+	// (raftnode.DefaultApplyTimeout, 10 s) by a round trip's margin.
+	DefaultForwardTimeout = 12 * time.Second
 )
 
 // Config holds a node's cluster settings.
@@ -37,6 +40,15 @@ type Config struct {
 	Join []string
 	// HoldTimeout bounds how long a write waits for a leader before 503.
 	HoldTimeout time.Duration
+	// ForwardTimeout bounds how long this node waits for the leader to answer a request
+	// it sent on (a forwarded write, a consistent read, a leader-only request) before it
+	// answers 503 itself: a leader this node cannot reach any more (a partition that
+	// holds bytes rather than refusing them) must not keep the client until it gives up.
+	// For a proxied request it bounds the wait for the answer to begin, not a stream
+	// (a snapshot download) after that. It should exceed the leader's apply timeout,
+	// else a slow but healthy commit reaches the client as 503 with an unknown outcome.
+	// Default DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 	// SyncInterval is how often a follower announces itself to the leader and copies
 	// the member table.
 	SyncInterval time.Duration
@@ -98,6 +110,9 @@ func New(cfg Config, node *raftnode.Node) (*Cluster, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = DefaultForwardTimeout
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval

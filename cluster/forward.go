@@ -203,6 +203,11 @@ func (c *Cluster) forwarderFor(addr string) *forwarder {
 
 // forward sends cmd to the leader at addr with the other commands queued beside it.
 func (c *Cluster) forward(ctx context.Context, addr string, cmd []byte) (any, error) {
+	// The bound covers the wait in the queue too: while every sender is held by a
+	// leader that does not answer, a queued command must not wait for their timeouts
+	// and then its own.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
 	it := &forwardItem{ctx: ctx, cmd: cmd, done: make(chan forwardResult, 1)}
 	f := c.forwarderFor(addr)
 	select {
@@ -298,7 +303,7 @@ func (f *forwarder) post(batch []*forwardItem) ([]applyAnswer, error) {
 	for _, it := range batch {
 		body = appendFrame(body, it.cmd)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.c.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), f.c.cfg.ForwardTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(f.addr)+PathApplyBatch, bytes.NewReader(body))
 	if err != nil {

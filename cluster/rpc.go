@@ -181,6 +181,8 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 // forwardApply sends one command in a request of its own (to a leader that takes no
 // batches).
 func (c *Cluster) forwardApply(ctx context.Context, addr string, cmd []byte) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(addr)+PathApply, bytes.NewReader(cmd))
 	if err != nil {
 		return nil, err
@@ -327,7 +329,8 @@ func (c *Cluster) serveApply(w http.ResponseWriter, r *http.Request) {
 
 // ProxyToLeader sends a client's request on to the leader once and copies the answer
 // back. body, when not nil, replaces the request body (already read). It answers 503
-// when no leader is known.
+// when no leader is known, and when the leader's answer has not begun within
+// ForwardTimeout.
 func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []byte) {
 	addr, ok := c.LeaderHTTP()
 	if !ok {
@@ -344,7 +347,7 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []b
 		r.ContentLength = int64(len(body))
 	}
 	proxy := &httputil.ReverseProxy{
-		Transport: c.Transport(),
+		Transport: answerDeadline{next: c.Transport(), timeout: c.cfg.ForwardTimeout},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
@@ -355,4 +358,57 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, body []b
 		},
 	}
 	proxy.ServeHTTP(w, r)
+}
+
+type unboundedKey struct{}
+
+// WithoutForwardTimeout marks a request whose proxied answer may rightly take long to
+// begin: a snapshot restore uploads and installs the whole snapshot before the leader
+// answers. ProxyToLeader does not bound such a request by ForwardTimeout.
+func WithoutForwardTimeout(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unboundedKey{}, true)
+}
+
+// errLeaderSilent ends a proxied request whose answer did not begin in time.
+var errLeaderSilent = errors.New("the leader did not answer in time")
+
+// answerDeadline cancels a request whose response headers have not arrived within
+// timeout. Once they have, the body may take as long as it takes (a snapshot stream),
+// and closing it releases the request's context.
+type answerDeadline struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (a answerDeadline) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Context().Value(unboundedKey{}) != nil {
+		return a.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(a.timeout, func() { cancel(fmt.Errorf("%w (%s)", errLeaderSilent, a.timeout)) })
+	resp, err := a.next.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() {
+		// The deadline fired, though the answer may have arrived just after it.
+		if err == nil {
+			resp.Body.Close()
+		}
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }

@@ -83,6 +83,12 @@ func (r *Registry) OnLeader(w http.ResponseWriter, req *http.Request) (here bool
 	return false, nil
 }
 
+// Unbounded marks req as one whose answer may take long to begin (a snapshot transfer),
+// so that OnLeader, sending it on, does not give up after the forward timeout.
+func Unbounded(req *http.Request) *http.Request {
+	return req.WithContext(cluster.WithoutForwardTimeout(req.Context()))
+}
+
 // OnLeaderWithBody is OnLeader for a request whose body was already read: body is
 // sent on in its place.
 func (r *Registry) OnLeaderWithBody(w http.ResponseWriter, req *http.Request, body []byte) (here bool, err error) {

@@ -61,6 +61,10 @@ type Config struct {
 	Join []string
 	// HoldTimeout is how long a write waits for a leader before it fails with 503.
 	HoldTimeout time.Duration
+	// ForwardTimeout is how long a node waits for the leader to answer a write, a
+	// consistent read or a leader-only request it sent on before it answers 503 itself
+	// (a write's outcome is then unknown). More than ApplyTimeout, the leader's own wait.
+	ForwardTimeout time.Duration
 
 	SnapshotThreshold uint64        // Raft log entries between snapshots
 	SnapshotInterval  time.Duration // how often to check whether a Raft snapshot is due
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 		MaxSnapshotSize:     1 << 30,
 		MaxMetadata:         naming.DefaultMaxMetadata,
 		HoldTimeout:         5 * time.Second,
+		ForwardTimeout:      12 * time.Second,
 		SnapshotThreshold:   8192,
 		SnapshotInterval:    5 * time.Second,
 		TrailingLogs:        10240,
@@ -184,6 +189,8 @@ func (c *Config) Validate() error {
 		return bad("bootstrap-expect", "needs --join with the other members' HTTP addresses")
 	case c.HoldTimeout <= 0:
 		return bad("hold-timeout", "must be positive")
+	case c.ForwardTimeout <= c.ApplyTimeout:
+		return bad("forward-timeout", "must be more than --apply-timeout (the leader waits that long for a commit before it answers)")
 	case c.SnapshotThreshold == 0:
 		return bad("snapshot-threshold", "must be positive")
 	case c.SnapshotInterval <= 0:

@@ -32,6 +32,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.LogFormat = "xml" }, "invalid value for --log-format: want text or json"},
 		{func(c *Config) { c.Join = []string{"127.0.0.1:1"} }, errNoClusterCredential.Error()},
 		{func(c *Config) { c.GRPC.MaxConnections = 0 }, "invalid value for --grpc-max-connections: must be positive"},
+		{func(c *Config) { c.ApplyTimeout = c.ForwardTimeout }, "invalid value for --forward-timeout: must be more than --apply-timeout (the leader waits that long for a commit before it answers)"},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()

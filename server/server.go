@@ -234,7 +234,7 @@ func (s *Server) open() error {
 
 	members, err := cluster.New(cluster.Config{
 		NodeID: id, HTTPAddr: httpAddr, RaftAddr: node.Addr(), DataDir: cfg.DataDir,
-		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, Logger: log,
+		BootstrapExpect: cfg.BootstrapExpect, Join: joins, HoldTimeout: cfg.HoldTimeout, ForwardTimeout: cfg.ForwardTimeout, Logger: log,
 		Credential:  cred,
 		Applied:     func() uint64 { i, _ := store.Applied(); return i },
 		WaitApplied: store.WaitApplied,

@@ -96,6 +96,7 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many nodes with empty data dirs know each other (with --join)")
 	fs.StringVar(&v.join, "join", "", "comma-separated HTTP addresses of cluster members to form or join a cluster with")
 	fs.DurationVar(&c.HoldTimeout, "hold-timeout", c.HoldTimeout, "how long a write waits for a leader before it fails with 503")
+	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "how long a node waits for the leader to answer a write or consistent read it sent on before it answers 503 (more than --apply-timeout)")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", c.SnapshotThreshold, "Raft log entries between snapshots")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often to check whether a Raft snapshot is due")
 	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", c.TrailingLogs, "Raft log entries kept after a snapshot")
