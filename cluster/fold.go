@@ -25,12 +25,15 @@ import (
 // is after it is in the fsynced log, exactly as when it was an entry of its own.
 //
 // Mixed versions: a server that does not know fsm.BatchType stops at the first batch
-// entry (an unknown mandatory type stops its FSM). So the leader folds only while every
-// voter of the configuration has said, in its announcement (JoinRequest.AppliesBatches),
-// that it applies batches; until then each command is an entry of its own, as before,
-// which an older follower applies. A leader refuses to add a new voter that does not
-// say so. Going back to an older build once batches were written is not possible: its
-// log holds entries it cannot apply.
+// entry (an unknown mandatory type stops its FSM, which panics: crashing beats
+// diverging). So the leader folds only while every server of the configuration, voter
+// or not, has said in its announcement (JoinRequest.AppliesBatches, sent every sync
+// interval) that it applies batches; until then each command is an entry of its own,
+// as before, which an older member applies. A rolling upgrade therefore folds from the
+// moment the last member runs this build. The leader refuses to add a new member that
+// does not say so (403, which an older build reads as "removed" and stops joining).
+// Going back to an older build once batches were written is not possible: its log
+// holds entries it cannot apply, and it stops at the first.
 
 const (
 	// maxFoldCommands and maxFoldBytes bound one batch entry. A command larger than
@@ -206,7 +209,7 @@ func (c *Cluster) FoldStats() FoldStats {
 	return FoldStats{Entries: c.foldedEntries.Load(), Commands: c.foldedCommands.Load()}
 }
 
-// ErrBatchesUnsupported refuses to add a voter that has not said it applies batch
+// ErrBatchesUnsupported refuses to add a member that has not said it applies batch
 // entries (an older build): it would stop at the first one in the log.
 var ErrBatchesUnsupported = errors.New("cluster: this node does not apply batch log entries (fsm.BatchType); upgrade it before it joins")
 
@@ -222,8 +225,8 @@ func (c *Cluster) noteAppliesBatches(id string, applies bool) {
 	c.refreshFold()
 }
 
-// refreshFold allows folding when every voter of the configuration is this node or has
-// said it applies batches.
+// refreshFold allows folding when every server of the configuration is this node or
+// has said it applies batches.
 func (c *Cluster) refreshFold() {
 	servers, err := c.node.Servers()
 	if err != nil || len(servers) == 0 {
@@ -240,3 +243,7 @@ func (c *Cluster) refreshFold() {
 	c.mu.Unlock()
 	c.foldAllowed.Store(ok)
 }
+
+// Folds reports whether this node, as leader, folds concurrent writes into batch
+// entries now: every member has said it applies them.
+func (c *Cluster) Folds() bool { return c.foldAllowed.Load() }
