@@ -40,10 +40,10 @@ const (
 	// maxFoldBytes leaves alone.
 	maxFoldCommands = 512
 	maxFoldBytes    = 1 << 20
-	// foldInFlight is how many proposals may wait for Raft at once. More in flight
-	// lets Raft append the next one while the previous is applied; fewer make each
-	// batch larger.
-	foldInFlight = 2
+	// foldInFlight bounds the proposals waiting for Raft at once. The next batch is
+	// formed when the log took an append, so while the FSM applies one batch the log
+	// writes the next; the bound only matters when applying falls behind.
+	foldInFlight = 4
 )
 
 // proposal states: a caller that gives up takes its command back only while no batch
@@ -119,7 +119,9 @@ func (c *Cluster) propose(ctx context.Context, cmd []byte) (any, error) {
 }
 
 // run takes a free slot, then the next command and every one queued behind it (up to
-// a batch), and proposes them, until the cluster stops.
+// a batch), and proposes them; then it waits until the log has taken an append (or the
+// proposal is answered) before it forms the next batch, so each batch gathers what
+// arrived during one fsync of the log, until the cluster stops.
 func (p *proposer) run() {
 	var next *proposal // taken from the queue but over the size bound: leads the next batch
 	for {
@@ -151,10 +153,23 @@ func (p *proposer) run() {
 				break fill
 			}
 		}
+		// A signal standing from before this proposal is not its append.
+		select {
+		case <-p.c.node.Appended():
+		default:
+		}
+		answered := make(chan struct{})
 		go func() {
 			defer func() { <-p.slots }()
+			defer close(answered)
 			p.c.proposeFolded(batch)
 		}()
+		select {
+		case <-p.c.node.Appended():
+		case <-answered:
+		case <-p.c.stop:
+			return
+		}
 	}
 }
 
