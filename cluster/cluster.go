@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roster-registry/roster/nodeauth"
@@ -93,6 +94,14 @@ type Cluster struct {
 
 	fwdMu      sync.Mutex
 	forwarders map[string]*forwarder // by leader HTTP address (forward.go)
+
+	// The leader's folding of writes into batch entries (fold.go).
+	propOnce                      sync.Once
+	prop                          *proposer
+	foldInFlight                  int // proposals in flight; 0 means foldInFlight
+	foldAllowed                   atomic.Bool
+	batchers                      map[string]bool // member id → its announcement said it applies batches; under mu
+	foldedEntries, foldedCommands atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -305,14 +314,23 @@ func (c *Cluster) run() {
 	if !c.node.HasState() && c.cfg.BootstrapExpect > 0 {
 		c.form()
 	}
-	if c.standalone() {
-		return
-	}
 	t := time.NewTicker(c.cfg.SyncInterval)
 	defer t.Stop()
+	if c.standalone() {
+		// Alone it applies its own batches; only the configuration may not be there yet.
+		for c.refreshFold(); !c.foldAllowed.Load(); c.refreshFold() {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+		}
+		return
+	}
 	for {
 		c.prune()
 		c.sync()
+		c.refreshFold()
 		select {
 		case <-c.stop:
 			return
@@ -452,6 +470,7 @@ func (c *Cluster) Join(req JoinRequest) ([]Member, error) {
 	if !c.node.IsLeader() {
 		return nil, raftnode.ErrNotLeader
 	}
+	c.noteAppliesBatches(req.ID, req.AppliesBatches)
 	servers, err := c.node.Servers()
 	if err != nil {
 		return nil, err
@@ -465,6 +484,8 @@ func (c *Cluster) Join(req JoinRequest) ([]Member, error) {
 	switch {
 	case current == nil && req.HasState:
 		return nil, ErrRemoved
+	case current == nil && !req.AppliesBatches:
+		return nil, ErrBatchesUnsupported
 	case current == nil || current.Address != req.RaftAddr:
 		c.log.Info("adding voter", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
 		if err := c.node.AddVoter(req.ID, req.RaftAddr, 0); err != nil {

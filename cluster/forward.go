@@ -50,6 +50,11 @@ type applyAnswer struct {
 // outcome. Only Roster's own versioned commands enter the log: one that does not decode
 // would stop every member's FSM.
 func (c *Cluster) applyHere(ctx context.Context, cmd []byte) applyAnswer {
+	if len(cmd) > 0 && cmd[0] == byte(fsm.BatchType) {
+		// Batches are the leader's own folding; a member forwards single commands.
+		return applyAnswer{Status: http.StatusBadRequest,
+			Reply: &applyResponse{Answer: fsm.Answer{Error: naming.BadRequest("cluster: a forwarded command cannot be a batch")}}}
+	}
 	if _, err := fsm.Decode(cmd); err != nil {
 		return applyAnswer{Status: http.StatusBadRequest,
 			Reply: &applyResponse{Answer: fsm.Answer{Error: naming.BadRequest("cluster: " + err.Error())}}}
@@ -57,7 +62,7 @@ func (c *Cluster) applyHere(ctx context.Context, cmd []byte) applyAnswer {
 	if !c.node.IsLeader() {
 		return applyAnswer{Status: http.StatusMisdirectedRequest, Text: "cluster: not the leader"}
 	}
-	res, err := c.node.Apply(ctx, cmd)
+	res, err := c.propose(ctx, cmd)
 	switch {
 	case errors.Is(err, raftnode.ErrUnknownOutcome):
 		return applyAnswer{Status: http.StatusServiceUnavailable, Unknown: true, Text: err.Error()}

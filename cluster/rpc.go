@@ -53,6 +53,9 @@ type JoinRequest struct {
 	RaftAddr string `json:"raftAddr"`
 	HTTPAddr string `json:"httpAddr"`
 	HasState bool   `json:"hasState"`
+	// AppliesBatches says the node's FSM applies fsm.BatchType entries: the leader
+	// folds writes into batches only while every member has said so (fold.go).
+	AppliesBatches bool `json:"appliesBatches,omitempty"`
 }
 
 type joinResponse struct {
@@ -119,7 +122,7 @@ func (c *Cluster) info(addr string) (InfoResponse, error) {
 }
 
 func (c *Cluster) announce(addr string) ([]Member, error) {
-	body, _ := json.Marshal(JoinRequest{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState()})
+	body, _ := json.Marshal(JoinRequest{ID: c.cfg.NodeID, RaftAddr: c.cfg.RaftAddr, HTTPAddr: c.cfg.HTTPAddr, HasState: c.node.HasState(), AppliesBatches: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, normalize(addr)+PathJoin, bytes.NewReader(body))
@@ -159,7 +162,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 		var res any
 		var err error
 		if c.node.IsLeader() {
-			res, err = c.node.Apply(ctx, cmd)
+			res, err = c.propose(ctx, cmd)
 		} else if addr, ok := c.LeaderHTTP(); ok {
 			res, err = c.forward(ctx, addr, cmd)
 		} else {
@@ -301,7 +304,7 @@ func (c *Cluster) serveJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	table, err := c.Join(req)
 	switch {
-	case errors.Is(err, ErrRemoved):
+	case errors.Is(err, ErrRemoved), errors.Is(err, ErrBatchesUnsupported):
 		writeText(w, http.StatusForbidden, err.Error())
 	case err != nil:
 		writeText(w, http.StatusServiceUnavailable, err.Error())

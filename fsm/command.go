@@ -34,7 +34,7 @@ const (
 	PutClusterType          CommandType = 9  // one cluster's health check and metadata (health.go)
 	PutNamespaceType        CommandType = 10 // a namespace record (namespace.go)
 	DeleteNamespaceType     CommandType = 11 // refused while the namespace has services
-	// 12 is held for namespaces; 13-15 for the performance work.
+	// 12 is held for namespaces; 13 is Batch (batch.go); 14-15 for the performance work.
 )
 
 // Ignorable reports whether servers that do not know t may skip it.
@@ -429,6 +429,9 @@ func Marshal(c Command) ([]byte, error) {
 	c, err := deref(c)
 	if err != nil {
 		return nil, err
+	}
+	if b, ok := c.(Batch); ok {
+		return marshalBatch(b)
 	}
 	body, err := json.Marshal(c)
 	if err != nil {

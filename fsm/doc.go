@@ -25,6 +25,18 @@
 // back its neighbours. Only a storage failure aborts the batch, and then the FSM
 // panics rather than let Raft believe entries were applied that are not on disk.
 //
+// Batch entries. A Batch (type 13, batch.go) carries many commands in one log entry:
+// the leader folds the writes that arrive while its previous proposal is in flight
+// (cluster's proposer). The FSM applies its commands in order in the batch's
+// transaction, each meeting the state its predecessors left, and answers a BatchResult
+// with each command's own response; a rejected command affects no other. All of them
+// stamp the batch's index as their revision, which still names one observable version
+// because no reader sees the state between two commands of one entry. A batch is a
+// log entry, not state: snapshots are unchanged, and logs written before batches
+// existed replay as they did. A server that does not know type 13 stops at the first
+// batch (it is mandatory), so the leader folds only once every member has said it
+// applies batches (cluster/fold.go).
+//
 // The index lives in the same transaction. The batch's highest index and term are
 // written with its data, atomically. After a crash the store holds a batch and its
 // index or neither, and ApplyBatch skips every log at or below the recorded index, so

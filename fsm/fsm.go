@@ -66,7 +66,7 @@ type pending struct {
 }
 
 // Stats count what the FSM applied since it started: the batches Raft handed over that
-// held new entries, and the commands in them.
+// held new entries, and the commands in them (a Batch entry counts its commands).
 type Stats struct {
 	Batches, Commands uint64
 }
@@ -160,7 +160,8 @@ func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 //   - a *naming.Error when a command is rejected by the state it meets (the rejected
 //     command writes nothing; the others in the batch still apply);
 //   - []string for UpdateMetadataBatch;
-//   - a FlipResult for FlipHealth, whose refusals are outcomes, not errors.
+//   - a FlipResult for FlipHealth, whose refusals are outcomes, not errors;
+//   - a BatchResult for a Batch: each of its commands' responses as above, in order.
 //
 // An entry that does not decode, or of an unknown mandatory type, panics before the
 // transaction opens: crashing beats diverging from the other servers. A storage failure
@@ -246,7 +247,15 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.retain(work, logs)
 	f.batches.Add(1)
-	f.commands.Add(uint64(len(work)))
+	n := 0
+	for _, p := range work {
+		if b, ok := p.cmd.(Batch); ok {
+			n += len(b.Commands)
+		} else {
+			n++
+		}
+	}
+	f.commands.Add(uint64(n))
 	if d := time.Since(start); d > SlowApply {
 		f.logger.Warn("slow apply", "first", first.Index, "last", last.Index, "commands", len(work), "duration", d)
 	}

@@ -12,6 +12,9 @@ import (
 type countingLogs struct {
 	raft.LogStore
 	appends, entries atomic.Uint64
+	// appended gets a signal (dropped when one is pending) after each append, so a
+	// proposer can hand Raft its next entry the moment the log can take it.
+	appended chan struct{}
 }
 
 func (c *countingLogs) StoreLog(l *raft.Log) error {
@@ -23,6 +26,10 @@ func (c *countingLogs) StoreLogs(logs []*raft.Log) error {
 	if err == nil {
 		c.appends.Add(1)
 		c.entries.Add(uint64(len(logs)))
+		select {
+		case c.appended <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }
@@ -55,3 +62,8 @@ func (n *Node) LogDBStats() LogDBStats {
 	}
 	return st
 }
+
+// Appended signals after appends to the log (one signal may stand for several): on the
+// leader, the moment the entries proposed so far are on disk and the log store is free
+// for the next write. It is shared: one reader.
+func (n *Node) Appended() <-chan struct{} { return n.logCount.appended }

@@ -256,7 +256,7 @@ func New(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, err
 	}
 
-	counted := &countingLogs{LogStore: store}
+	counted := &countingLogs{LogStore: store, appended: make(chan struct{}, 1)}
 	logs, err := raft.NewLogCache(logCacheSize, counted)
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: log cache: %w", err))

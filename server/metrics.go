@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/roster-registry/roster/cluster"
 	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/persistence"
 	"github.com/roster-registry/roster/raftnode"
@@ -10,10 +11,12 @@ import (
 
 // writePathCollectors count the batching of the persistent write path: Raft log appends
 // (each an fsynced write) and their entries, the batches Raft hands the FSM and their
-// commands, and fsm.db's commits (each fsynced). Entries per append and commands per
-// commit are the group commit's figures (BENCHMARKS.md). The freelist gauges of fsm.db
-// and raft.db show whether churn reuses freed pages (R11: bounded across snapshot cycles).
-func writePathCollectors(node *raftnode.Node, machine *fsm.FSM, store *persistence.Store) []prometheus.Collector {
+// commands, fsm.db's commits (each fsynced), and the batch entries this node proposed as
+// leader with the commands folded into them. Entries per append, commands per entry and
+// commands per commit are the group commit's figures (BENCHMARKS.md). The freelist
+// gauges of fsm.db and raft.db show whether churn reuses freed pages (R11: bounded
+// across snapshot cycles).
+func writePathCollectors(node *raftnode.Node, machine *fsm.FSM, store *persistence.Store, members *cluster.Cluster) []prometheus.Collector {
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
@@ -32,5 +35,7 @@ func writePathCollectors(node *raftnode.Node, machine *fsm.FSM, store *persisten
 		gauge("roster_raft_db_freelist_pages", "raft.db pages on bbolt's freelist, free or pending.", func() float64 { st := node.LogDBStats(); return float64(st.FreePages + st.PendingPages) }),
 		gauge("roster_raft_db_free_bytes", "Bytes in raft.db's free and pending pages.", func() float64 { return float64(node.LogDBStats().FreeBytes) }),
 		gauge("roster_raft_db_file_bytes", "Size of raft.db on disk.", func() float64 { return float64(node.LogDBStats().FileBytes) }),
+		counter("roster_raft_folded_entries_total", "Batch log entries this node proposed as leader, each holding many commands.", func() uint64 { return members.FoldStats().Entries }),
+		counter("roster_raft_folded_commands_total", "Commands folded into the batch log entries this node proposed.", func() uint64 { return members.FoldStats().Commands }),
 	}
 }

@@ -313,7 +313,7 @@ func (s *Server) open() error {
 	handler := api.New(api.Config{
 		MaxBody: cfg.MaxBody, NodeID: id, HTTPAddr: httpAddr, Version: cfg.Version,
 		Logger: log, Ready: s.ready.Load,
-		ExtraCollectors: append(append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store)...), skew.collector()),
+		ExtraCollectors: append(append(append(grpcSrv.Collectors(), prober.Collectors()...), writePathCollectors(s.node, machine, store, members)...), skew.collector()),
 		MaxSnapshot:     cfg.MaxSnapshotSize, SpoolDir: cfg.DataDir,
 		Auth: authority, Console: consoleHandler,
 	}, reg)

@@ -54,8 +54,8 @@ func runRegister1(ctx context.Context, b *bench, p params, runIdx int) (figures,
 		f["per_append"] = float64(r.OK) / d.appends
 		f["per_fsync"] = float64(r.OK) / (d.appends + d.commits)
 		f["per_fsm_batch"] = float64(r.OK) / max(1, d.batches)
-		b.logf("register1: %.1f registrations per Raft log append, %.1f per FSM batch, %.1f per fsync (%.0f log appends, %.0f fsm.db commits)",
-			f["per_append"], f["per_fsm_batch"], f["per_fsync"], d.appends, d.commits)
+		b.logf("register1: %.1f registrations per Raft log append, %.1f per log entry, %.1f per FSM batch, %.1f per fsync (%.0f log appends, %.0f entries, %.0f fsm.db commits)",
+			f["per_append"], float64(r.OK)/max(1, d.entries), f["per_fsm_batch"], f["per_fsync"], d.appends, d.entries, d.commits)
 	}
 	f["roster"] = r.Rate
 	f["roster_p99"] = r.Latency.P99MS
@@ -107,6 +107,7 @@ func runRegister1(ctx context.Context, b *bench, p params, runIdx int) (figures,
 type writePath struct {
 	ok                        bool
 	appends, batches, commits float64
+	entries                   float64 // 0 when the build does not count them
 }
 
 func readWritePath(ctx context.Context, cl *client) writePath {
@@ -121,13 +122,14 @@ func readWritePath(ctx context.Context, cl *client) writePath {
 	if w.commits, err = cl.promValue(ctx, "roster_fsm_commits_total"); err != nil {
 		return w
 	}
+	w.entries, _ = cl.promValue(ctx, "roster_raft_log_entries_total")
 	w.ok = true
 	return w
 }
 
 func (w writePath) since(before writePath) (writePath, bool) {
 	return writePath{ok: true, appends: w.appends - before.appends, batches: w.batches - before.batches,
-		commits: w.commits - before.commits}, w.ok && before.ok
+		commits: w.commits - before.commits, entries: w.entries - before.entries}, w.ok && before.ok
 }
 
 // runRate sends op at rate per second for d from up to conc workers; each latency is
