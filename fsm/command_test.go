@@ -58,6 +58,9 @@ func sampleCommands() map[string]Command {
 			MaxServices: intp(3), MaxInstances: intp(0)}, Mode: PutCreate},
 		"put namespace no quota": PutNamespace{Namespace: naming.Namespace{ID: "dev", Name: "Dev"}, Mode: PutUpsert},
 		"delete namespace":       DeleteNamespace{ID: "dev"},
+		"batch": Batch{Commands: []Command{RegisterInstance{Service: svcKey, Instance: in},
+			UpdateInstance{Service: svcKey, IP: "10.0.0.6", Port: 80, Cluster: "DEFAULT", Weight: f64(3)},
+			DeregisterInstance{Service: svcKey, IP: "10.0.0.5", Port: 8080, Cluster: "DEFAULT"}}},
 	}
 }
 
