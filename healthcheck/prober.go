@@ -183,7 +183,7 @@ func (p *Prober) round(ctx context.Context) {
 	var keyBuf []byte
 	for i := range targets {
 		t := &targets[i]
-		if t.Checker.Type == TypeNone {
+		if t.checkerType() == TypeNone {
 			continue
 		}
 		keyBuf = t.appendKey(keyBuf[:0])
@@ -205,7 +205,7 @@ func (p *Prober) round(ctx context.Context) {
 			st = &state{revision: t.Revision, healthy: t.Healthy, key: key}
 		}
 		next[key] = st
-		if !t.Checker.Type.Probed() {
+		if !t.checkerType().Probed() {
 			p.skip(st, *t, skipUnknown)
 			continue
 		}
@@ -256,7 +256,7 @@ func (p *Prober) skip(st *state, t Target, reason string) {
 	}
 	st.skipped = reason
 	p.log.Debug("instance not probed; its health stays as set", "reason", reason,
-		"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port, "checker", string(t.Checker.Type))
+		"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port, "checker", string(t.checkerType()))
 }
 
 func (p *Prober) worker(ctx context.Context) {
@@ -273,7 +273,7 @@ func (p *Prober) check(ctx context.Context, j *job) {
 	if ctx.Err() != nil {
 		return
 	}
-	typ := j.target.Checker.Type.metricLabel()
+	typ := j.target.checkerType().metricLabel()
 	err := j.addrErr
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -320,7 +320,7 @@ func (p *Prober) check(ctx context.Context, j *job) {
 	j.state.flipped(healthy)
 	p.metrics.flipped(healthy)
 	attrs := []any{"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port,
-		"checker", string(t.Checker.Type), "healthy", healthy, "results", p.cfg.CheckTimes, "epoch", j.epoch}
+		"checker", string(t.checkerType()), "healthy", healthy, "results", p.cfg.CheckTimes, "epoch", j.epoch}
 	if err != nil {
 		attrs = append(attrs, "last_err", err.Error())
 	}
