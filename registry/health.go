@@ -183,6 +183,10 @@ func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarg
 		return nil
 	})
 
+	if all && err == nil {
+		// That read went over every record of the file.
+		store.ReleaseMapped()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
