@@ -97,7 +97,7 @@ func (s *Store) scan(sh *shard, at int64, out []candidate) []candidate {
 			switch {
 			case idle >= r.delTimeout:
 				out = append(out, candidate{act: removeInstance, svc: k, key: key, rec: r})
-			case idle >= r.hbTimeout && r.inst.Healthy:
+			case idle >= r.hbTimeout && r.inst.healthy:
 				out = append(out, candidate{act: markUnhealthy, svc: k, key: key, rec: r})
 			}
 		}
@@ -130,15 +130,15 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 			return false
 		}
 		s.removeLocked(sv, c.key, at)
-		s.logger.Debug("ephemeral instance expired", "service", c.svc.String(), "instance", c.key, "client", r.client)
+		s.logger.Debug("ephemeral instance expired", "service", c.svc.String(), "instance", c.key, "client", r.inst.addr())
 		return true
 	case markUnhealthy:
 		r := sv.instances[c.key]
-		if r != c.rec || r.owner != "" || r.source != "" || !r.inst.Healthy || at-r.lastBeat.Load() < r.hbTimeout {
+		if r != c.rec || r.owner != "" || r.source != "" || !r.inst.healthy || at-r.lastBeat.Load() < r.hbTimeout {
 			return false
 		}
-		r.inst.Healthy = false
-		s.logger.Debug("ephemeral instance unhealthy", "service", c.svc.String(), "instance", c.key, "client", r.client)
+		r.inst.healthy = false
+		s.logger.Debug("ephemeral instance unhealthy", "service", c.svc.String(), "instance", c.key, "client", r.inst.addr())
 		return true
 	}
 	return false

@@ -1,11 +1,6 @@
 package distro
 
-import (
-	"strings"
-	"sync"
-
-	"github.com/roster-registry/roster/naming"
-)
+import "sync"
 
 // Instances of a registry repeat the same few strings: cluster names, metadata keys
 // and many metadata values (versions, zones, "true"). Stored instances share one copy of
@@ -47,20 +42,4 @@ func (in *interner) intern(s string) string {
 	}
 	in.m[s] = s
 	return s
-}
-
-// copyIn is inst.Clone with the cluster name and the metadata's keys and values
-// interned: the copy the store keeps. The IP is copied too: a form-decoded IP is a slice
-// of the request's whole body, which it would otherwise keep alive.
-func (s *Store) copyIn(inst *naming.Instance) *naming.Instance {
-	c := *inst
-	c.IP = strings.Clone(inst.IP)
-	c.ClusterName = s.strings.intern(inst.ClusterName)
-	if inst.Metadata != nil {
-		c.Metadata = make(map[string]string, len(inst.Metadata))
-		for k, v := range inst.Metadata {
-			c.Metadata[s.strings.intern(k)] = s.strings.intern(v)
-		}
-	}
-	return &c
 }

@@ -1,6 +1,9 @@
 package distro
 
 import (
+	"maps"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -21,30 +24,76 @@ func TestStoredInstancesShareRepeatedStrings(t *testing.T) {
 
 	ra := s.shardOf(svcA).services[svcA].instances["10.0.0.1#8080#DEFAULT"].inst
 	rb := s.shardOf(svcA).services[svcA].instances["10.0.0.2#8080#DEFAULT"].inst
-	if unsafe.StringData(ra.ClusterName) != unsafe.StringData(rb.ClusterName) {
+	if unsafe.StringData(ra.cluster) != unsafe.StringData(rb.cluster) {
 		t.Error("the two instances keep separate copies of their cluster name")
 	}
-	if unsafe.StringData(ra.Metadata["version"]) != unsafe.StringData(rb.Metadata["version"]) {
-		t.Error("the two instances keep separate copies of a metadata value")
-	}
-	for k := range ra.Metadata {
-		for k2 := range rb.Metadata {
-			if unsafe.StringData(k) != unsafe.StringData(k2) {
-				t.Error("the two instances keep separate copies of a metadata key")
-			}
-		}
+	if ra.meta == "" || unsafe.StringData(ra.meta) != unsafe.StringData(rb.meta) {
+		t.Error("the two instances keep separate copies of the same metadata")
 	}
 	// The IP is the store's own: a decoded IP is a slice of the whole request body.
 	body := "ip=10.0.0.3&port=8080&serviceName=a&metadata=..."
 	c := inst(body[3:11], 8080, "DEFAULT")
 	s.Register(svcA, c)
-	if rc := s.shardOf(svcA).services[svcA].instances["10.0.0.3#8080#DEFAULT"].inst; unsafe.StringData(rc.IP) == unsafe.StringData(c.IP) {
+	if rc := s.shardOf(svcA).services[svcA].instances["10.0.0.3#8080#DEFAULT"].inst; unsafe.StringData(rc.ip) == unsafe.StringData(c.IP) {
 		t.Error("the stored IP shares the caller's memory")
 	}
 	// What comes back is what went in.
 	got := mustInstance(t, s, svcA, "10.0.0.2#8080#DEFAULT")
 	if got.ClusterName != "DEFAULT" || len(got.Metadata) != 1 || got.Metadata["version"] != "1.0.0" {
 		t.Errorf("stored instance = %+v", got)
+	}
+}
+
+// TestPackedMetadataRoundTrips checks the stored form of metadata against the maps it
+// stands for: any bytes in keys and values, long ones (multi-byte lengths), an empty map
+// kept apart from none, and equality with the map it came from and with others.
+func TestPackedMetadataRoundTrips(t *testing.T) {
+	s, _ := newTestStore(t)
+	cases := []map[string]string{
+		nil,
+		{},
+		{"": ""},
+		{"app": "bench", "version": "1.0.0", "idx": "12345"},
+		{"a\x00b": "c\x00", "\xff": "=", "k": strings.Repeat("v", 300)},
+		{strings.Repeat("k", 200): "", "z": "last", "A": "first"},
+	}
+	for i, m := range cases {
+		in := &naming.Instance{IP: "10.0.0.1", Port: 8080, ClusterName: "DEFAULT", Weight: 1.5,
+			Healthy: true, Enabled: true, Ephemeral: true, Metadata: m}
+		si := s.compact(in)
+		out := si.instance()
+		if !reflect.DeepEqual(in, out) {
+			t.Errorf("case %d: stored %+v, got back %+v", i, in, out)
+		}
+		if (m == nil) != (out.Metadata == nil) {
+			t.Errorf("case %d: nil metadata %v came back as nil %v", i, m == nil, out.Metadata == nil)
+		}
+		if !si.equal(in) {
+			t.Errorf("case %d: the stored form differs from what it came from", i)
+		}
+		if got := metadataLen(si.meta); got != len(m) {
+			t.Errorf("case %d: %d packed pairs, want %d", i, got, len(m))
+		}
+		for j, other := range cases {
+			if j == i || maps.Equal(m, other) {
+				continue
+			}
+			o := *in
+			o.Metadata = other
+			if si.equal(&o) {
+				t.Errorf("case %d equals case %d's metadata", i, j)
+			}
+		}
+	}
+	// Equal maps pack alike whatever their insertion order.
+	x := map[string]string{}
+	y := map[string]string{}
+	for i := range 20 {
+		x[strconv.Itoa(i)] = "v"
+		y[strconv.Itoa(19-i)] = "v"
+	}
+	if packMetadata(x) != packMetadata(y) {
+		t.Error("equal maps pack differently")
 	}
 }
 

@@ -82,8 +82,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 	now := s.now()
 	want := make(map[string]*naming.Instance, len(insts))
 	for _, inst := range insts {
-		c := s.copyIn(inst)
-		want[c.Key()] = c
+		want[inst.Key()] = inst
 	}
 	sh := s.shardOf(svc)
 
@@ -97,7 +96,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 				continue
 			}
 			if r := sv.instances[key]; r != nil && r.owner == owner {
-				removed = append(removed, r.inst.Clone())
+				removed = append(removed, r.inst.instance())
 				s.removeLocked(sv, key, now)
 				changed = true
 			}
@@ -117,7 +116,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 			sv.instances[key] = r
 			s.instances.Add(1)
 			changed = true
-		} else if r.owner != owner || r.source != "" || !equalInstance(r.inst, c) {
+		} else if r.owner != owner || r.source != "" || !r.inst.equal(c) {
 			changed = true
 		}
 		s.setInstance(r, c)
@@ -167,7 +166,7 @@ func (s *Store) RemoveOwned(owner string) map[naming.ServiceKey][]*naming.Instan
 				break
 			}
 			if r := sv.instances[key]; r != nil && r.owner == owner {
-				out[svc] = append(out[svc], r.inst.Clone())
+				out[svc] = append(out[svc], r.inst.instance())
 				s.removeLocked(sv, key, now)
 			}
 		}

@@ -75,7 +75,7 @@ func movedOf(sv *service) []Entry {
 	for _, key := range slices.Sorted(maps.Keys(sv.instances)) {
 		r := sv.instances[key]
 		if r.released && r.source != "" {
-			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner, Epoch: r.epoch, Source: r.source})
+			out = append(out, Entry{Instance: *r.inst.instance(), Owner: r.owner, Epoch: r.epoch, Source: r.source})
 		}
 	}
 	return out
@@ -89,7 +89,7 @@ func entriesOf(sv *service, source string) []Entry {
 	for _, key := range slices.Sorted(maps.Keys(sv.instances)) {
 		r := sv.instances[key]
 		if r.source == source {
-			out = append(out, Entry{Instance: *r.inst.Clone(), Owner: r.owner, Epoch: r.epoch})
+			out = append(out, Entry{Instance: *r.inst.instance(), Owner: r.owner, Epoch: r.epoch})
 		}
 	}
 	return out
@@ -156,7 +156,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 				continue
 			}
 			if m, ok := moved[key]; ok && m.Epoch >= r.epoch {
-				s.setInstance(r, s.copyIn(&m.Instance))
+				s.setInstance(r, &m.Instance)
 				r.owner = m.Owner
 				r.source = m.Source
 				r.epoch = m.Epoch
@@ -176,7 +176,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 		s.services.Add(1)
 	}
 	for key, e := range want {
-		c := s.copyIn(&e.Instance)
+		c := &e.Instance
 		r := sv.instances[key]
 		if r != nil && r.source != from && r.epoch > e.Epoch {
 			kept = append(kept, key)
@@ -188,7 +188,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 			s.instances.Add(1)
 			changed = true
 		} else {
-			if r.source != from || r.owner != e.Owner || r.epoch != e.Epoch || !equalInstance(r.inst, c) {
+			if r.source != from || r.owner != e.Owner || r.epoch != e.Epoch || !r.inst.equal(c) {
 				changed = true
 			}
 			if r.source == "" {
@@ -279,14 +279,13 @@ func (s *Store) Export() []SourcedEntries {
 func (s *Store) Checksum(source string) uint64 {
 	var sums []uint64
 	var buf []byte
-	var keys []string
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for svc, sv := range sh.services {
 			for key, r := range sv.instances {
 				if r.source == source {
-					buf, keys = appendSignature(buf[:0], keys[:0], svc, key, r)
+					buf = appendSignature(buf[:0], svc, key, r)
 					h := fnv.New64a()
 					h.Write(buf)
 					sums = append(sums, h.Sum64())
@@ -306,9 +305,9 @@ func (s *Store) Checksum(source string) uint64 {
 }
 
 // appendSignature appends what replication must carry exactly for one record, with its
-// service and key, to b; keys is scratch for sorting the metadata keys.
-func appendSignature(b []byte, keys []string, svc naming.ServiceKey, key string, r *record) ([]byte, []string) {
-	in := r.inst
+// service and key, to b. The metadata goes in key order, as it is packed.
+func appendSignature(b []byte, svc naming.ServiceKey, key string, r *record) []byte {
+	in := &r.inst
 	b = append(b, svc.Namespace...)
 	b = append(b, 0)
 	b = append(b, svc.Group...)
@@ -317,21 +316,18 @@ func appendSignature(b []byte, keys []string, svc naming.ServiceKey, key string,
 	b = append(b, 0)
 	b = append(b, key...)
 	b = append(b, 0)
-	b = strconv.AppendFloat(b, in.Weight, 'g', -1, 64)
-	b = strconv.AppendBool(b, in.Healthy)
-	b = strconv.AppendBool(b, in.Enabled)
+	b = strconv.AppendFloat(b, in.weight, 'g', -1, 64)
+	b = strconv.AppendBool(b, in.healthy)
+	b = strconv.AppendBool(b, in.enabled)
 	b = append(b, r.owner...)
-	for k := range in.Metadata {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	eachMetadata(in.meta, func(k, v string) bool {
 		b = append(b, 0)
 		b = append(b, k...)
 		b = append(b, '=')
-		b = append(b, in.Metadata[k]...)
-	}
-	return b, keys
+		b = append(b, v...)
+		return true
+	})
+	return b
 }
 
 // Adopt takes over the beat-kept instances of source whose client take says this node
@@ -342,7 +338,7 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 		return 0
 	}
 	return s.sweep(true,
-		func(r *record) bool { return r.source == source && r.owner == "" && take(r.client) },
+		func(r *record) bool { return r.source == source && r.owner == "" && take(r.inst.addr()) },
 		func(_ *service, _ string, r *record, now int64) {
 			r.source = ""
 			r.released = false

@@ -160,9 +160,7 @@ type service struct {
 // record is one stored instance. inst, client and the timeouts change only under the
 // shard's write lock; lastBeat is written under the read lock by beats, hence atomic.
 type record struct {
-	inst *naming.Instance
-	// client is the owner of the instance: ip:port for a 1.x client.
-	client string
+	inst storedInstance
 	// owner is the connection that registered the instance over gRPC (see owned.go);
 	// empty for beat-kept instances. Owned instances never expire by beat timers.
 	owner string
@@ -340,12 +338,11 @@ func (r *record) beat(at int64) {
 	}
 }
 
-// setInstance stores inst (owned by the store from now on) and resolves its timeouts.
-// The caller holds the shard's write lock.
+// setInstance stores a compact copy of inst and resolves its timeouts. The caller
+// holds the shard's write lock.
 func (s *Store) setInstance(r *record, inst *naming.Instance) {
 	t := s.cfg.Timing.For(inst)
-	r.inst = inst
-	r.client = inst.Addr()
+	r.inst = s.compact(inst)
 	r.interval = int64(t.HeartBeatInterval)
 	r.hbTimeout = int64(t.HeartBeatTimeout)
 	r.delTimeout = int64(t.IPDeleteTimeout)
@@ -355,7 +352,7 @@ func (s *Store) setInstance(r *record, inst *naming.Instance) {
 // (ip#port#cluster), and records a beat now. An instance of the same ip:port in another
 // cluster is a separate instance.
 func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
-	c := s.copyIn(inst)
+	c := inst
 	key := c.Key()
 	now := s.now()
 	sh := s.shardOf(svc)
@@ -374,7 +371,7 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 		sv.instances[key] = r
 		s.instances.Add(1)
 	} else {
-		changed = !equalInstance(r.inst, c)
+		changed = !r.inst.equal(c)
 	}
 	s.setInstance(r, c)
 	// A 1.x registration takes the instance over: from now on beats keep it alive.
@@ -448,7 +445,7 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 		sh.mu.RUnlock()
 		return nil, 0, false
 	}
-	if r.inst.Healthy && r.source == "" {
+	if r.inst.healthy && r.source == "" {
 		r.beat(now)
 		c, interval := r.out(copyOut)
 		sh.mu.RUnlock()
@@ -465,8 +462,8 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 	}
 	r.beat(now)
 	// A beat for a replica means its client now beats here: this node takes it over.
-	flipped := !r.inst.Healthy || r.source != ""
-	r.inst.Healthy = true
+	flipped := !r.inst.healthy || r.source != ""
+	r.inst.healthy = true
 	from := r.source
 	if r.source != "" {
 		r.source = ""
@@ -490,7 +487,7 @@ func (r *record) out(copyOut bool) (*naming.Instance, time.Duration) {
 	if !copyOut {
 		return nil, time.Duration(r.interval)
 	}
-	return r.inst.Clone(), time.Duration(r.interval)
+	return r.inst.instance(), time.Duration(r.interval)
 }
 
 func appendKey(b []byte, ip string, port int, cluster string) []byte {
@@ -514,10 +511,10 @@ func (s *Store) Update(svc naming.ServiceKey, key string, fn func(*naming.Instan
 		sh.mu.Unlock()
 		return false
 	}
-	c := r.inst.Clone()
+	c := r.inst.instance()
 	fn(c)
-	c.IP, c.Port, c.ClusterName = r.inst.IP, r.inst.Port, r.inst.ClusterName
-	changed := !equalInstance(r.inst, c) || r.source != ""
+	c.IP, c.Port, c.ClusterName = r.inst.ip, r.inst.port, r.inst.cluster
+	changed := !r.inst.equal(c) || r.source != ""
 	if changed {
 		s.setInstance(r, c)
 		if r.source != "" {
@@ -543,7 +540,7 @@ func (s *Store) Instance(svc naming.ServiceKey, key string) (*naming.Instance, b
 	if r == nil {
 		return nil, false
 	}
-	return r.inst.Clone(), true
+	return r.inst.instance(), true
 }
 
 // Instances returns copies of the instances of svc, sorted by key; empty (not nil) when
@@ -559,7 +556,7 @@ func (s *Store) Instances(svc naming.ServiceKey) []*naming.Instance {
 	keys := slices.Sorted(maps.Keys(sv.instances))
 	out := make([]*naming.Instance, len(keys))
 	for i, k := range keys {
-		out[i] = sv.instances[k].inst.Clone()
+		out[i] = sv.instances[k].inst.instance()
 	}
 	return out
 }
@@ -585,7 +582,7 @@ func (s *Store) Holdings(svc naming.ServiceKey) []Holding {
 	out := make([]Holding, 0, len(sv.instances))
 	for _, k := range slices.Sorted(maps.Keys(sv.instances)) {
 		r := sv.instances[k]
-		out = append(out, Holding{Key: k, Client: r.client, Owner: r.owner, Source: r.source})
+		out = append(out, Holding{Key: k, Client: r.inst.addr(), Owner: r.owner, Source: r.source})
 	}
 	return out
 }
@@ -637,10 +634,4 @@ func compareServiceKey(a, b naming.ServiceKey) int {
 // TTL are counted until the next expiry check drops them.
 func (s *Store) Counts() (services, instances int) {
 	return int(s.services.Load()), int(s.instances.Load())
-}
-
-func equalInstance(a, b *naming.Instance) bool {
-	return a.IP == b.IP && a.Port == b.Port && a.ClusterName == b.ClusterName &&
-		a.Weight == b.Weight && a.Healthy == b.Healthy && a.Enabled == b.Enabled &&
-		a.Ephemeral == b.Ephemeral && maps.Equal(a.Metadata, b.Metadata)
 }

@@ -156,7 +156,7 @@ func BenchmarkProbeTCP(b *testing.B) {
 		ports[i] = netip.MustParseAddrPort(a)
 	}
 	d := newProbers(newDialer(guard{allowed: mustCIDRs("127.0.0.0/8")}))
-	tg := Target{Checker: Checker{Type: TypeTCP}}
+	tg := Target{Checker: &Checker{Type: TypeTCP}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)

@@ -226,7 +226,7 @@ func target(addr string, c Checker) Target {
 	}
 	port, _ := strconv.Atoi(portText)
 	c.UseInstancePort = true
-	return Target{Service: testService, Cluster: naming.DefaultCluster, IP: host, Port: port, Healthy: true, Revision: 1, Checker: c}
+	return Target{Service: testService, Cluster: naming.DefaultCluster, IP: host, Port: port, Healthy: true, Revision: 1, Checker: &c}
 }
 
 // listener is a TCP listener on loopback that accepts and closes, counting accepts; it

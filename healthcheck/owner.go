@@ -10,7 +10,7 @@ package healthcheck
 
 // fnv64a hashes s with 64-bit FNV-1a: stable across processes and versions, which the
 // members need, since they must all compute the same owner.
-func fnv64a(s string) uint64 {
+func fnv64a[T string | []byte](s T) uint64 {
 	const (
 		offset = 14695981039346656037
 		prime  = 1099511628211
@@ -58,8 +58,10 @@ func newRing(live []string) ring {
 // owner returns the member that owns key, or "" when no member is live. Ties (64-bit
 // scores, so practically never) go to the smaller id, so that the answer does not depend
 // on the order of live.
-func (r ring) owner(key string) string {
-	k := fnv64a(key)
+func (r ring) owner(key string) string { return r.ownerOf(fnv64a(key)) }
+
+// ownerOf is owner of a key whose fnv64a hash is k.
+func (r ring) ownerOf(k uint64) string {
 	best, bestScore := "", uint64(0)
 	for i, id := range r.ids {
 		score := mix64(k ^ r.hashes[i])

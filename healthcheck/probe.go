@@ -101,10 +101,7 @@ func probeAddr(t Target) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%w: %q", ErrNotLiteralIP, t.IP)
 	}
-	port := t.Port
-	if !t.Checker.UseInstancePort {
-		port = t.Checker.CheckPort
-	}
+	port := t.DialPort()
 	if port < 1 || port > 65535 {
 		return netip.AddrPort{}, fmt.Errorf("%w: %d", errBadPort, port)
 	}
@@ -141,15 +138,15 @@ func newProbers(d *dialer) *probers {
 // probe runs one check of t at addr within ctx's deadline. A nil error is a healthy
 // result; ErrNotAllowed and ErrNotLiteralIP are no result at all.
 func (p *probers) probe(ctx context.Context, t Target, addr netip.AddrPort) error {
-	switch t.Checker.Type {
+	switch t.checkerType() {
 	case TypeTCP:
 		return p.tcp(ctx, addr)
 	case TypeHTTP:
-		return p.httpGet(ctx, t.Checker, addr)
+		return p.httpGet(ctx, *t.Checker, addr)
 	case TypeGRPC:
-		return p.grpcHealth(ctx, t.Checker, addr)
+		return p.grpcHealth(ctx, *t.Checker, addr)
 	default:
-		return fmt.Errorf("healthcheck: checker type %q is not probed", t.Checker.Type)
+		return fmt.Errorf("healthcheck: checker type %q is not probed", t.checkerType())
 	}
 }
 

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -27,8 +28,10 @@ type Prober struct {
 	// states holds what this member believes of each target of its share. Only the
 	// round loop replaces the map; during a round each state is handed to exactly one
 	// worker, and the round waits for every worker before it looks at the map again.
-	states map[string]*state
-	work   chan *job
+	states map[stateID]*state
+	// seeds are stateID's hash seeds: the ids live only in this process.
+	seeds [2]maphash.Seed
+	work  chan *job
 
 	runMu   sync.Mutex
 	started bool
@@ -38,6 +41,16 @@ type Prober struct {
 }
 
 // state is the prober's belief about one target.
+// stateID names a target's state across rounds: two independently seeded 64-bit hashes
+// of its Key. A state keyed by the Key itself kept a ≈ 70-byte string per target of
+// the share; two targets sharing both hashes (odds below 1e-28 for a million targets)
+// would share one count of results.
+type stateID [2]uint64
+
+func (p *Prober) stateIDOf(key []byte) stateID {
+	return stateID{maphash.Bytes(p.seeds[0], key), maphash.Bytes(p.seeds[1], key)}
+}
+
 type state struct {
 	// revision is the Target.Revision the belief started from.
 	revision uint64
@@ -48,9 +61,6 @@ type state struct {
 	// skipped is why the target was last not probed ("" when it was): the debug line
 	// saying so is written once per reason, not once per round.
 	skipped string
-	// key is the target's Key, kept so that later rounds reuse the string instead of
-	// keeping a fresh copy of every key each round.
-	key string
 }
 
 // observe records one result and reports whether the health must flip to it: after
@@ -110,7 +120,8 @@ func New(cfg Config, source Source, members Members, flipper Flipper) (*Prober, 
 		log:     cfg.Logger.With("component", "healthcheck"),
 		metrics: newMetrics(),
 		probers: newProbers(newDialer(guard{allowed: cfg.AllowedCIDRs})),
-		states:  map[string]*state{},
+		states:  map[stateID]*state{},
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		work:    make(chan *job),
 	}, nil
 }
@@ -178,34 +189,28 @@ func (p *Prober) round(ctx context.Context) {
 	owners := newRing(live)
 	targets := p.source.Targets()
 
-	next := make(map[string]*state, len(p.states))
+	next := make(map[stateID]*state, len(p.states))
 	jobs := make([]job, 0, len(p.states))
 	var keyBuf []byte
 	for i := range targets {
 		t := &targets[i]
-		if t.Checker.Type == TypeNone {
+		if t.checkerType() == TypeNone {
 			continue
 		}
 		keyBuf = t.appendKey(keyBuf[:0])
-		if _, dup := next[string(keyBuf)]; dup {
+		id := p.stateIDOf(keyBuf)
+		if _, dup := next[id]; dup {
 			continue
 		}
-		prev := p.states[string(keyBuf)]
-		var key string
-		if prev != nil {
-			key = prev.key
-		} else {
-			key = string(keyBuf)
-		}
-		if self == "" || owners.owner(key) != self {
+		if self == "" || owners.ownerOf(fnv64a(keyBuf)) != self {
 			continue
 		}
-		st := prev
+		st := p.states[id]
 		if st == nil || st.revision != t.Revision {
-			st = &state{revision: t.Revision, healthy: t.Healthy, key: key}
+			st = &state{revision: t.Revision, healthy: t.Healthy}
 		}
-		next[key] = st
-		if !t.Checker.Type.Probed() {
+		next[id] = st
+		if !t.checkerType().Probed() {
 			p.skip(st, *t, skipUnknown)
 			continue
 		}
@@ -256,7 +261,7 @@ func (p *Prober) skip(st *state, t Target, reason string) {
 	}
 	st.skipped = reason
 	p.log.Debug("instance not probed; its health stays as set", "reason", reason,
-		"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port, "checker", string(t.Checker.Type))
+		"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port, "checker", string(t.checkerType()))
 }
 
 func (p *Prober) worker(ctx context.Context) {
@@ -273,7 +278,7 @@ func (p *Prober) check(ctx context.Context, j *job) {
 	if ctx.Err() != nil {
 		return
 	}
-	typ := j.target.Checker.Type.metricLabel()
+	typ := j.target.checkerType().metricLabel()
 	err := j.addrErr
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -320,7 +325,7 @@ func (p *Prober) check(ctx context.Context, j *job) {
 	j.state.flipped(healthy)
 	p.metrics.flipped(healthy)
 	attrs := []any{"service", t.Service.String(), "cluster", t.Cluster, "ip", t.IP, "port", t.Port,
-		"checker", string(t.Checker.Type), "healthy", healthy, "results", p.cfg.CheckTimes, "epoch", j.epoch}
+		"checker", string(t.checkerType()), "healthy", healthy, "results", p.cfg.CheckTimes, "epoch", j.epoch}
 	if err != nil {
 		attrs = append(attrs, "last_err", err.Error())
 	}

@@ -103,7 +103,27 @@ type Target struct {
 	// changes. A change resets the count of repeated results: a result seen before the
 	// change never counts towards a flip after it.
 	Revision uint64
-	Checker  Checker
+	// Checker is the cluster's checker, shared by every target of the cluster (a round
+	// lists every persistent instance, so a copy per target would be most of its
+	// memory); the prober never modifies it. Nil is never probed, as TypeNone.
+	Checker *Checker
+}
+
+// DialPort is the port a probe of t dials: the instance's own, or the checker's
+// CheckPort when UseInstancePort is off.
+func (t *Target) DialPort() int {
+	if t.Checker == nil || t.Checker.UseInstancePort {
+		return t.Port
+	}
+	return t.Checker.CheckPort
+}
+
+// checkerType is the type of t's checker; TypeNone without one.
+func (t *Target) checkerType() Type {
+	if t.Checker == nil {
+		return TypeNone
+	}
+	return t.Checker.Type
 }
 
 // Key identifies the target across members and rounds: namespace##G@@S#ip#port#cluster.

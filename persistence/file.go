@@ -107,6 +107,8 @@ func (s *Store) Check() error {
 	if err := s.check(); err != nil {
 		return fmt.Errorf("persistence: %s is corrupt: %w", s.path, err)
 	}
+	// The check read every page; serving reads few of them again.
+	s.ReleaseMapped()
 	return nil
 }
 

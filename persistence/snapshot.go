@@ -103,6 +103,8 @@ type Snapshot struct {
 
 	mu sync.Mutex // guards tx against WriteTo racing Release
 	tx *bolt.Tx
+	// store is released of the pages the snapshot's full read mapped (ReleaseMapped).
+	store *Store
 }
 
 // OpenSnapshot commits the open batch, if any, so that the snapshot holds everything
@@ -130,7 +132,7 @@ func (s *Store) OpenSnapshot() (*Snapshot, error) {
 		_ = btx.Rollback()
 		return nil, err
 	}
-	return &Snapshot{path: s.path, header: hdr, tx: btx}, nil
+	return &Snapshot{path: s.path, header: hdr, tx: btx, store: s}, nil
 }
 
 // header describes the state this transaction sees.
@@ -275,6 +277,10 @@ func (sn *Snapshot) Release() {
 	if sn.tx != nil {
 		_ = sn.tx.Rollback()
 		sn.tx = nil
+		// WriteTo read every page, which the store's steady work mostly does not.
+		if sn.store != nil {
+			sn.store.ReleaseMapped()
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/roster-registry/roster/fsm"
+	"github.com/roster-registry/roster/healthcheck"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/persistence"
 )
@@ -89,7 +90,7 @@ func (r *Registry) ProbeTargets() ([]ProbeTarget, error) {
 	}
 	c.mu.Unlock()
 	var out []ProbeTarget
-	n, err := c.visit(r.store, func(n int, t *ProbeTarget) {
+	n, err := c.visit(r.store, func(n int, t *ProbeTarget, _ *healthcheck.Checker) {
 		if out == nil {
 			out = make([]ProbeTarget, 0, n)
 		}
@@ -118,13 +119,13 @@ type probeCache struct {
 	mu        sync.Mutex
 	all       bool // every service must be read again (start, restore)
 	dirty     map[naming.ServiceKey]bool
-	byService map[naming.ServiceKey][]ProbeTarget
+	byService map[naming.ServiceKey]*probeGroup
 	// flat is ProbeTargets' assembled answer; nil when a service changed since.
 	flat []ProbeTarget
 }
 
 func newProbeCache() *probeCache {
-	return &probeCache{all: true, dirty: map[naming.ServiceKey]bool{}, byService: map[naming.ServiceKey][]ProbeTarget{}}
+	return &probeCache{all: true, dirty: map[naming.ServiceKey]bool{}, byService: map[naming.ServiceKey]*probeGroup{}}
 }
 
 // invalidate records a change of the persistent store.
@@ -144,7 +145,7 @@ func (c *probeCache) invalidate(changed []naming.ServiceKey, all bool) {
 // holding the cache's lock: the targets are not assembled into one slice of their own,
 // a copy of every persistent instance that would be kept beside the per-service lists.
 // It returns the number of targets. fn must not call the cache.
-func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarget)) (int, error) {
+func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarget, probe *healthcheck.Checker)) (int, error) {
 	c.loadMu.Lock()
 	defer c.loadMu.Unlock()
 
@@ -155,7 +156,7 @@ func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarg
 
 	// A change that lands while the store is read marks its service dirty again, so the
 	// next call reads it; this call's answer is at worst as old as the read.
-	fresh := map[naming.ServiceKey][]ProbeTarget{}
+	fresh := map[naming.ServiceKey]*probeGroup{}
 	err := store.View(func(tx *persistence.Tx) error {
 		if all {
 			list, err := tx.Services("")
@@ -182,6 +183,10 @@ func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarg
 		return nil
 	})
 
+	if all && err == nil {
+		// That read went over every record of the file.
+		store.ReleaseMapped()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
@@ -193,32 +198,112 @@ func (c *probeCache) visit(store *persistence.Store, fn func(n int, t *ProbeTarg
 		return 0, err
 	}
 	if all {
-		c.byService = map[naming.ServiceKey][]ProbeTarget{}
+		c.byService = map[naming.ServiceKey]*probeGroup{}
 	}
-	for k, list := range fresh {
-		if len(list) == 0 {
+	for k, g := range fresh {
+		if g == nil || len(g.targets) == 0 {
 			delete(c.byService, k)
 		} else {
-			c.byService[k] = list
+			c.byService[k] = g
 		}
 	}
 	keys := make([]naming.ServiceKey, 0, len(c.byService))
 	n := 0
-	for k, list := range c.byService {
+	for k, g := range c.byService {
 		keys = append(keys, k)
-		n += len(list)
+		n += len(g.targets)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	var t ProbeTarget
 	for _, k := range keys {
-		list := c.byService[k]
-		for i := range list {
-			fn(n, &list[i])
+		g := c.byService[k]
+		for i := range g.targets {
+			ct := &g.targets[i]
+			cl := &g.clusters[ct.cluster]
+			t = ProbeTarget{Service: g.service, IP: ct.ip, Port: ct.port, Cluster: cl.name, Checker: cl.checker,
+				CheckPort: ct.checkPort, Healthy: ct.healthy, Revision: ct.revision}
+			fn(n, &t, cl.probe)
 		}
 	}
 	return n, nil
 }
 
-func readTargets(tx *persistence.Tx, svc *naming.Service, into map[naming.ServiceKey][]ProbeTarget) error {
+// probeGroup is the probe targets of one service as the cache keeps them: what the
+// service's targets share (the service key, each cluster's name and checker) once, and
+// per instance only what is its own. A ProbeTarget per instance cost ≈ 190 bytes, most
+// of it the service key and checker repeated; a probeTarget costs 48.
+type probeGroup struct {
+	service  naming.ServiceKey
+	clusters []probeCluster
+	targets  []probeTarget
+}
+
+type probeCluster struct {
+	name    string
+	checker naming.HealthChecker
+	// ownPort: the targets' CheckPort is their own Port; else it is checkPort, the
+	// cluster's, for all of them.
+	ownPort   bool
+	checkPort int
+	// probe is the checker as the prober takes it, built once and shared by every
+	// target of the cluster in every round.
+	probe *healthcheck.Checker
+}
+
+type probeTarget struct {
+	ip        string
+	port      int
+	checkPort int
+	revision  uint64
+	cluster   int // index into probeGroup.clusters
+	healthy   bool
+}
+
+// newProbeGroup compacts one service's list (all of one service, in key order).
+func newProbeGroup(svc naming.ServiceKey, list []ProbeTarget) *probeGroup {
+	if len(list) == 0 {
+		return nil
+	}
+	g := &probeGroup{service: svc, targets: make([]probeTarget, len(list))}
+	for i := range list {
+		t := &list[i]
+		own := t.CheckPort == t.Port
+		ci := -1
+		for j := range g.clusters {
+			c := &g.clusters[j]
+			if c.name == t.Cluster && c.checker == t.Checker && c.ownPort == own && (own || c.checkPort == t.CheckPort) {
+				ci = j
+				break
+			}
+		}
+		if ci < 0 {
+			ci = len(g.clusters)
+			c := probeCluster{name: t.Cluster, checker: t.Checker, ownPort: own, probe: proberChecker(t.Checker)}
+			if !own {
+				c.checkPort = t.CheckPort
+			}
+			c.probe.UseInstancePort, c.probe.CheckPort = own, c.checkPort
+			g.clusters = append(g.clusters, c)
+		}
+		g.targets[i] = probeTarget{ip: t.IP, port: t.Port, checkPort: t.CheckPort, revision: t.Revision, cluster: ci, healthy: t.Healthy}
+	}
+	return g
+}
+
+// proberChecker is a cluster's effective checker in the prober's terms, without the
+// port to dial (newProbeGroup sets it).
+func proberChecker(c naming.HealthChecker) *healthcheck.Checker {
+	hc := &healthcheck.Checker{
+		Type: healthcheck.Type(c.Type), Path: c.Path, Headers: c.Headers,
+		GRPCService: c.Service,
+	}
+	if c.ExpectedResponseCode != 0 {
+		hc.ExpectedCodes = []int{c.ExpectedResponseCode}
+	}
+	return hc
+}
+
+func readTargets(tx *persistence.Tx, svc *naming.Service, into map[naming.ServiceKey]*probeGroup) error {
 	if svc == nil {
 		return nil
 	}
@@ -226,7 +311,7 @@ func readTargets(tx *persistence.Tx, svc *naming.Service, into map[naming.Servic
 	if err != nil {
 		return err
 	}
-	into[svc.Key] = list
+	into[svc.Key] = newProbeGroup(svc.Key, list)
 	return nil
 }
 

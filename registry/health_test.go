@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/roster-registry/roster/fsm"
+	"github.com/roster-registry/roster/healthcheck"
 	"github.com/roster-registry/roster/naming"
 )
 
@@ -237,22 +238,46 @@ func TestProberSourceWalksTheSameTargets(t *testing.T) {
 	r, _, _ := newRegistry(t)
 	ctx := context.Background()
 	for _, name := range []string{"c", "a", "b"} {
-		if err := r.Register(ctx, key(name), inst("2.2.2.2", 8080, false)); err != nil {
-			t.Fatal(err)
+		for _, port := range []int{8080, 8081} {
+			if err := r.Register(ctx, key(name), inst("2.2.2.2", port, false)); err != nil {
+				t.Fatal(err)
+			}
 		}
+	}
+	// c probes the cluster's checkPort, b an HTTP path, a the instances' own ports.
+	if err := r.UpdateCluster(ctx, key("c"), naming.Cluster{Name: naming.DefaultCluster,
+		HealthChecker: naming.HealthChecker{Type: naming.CheckerTCP}, CheckPort: 9000, UseInstancePort: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateCluster(ctx, key("b"), naming.Cluster{Name: naming.DefaultCluster,
+		HealthChecker: naming.HealthChecker{Type: "HTTP", Path: "/h", ExpectedResponseCode: 204}, UseInstancePort: true}); err != nil {
+		t.Fatal(err)
 	}
 	list, err := r.ProbeTargets()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := probeSource{r}.Targets()
-	if len(got) != len(list) || len(got) != 3 {
-		t.Fatalf("prober source lists %d targets, ProbeTargets %d, want 3", len(got), len(list))
+	if len(got) != len(list) || len(got) != 6 {
+		t.Fatalf("prober source lists %d targets, ProbeTargets %d, want 6", len(got), len(list))
+	}
+	wantDial := []int{8080, 8081, 8080, 8081, 9000, 9000} // a, b, c
+	for i, g := range got {
+		if g.DialPort() != wantDial[i] {
+			t.Errorf("target %d (%s:%d of %s) dials %d, want %d", i, g.IP, g.Port, g.Service.Name, g.DialPort(), wantDial[i])
+		}
+	}
+	if c := got[2].Checker; c.Type != healthcheck.TypeHTTP || c.Path != "/h" || len(c.ExpectedCodes) != 1 || c.ExpectedCodes[0] != 204 {
+		t.Errorf("b's checker = %+v", c)
+	}
+	// The targets of one cluster share its checker; other clusters have their own.
+	if got[0].Checker != got[1].Checker || got[4].Checker != got[5].Checker || got[0].Checker == got[4].Checker || got[0].Checker == got[2].Checker {
+		t.Error("checkers are not shared per cluster, or shared across clusters")
 	}
 	for i, pt := range list {
 		g := got[i]
 		if g.Service != pt.Service || g.IP != pt.IP || g.Port != pt.Port || g.Cluster != pt.Cluster ||
-			g.Revision != pt.Revision || g.Healthy != pt.Healthy || string(g.Checker.Type) != string(pt.Checker.Type) || g.Checker.CheckPort != pt.CheckPort {
+			g.Revision != pt.Revision || g.Healthy != pt.Healthy || string(g.Checker.Type) != string(pt.Checker.Type) || g.DialPort() != pt.CheckPort {
 			t.Errorf("target %d: prober source %+v, ProbeTargets %+v", i, g, pt)
 		}
 	}

@@ -24,23 +24,17 @@ func (r *Registry) NewProber(cfg healthcheck.Config) (*healthcheck.Prober, error
 
 type probeSource struct{ r *Registry }
 
-// Targets converts the registry's probe targets; the prober dials CheckPort, already
-// resolved from the cluster's checkPort and useInstancePort4Check.
+// Targets converts the registry's probe targets. Every target of one cluster shares its
+// checker, which carries the port to dial (the instance's own, or the cluster's
+// checkPort, as the store resolved it).
 func (s probeSource) Targets() []healthcheck.Target {
 	var out []healthcheck.Target
-	_, err := s.r.probes.visit(s.r.store, func(n int, t *ProbeTarget) {
+	_, err := s.r.probes.visit(s.r.store, func(n int, t *ProbeTarget, probe *healthcheck.Checker) {
 		if out == nil {
 			out = make([]healthcheck.Target, 0, n)
 		}
-		hc := healthcheck.Checker{
-			Type: healthcheck.Type(t.Checker.Type), Path: t.Checker.Path, Headers: t.Checker.Headers,
-			GRPCService: t.Checker.Service, CheckPort: t.CheckPort,
-		}
-		if t.Checker.ExpectedResponseCode != 0 {
-			hc.ExpectedCodes = []int{t.Checker.ExpectedResponseCode}
-		}
 		out = append(out, healthcheck.Target{Service: t.Service, Cluster: t.Cluster, IP: t.IP, Port: t.Port,
-			Healthy: t.Healthy, Revision: t.Revision, Checker: hc})
+			Healthy: t.Healthy, Revision: t.Revision, Checker: probe})
 	})
 	if err != nil {
 		s.r.log.Warn("health checks: cannot list the persistent instances", "err", err)

@@ -80,6 +80,11 @@ type Config struct {
 
 	// PprofAddr serves Go's profiling endpoints on a loopback address; empty: off.
 	PprofAddr string
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (runtime/debug
+	// SetMemoryLimit): past it the collector runs more often instead of letting the
+	// heap grow to twice its live size. 0 leaves the runtime as started, which honours
+	// GOMEMLIMIT and GOGC from the environment.
+	MemoryLimit int64
 	// GRPC is the Nacos 2.x gRPC front.
 	GRPC GRPCConfig
 	// HealthCheck is the active checking of persistent instances.
@@ -175,6 +180,8 @@ func (c *Config) Validate() error {
 		return bad("apply-timeout", "must be positive")
 	case c.MaxBody <= 0:
 		return bad("max-body", "must be positive")
+	case c.MemoryLimit < 0:
+		return bad("memory-limit", "must not be negative (0 leaves the runtime's limit as GOMEMLIMIT set it)")
 	case c.MaxSnapshotSize <= 0:
 		return bad("max-snapshot-size", "must be positive")
 	case c.MaxMetadata <= 0:

@@ -100,6 +100,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	applyMemoryLimit(cfg.MemoryLimit, cfg.logger())
 	if err := s.open(); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,19 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
+// byteSizeOrZero is a byteSize that may also be 0, for a setting whose 0 means "unset".
+type byteSizeOrZero int64
+
+func (b *byteSizeOrZero) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSizeOrZero) Set(s string) error {
+	if strings.TrimSpace(s) == "0" {
+		*b = 0
+		return nil
+	}
+	return (*byteSize)(b).Set(s)
+}
+
 // serverFlags defines every flag of `roster server` over v, with server.DefaultConfig's
 // values as defaults.
 func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
@@ -131,6 +144,7 @@ func serverFlags(v *serverFlagValues, stderr io.Writer) *flag.FlagSet {
 	// loopback address (they expose the process's internals).
 	fs.BoolVar(&c.Console, "console", c.Console, "serve the web console at / and /console/ on the HTTP port")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve /debug/pprof/ on this loopback address (e.g. 127.0.0.1:6060); off when empty")
+	fs.Var((*byteSizeOrZero)(&c.MemoryLimit), "memory-limit", "Go's soft memory limit (e.g. 512MiB): the collector runs more often near it; 0 leaves GOMEMLIMIT from the environment in force")
 
 	// Fault-injection hooks of the chaos suite (chaos/README.md); never for production.
 	fs.Func("test-peer-proxy", "test only: comma-separated member-addr=proxy-addr pairs (loopback); every node-to-node connection to the member dials the proxy", func(v string) error {

@@ -22,6 +22,8 @@ func TestServerRefusesBadFlags(t *testing.T) {
 		{[]string{"--http-addr", "nohostport"}, nil, "http-addr"},
 		{[]string{"--max-body", "-5"}, nil, "max-body"},
 		{[]string{"--max-metadata", "0"}, nil, "max-metadata"},
+		{[]string{"--memory-limit", "-1MiB"}, nil, "memory-limit"},
+		{[]string{"--memory-limit", "lots"}, nil, "memory-limit"},
 		{[]string{"--log-format", "xml"}, nil, "log-format"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{nil, map[string]string{"ROSTER_RAFT_ADDR": "bad"}, "raft-addr"},
@@ -60,5 +62,32 @@ func TestEnvFillsUnsetFlags(t *testing.T) {
 	}
 	if cfg.HeartbeatTimeout.String() != "20s" || cfg.HTTPAddr != "127.0.0.1:1234" {
 		t.Fatalf("cfg = %+v", cfg)
+	}
+}
+
+// TestMemoryLimitFlag checks the sizes --memory-limit takes: units as --max-body's, and
+// 0, which leaves GOMEMLIMIT in force.
+func TestMemoryLimitFlag(t *testing.T) {
+	for _, tt := range []struct {
+		arg  string
+		want int64
+	}{{"150MiB", 150 << 20}, {"1GiB", 1 << 30}, {"536870912", 512 << 20}, {"0", 0}} {
+		var cfg serverFlagValues
+		var stderr bytes.Buffer
+		fs := serverFlags(&cfg, &stderr)
+		if err := fs.Parse([]string{"--memory-limit", tt.arg}); err != nil {
+			t.Fatalf("%s: %v", tt.arg, err)
+		}
+		if cfg.MemoryLimit != tt.want {
+			t.Fatalf("--memory-limit %s = %d, want %d", tt.arg, cfg.MemoryLimit, tt.want)
+		}
+	}
+	var cfg serverFlagValues
+	fs := serverFlags(&cfg, &bytes.Buffer{})
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MemoryLimit != 0 {
+		t.Fatalf("default --memory-limit = %d, want 0 (unset)", cfg.MemoryLimit)
 	}
 }

@@ -452,6 +452,7 @@ func runMemory(ctx context.Context, b *bench, p params, _ int) (figures, error) 
 		return f, withLog(s, err)
 	}
 	cl := newClient(s.httpAddr, p.clients)
+	pcpu0, pcpuErr := s.cpuSeconds()
 	wait := b.profile(s, "memory-fill-persistent", 5*time.Second)
 	fill := b.runN(ctx, "memory: persistent fill", n, p.clients, func(ctx context.Context, i int) error {
 		return cl.register(ctx, persistentSpec(i, 100))
@@ -462,6 +463,10 @@ func runMemory(ctx context.Context, b *bench, p params, _ int) (figures, error) 
 		return f, withLog(s, fmt.Errorf("persistent fill: %d errors: %v", fill.Errors, fill.FirstErrors))
 	}
 	f["fill_rate"] = fill.Rate
+	if pcpu1, err := s.cpuSeconds(); err == nil && pcpuErr == nil && fill.OK > 0 {
+		f["persistent_cpu_us_per_reg"] = (pcpu1 - pcpu0) / float64(fill.OK) * 1e6
+		b.logf("memory: persistent fill %.0f/s, server CPU %.1fus per registration", fill.Rate, f["persistent_cpu_us_per_reg"])
+	}
 	if _, err := b.stopServer(s); err != nil {
 		return f, err
 	}
@@ -474,6 +479,7 @@ func runMemory(ctx context.Context, b *bench, p params, _ int) (figures, error) 
 
 	cl = newClient(s.httpAddr, p.clients)
 	defer cl.close()
+	cpu0, cpuErr := s.cpuSeconds()
 	eph := b.runN(ctx, "memory: ephemeral fill", n, p.clients, func(ctx context.Context, i int) error {
 		sp := persistentSpec(i, 100)
 		sp.Service = "bench.ephemeral." + strconv.Itoa(i/100)
@@ -482,6 +488,14 @@ func runMemory(ctx context.Context, b *bench, p params, _ int) (figures, error) 
 	})
 	if eph.Errors > 0 {
 		return f, withLog(s, fmt.Errorf("ephemeral fill: %d errors: %v", eph.Errors, eph.FirstErrors))
+	}
+	// Server CPU per ephemeral registration: what a memory limit (--memory-limit) costs
+	// shows here, as collections while the heap grows, less blurred by the machine's
+	// load than the rate.
+	if cpu1, err := s.cpuSeconds(); err == nil && cpuErr == nil && eph.OK > 0 {
+		f["ephemeral_fill_rate"] = eph.Rate
+		f["ephemeral_cpu_us_per_reg"] = (cpu1 - cpu0) / float64(eph.OK) * 1e6
+		b.logf("memory: ephemeral fill %.0f/s, server CPU %.1fus per registration", eph.Rate, f["ephemeral_cpu_us_per_reg"])
 	}
 	counts, err := cl.counts(ctx)
 	if err != nil {

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package persistence
+
+func releaseMapped(uintptr, int64) {}
