@@ -26,13 +26,17 @@ type conn struct {
 	remote   string
 	openedAt time.Time
 
-	// lastActive is the unix-nano time of the last message from the client.
+	// lastActive is when the last message from the client came, as nanoseconds since
+	// openedAt: an offset taken with Time.Sub, which reads the monotonic clock, so a
+	// step of the wall clock neither drops live connections nor keeps dead ones.
 	lastActive atomic.Int64
-	// sendingSince is the unix-nano time the sender began a Stream.Send that has not
-	// returned yet, 0 when it is not writing. A client that stops reading fills its
+	// sendingSince is when the sender began a Stream.Send that has not returned yet, as
+	// nanoseconds since sendBase plus one (monotonic, as lastActive), 0 when it is not
+	// writing. A client that stops reading fills its
 	// HTTP/2 window and blocks that Send; the janitor drops a connection blocked past
 	// PushTimeout.
 	sendingSince atomic.Int64
+	sendBase     time.Time
 	// stuck is closed when the connection is dropped for a blocked Send: the stream
 	// handler then returns without waiting for its sender, which ends the stream and
 	// so unblocks the Send.
@@ -96,6 +100,7 @@ func newConn(remote net.Addr, now time.Time) *conn {
 		id:       fmt.Sprintf("%d_%s_%s", now.UnixMilli(), host, port),
 		remote:   net.JoinHostPort(host, port),
 		openedAt: now,
+		sendBase: time.Now(),
 		closed:   make(chan struct{}),
 		stuck:    make(chan struct{}),
 		subs:     map[subKey]string{},
@@ -106,11 +111,20 @@ func newConn(remote net.Addr, now time.Time) *conn {
 	return c
 }
 
-func (c *conn) touch(now time.Time) { c.lastActive.Store(now.UnixNano()) }
+func (c *conn) touch(now time.Time) { c.lastActive.Store(int64(now.Sub(c.openedAt))) }
 
 func (c *conn) idle(now time.Time) time.Duration {
-	return now.Sub(time.Unix(0, c.lastActive.Load()))
+	return now.Sub(c.openedAt) - time.Duration(c.lastActive.Load())
 }
+
+// lastActiveAt is the wall-clock time of the last message, for display.
+func (c *conn) lastActiveAt() time.Time {
+	return c.openedAt.Add(time.Duration(c.lastActive.Load()))
+}
+
+// sendStarted and sendEnded bracket a Stream.Send for sendBlockedFor.
+func (c *conn) sendStarted() { c.sendingSince.Store(int64(time.Since(c.sendBase)) + 1) }
+func (c *conn) sendEnded()   { c.sendingSince.Store(0) }
 
 // isRegistered reports whether the connection may make naming requests.
 func (c *conn) isRegistered() bool {
@@ -165,7 +179,7 @@ func (c *conn) sendBlockedFor(now time.Time) time.Duration {
 	if since == 0 {
 		return 0
 	}
-	return now.Sub(time.Unix(0, since))
+	return now.Sub(c.sendBase) - time.Duration(since-1)
 }
 
 func (c *conn) markStuck() { c.stuckOnce.Do(func() { close(c.stuck) }) }
@@ -259,7 +273,7 @@ func (s *Server) ClientConnections() []registry.ConnInfo {
 			info.Subscriptions = append(info.Subscriptions, registry.ConnSubscription{Service: key.svc, Clusters: key.clusters, App: app})
 		}
 		c.mu.Unlock()
-		info.LastActive = time.Unix(0, c.lastActive.Load())
+		info.LastActive = c.lastActiveAt()
 		sort.Slice(info.Subscriptions, func(i, j int) bool {
 			a, b := info.Subscriptions[i], info.Subscriptions[j]
 			if a.Service != b.Service {

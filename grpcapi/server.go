@@ -444,8 +444,8 @@ func (s *Server) send(stream nacospb.BiRequestStream_RequestBiStreamServer, c *c
 		c.probeID = id
 	}
 	c.mu.Unlock()
-	c.sendingSince.Store(time.Now().UnixNano())
-	defer c.sendingSince.Store(0)
+	c.sendStarted()
+	defer c.sendEnded()
 	if shared != nil {
 		msg, err := shared.prepared(stream)
 		if err != nil {
