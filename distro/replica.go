@@ -152,7 +152,11 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 	sv := sh.services[svc]
 	if sv != nil && whole {
 		for key, r := range sv.instances {
-			if _, keep := want[key]; keep || r.source != from {
+			_, keep := want[key]
+			if !keep && r.rival == from {
+				r.rival = "" // from no longer holds it as its own
+			}
+			if keep || r.source != from {
 				continue
 			}
 			if m, ok := moved[key]; ok && m.Epoch >= r.epoch {
@@ -160,6 +164,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 				r.owner = m.Owner
 				r.source = m.Source
 				r.epoch = m.Epoch
+				r.adopted, r.rival = false, ""
 				r.beat(now)
 				handed = append(handed, key)
 				changed = true
@@ -179,6 +184,12 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 		c := s.copyIn(&e.Instance)
 		r := sv.instances[key]
 		if r != nil && r.source != from && r.epoch > e.Epoch {
+			if r.source == "" && r.adopted && e.Owner == "" {
+				// The member this node adopted the client from (or another) is alive
+				// and still keeps it: remember it, so that the copy adopted here is
+				// handed to it, not expired, if the client's beats go there.
+				r.rival = from
+			}
 			kept = append(kept, key)
 			continue // a newer claim than the sender's
 		}
@@ -199,6 +210,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 		r.owner = e.Owner
 		r.source = from
 		r.epoch = e.Epoch
+		r.adopted, r.rival = false, ""
 		r.beat(now)
 	}
 	sh.mu.Unlock()
@@ -346,6 +358,7 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 		func(_ *service, _ string, r *record, now int64) {
 			r.source = ""
 			r.released = false
+			r.adopted, r.rival = true, ""
 			r.epoch = s.wall()
 			r.lastBeat.Store(now)
 		})

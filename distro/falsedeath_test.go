@@ -1,0 +1,126 @@
+package distro
+
+import (
+	"testing"
+	"time"
+
+	"github.com/roster-registry/roster/naming"
+)
+
+// deliverPush applies from's push of svc at to as the receiving Replicator does
+// (applyFrom): Moved entries naming the receiver itself are dropped.
+func deliverPush(fromID string, from *Store, toID string, to *Store, svc naming.ServiceKey) {
+	g := from.PushGroup(svc)
+	var moved []Entry
+	for _, e := range g.Moved {
+		if e.Source != toID {
+			moved = append(moved, e)
+		}
+	}
+	g.Moved = moved
+	to.Apply(fromID, g)
+}
+
+// TestAFalseDeathDoesNotRemoveTheAdoptedClientsOfALiveMember (R12 full): n2 and n3
+// declared each other dead at the same moment and each adopted the other's client,
+// with a fresh claim. n3's push reached n2 and n1, n2's reached n1 but not n3 (its
+// push timed out under load, and n3 answered again only after n2's delete timeout).
+// Beats go to each client's responsible member again, c to n3 and d to n2. n2's
+// adopted copy of c outranked n3's older claim everywhere it had gone, got no beats,
+// turned unhealthy and was removed, and the removal reached n1: a still-beating client
+// missing from n1 and n2 until n3's next checksum round. n2 now hands the copy to n3,
+// which it knows kept the client, once it stops getting its beats.
+func TestAFalseDeathDoesNotRemoveTheAdoptedClientsOfALiveMember(t *testing.T) {
+	st, clk := storesOnOneClock(t, 3)
+	ids := []string{"n1", "n2", "n3"}
+	n1, n2, n3 := st[0], st[1], st[2]
+	svc := svcKey("falsedeath")
+	c := inst("10.0.0.3", 80, "DEFAULT") // responsible member n3
+	d := inst("10.0.0.2", 80, "DEFAULT") // responsible member n2
+	keyC, keyD := c.Key(), d.Key()
+	n3.Register(svc, c)
+	n2.Register(svc, d)
+	cut := map[[2]string]bool{} // links whose pushes are lost
+	var probe func(when string) // checks the lists after every push delivered
+	pushAll := func(when string) {
+		for i, from := range st {
+			for j, to := range st {
+				if i != j && !cut[[2]string{ids[i], ids[j]}] {
+					deliverPush(ids[i], from, ids[j], to, svc)
+					if probe != nil {
+						probe(when + ", " + ids[i] + "'s push applied at " + ids[j])
+					}
+				}
+			}
+		}
+	}
+	pushAll("registered")
+
+	clk.Advance(time.Second)
+	if n2.Adopt("n3", func(string) bool { return true }) != 1 || n3.Adopt("n2", func(string) bool { return true }) != 1 {
+		t.Fatal("n2 and n3 did not adopt each other's client")
+	}
+	cut[[2]string{"n2", "n3"}] = true
+	pushAll("adopted")
+
+	// n3 hears nothing of n2's, so it cannot know that n2 took d back: only the
+	// members that hear both are checked for d.
+	probe = func(when string) {
+		t.Helper()
+		for _, p := range []struct {
+			node string
+			s    *Store
+			keys []string
+		}{{"n1", n1, []string{keyC, keyD}}, {"n2", n2, []string{keyC, keyD}}, {"n3", n3, []string{keyC}}} {
+			for _, key := range p.keys {
+				got, ok := p.s.Instance(svc, key)
+				if !ok {
+					t.Fatalf("%s: %s no longer lists the still-beating %s", when, p.node, key)
+				}
+				if !got.Healthy {
+					t.Fatalf("%s: %s lists the still-beating %s as unhealthy", when, p.node, key)
+				}
+			}
+		}
+	}
+
+	timing := naming.DefaultTiming()
+	end := timing.IPDeleteTimeout + 2*timing.HeartBeatTimeout
+	for elapsed := time.Duration(0); elapsed < end; elapsed += timing.HeartBeatInterval {
+		clk.Advance(timing.HeartBeatInterval)
+		if _, ok := n3.Touch(svc, c.IP, c.Port, c.ClusterName); !ok {
+			t.Fatalf("after %v: c's beat found no instance at n3", elapsed)
+		}
+		if _, ok := n2.Touch(svc, d.IP, d.Port, d.ClusterName); !ok {
+			t.Fatalf("after %v: d's beat found no instance at n2", elapsed)
+		}
+		for _, s := range st {
+			check(s, clk)
+		}
+		probe("after " + elapsed.String())
+		pushAll("after " + elapsed.String())
+	}
+
+	// Once n2's pushes reach n3 again, every member lists both, each held as its own
+	// by its responsible member only.
+	delete(cut, [2]string{"n2", "n3"})
+	probe = nil
+	pushAll("healed")
+	for i, s := range st {
+		if got := s.Instances(svc); len(got) != 2 {
+			t.Fatalf("n%d lists %d instances, want 2", i+1, len(got))
+		}
+	}
+	wantHolder := map[string]string{keyC: "n3", keyD: "n2"}
+	for i, s := range st {
+		for _, h := range s.Holdings(svc) {
+			holder := h.Source
+			if holder == "" {
+				holder = ids[i]
+			}
+			if holder != wantHolder[h.Key] {
+				t.Fatalf("%s holds %s as %s's, want %s's", ids[i], h.Key, holder, wantHolder[h.Key])
+			}
+		}
+	}
+}
