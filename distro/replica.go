@@ -152,11 +152,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 	sv := sh.services[svc]
 	if sv != nil && whole {
 		for key, r := range sv.instances {
-			_, keep := want[key]
-			if !keep && r.rival == from {
-				r.rival = "" // from no longer holds it as its own
-			}
-			if keep || r.source != from {
+			if _, keep := want[key]; keep || r.source != from {
 				continue
 			}
 			if m, ok := moved[key]; ok && m.Epoch >= r.epoch {

@@ -182,9 +182,12 @@ type record struct {
 	// adopted is set while this node holds the record as its own by Adopt (its member
 	// was found dead) and no registration, update or handover has touched it since.
 	adopted bool
-	// rival is a member that pushed the record as its own after this node adopted it,
-	// with an older claim: the member was alive then and kept the client, so its
-	// clients' beats may go there rather than here (see expiry.go, handToRival).
+	// rival is a member that pushed the record as its own, with an older claim, while
+	// this node held it adopted: the member was alive then and kept the client, so the
+	// client's beats may go there rather than here (see expiry.go, handToRival). It is
+	// not cleared when the rival's later push lacks the record: that is the rival
+	// giving way to this node's newer claim, which it takes back at the client's next
+	// beat, possibly with a claim still older (its wall clock behind).
 	rival      string
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
