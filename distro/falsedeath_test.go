@@ -173,3 +173,43 @@ func falseDeathOfN2AndN3(t *testing.T, st []*Store, clk *fakeClock, lostPush boo
 		}
 	}
 }
+
+// TestAHandedBackClientThatStoppedBeatingIsStillRemoved: the handover of an adopted
+// copy to its rival keeps no client alive for ever. c stops beating during the false
+// death; n2 hands its copy to n3, which still holds c as its own and expires it, and
+// n3's push removes it from the others.
+func TestAHandedBackClientThatStoppedBeatingIsStillRemoved(t *testing.T) {
+	st, clk := storesOnOneClock(t, 3)
+	n1, n2, n3 := st[0], st[1], st[2]
+	svc := svcKey("stopped")
+	c := inst("10.0.0.3", 80, "DEFAULT")
+	n3.Register(svc, c)
+	deliverPush("n3", n3, "n1", n1, svc)
+	deliverPush("n3", n3, "n2", n2, svc)
+
+	clk.Advance(time.Second)
+	n2.Adopt("n3", func(string) bool { return true })
+	deliverPush("n2", n2, "n1", n1, svc)
+	deliverPush("n3", n3, "n2", n2, svc) // n3's older claim: n2 remembers n3 kept c
+
+	timing := naming.DefaultTiming()
+	clk.Advance(timing.HeartBeatTimeout)
+	check(n2, clk)
+	deliverPush("n2", n2, "n1", n1, svc)
+	deliverPush("n2", n2, "n3", n3, svc)
+	for i, s := range st {
+		if h := s.Holdings(svc); len(h) != 1 || (h[0].Source != "n3" && i != 2) || (i == 2 && h[0].Source != "") {
+			t.Fatalf("n%d holds %+v, want c as n3's", i+1, h)
+		}
+	}
+
+	clk.Advance(timing.IPDeleteTimeout)
+	check(n3, clk)
+	deliverPush("n3", n3, "n1", n1, svc)
+	deliverPush("n3", n3, "n2", n2, svc)
+	for i, s := range st {
+		if listed(s, svc, c.Key()) {
+			t.Fatalf("n%d still lists the client that stopped beating", i+1)
+		}
+	}
+}
