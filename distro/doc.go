@@ -32,7 +32,11 @@
 //   - Liveness. Members ping each other (PathPing). When a member is found dead, the
 //     others take over its beat-kept clients by the hash, with fresh timers
 //     (Store.Adopt), and drop its connection-owned instances after OwnedGrace unless
-//     their clients reconnected elsewhere (Store.DropOwnedOf).
+//     their clients reconnected elsewhere (Store.DropOwnedOf). A death may be false (a
+//     starved member misses its pings): when the member pushes an adopted client as
+//     its own, with an older claim, it kept the client, and once the client's beats
+//     stop reaching the adopter for its heartbeat timeout the adopter hands its copy
+//     to that member (named in Moved) rather than expiring it everywhere.
 //
 // # Design notes
 //

@@ -12,6 +12,9 @@ const (
 	markUnhealthy action = iota + 1
 	removeInstance
 	dropService
+	// handToRival makes an adopted record that its beats no longer reach a replica of
+	// the live member that still holds it as its own (record.rival).
+	handToRival
 )
 
 // maxScratch bounds the candidate buffer kept between passes.
@@ -37,7 +40,7 @@ func (s *Store) checkExpiry(now time.Time) {
 	defer s.checkMu.Unlock()
 
 	at := int64(now.Sub(s.base)) - s.paused.Load()
-	var unhealthy, removed, dropped int
+	var unhealthy, removed, dropped, handed int
 	var changed []naming.ServiceKey
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -55,6 +58,8 @@ func (s *Store) checkExpiry(now time.Time) {
 				removed++
 			case dropService:
 				dropped++
+			case handToRival:
+				handed++
 			}
 			// The scan visits a service's records together, so duplicates are adjacent.
 			if n := len(changed); n == 0 || changed[n-1] != c.svc {
@@ -71,8 +76,9 @@ func (s *Store) checkExpiry(now time.Time) {
 			s.notify(svc)
 		}
 	}
-	if unhealthy+removed+dropped > 0 {
-		s.logger.Info("ephemeral expiry", "unhealthy", unhealthy, "removed", removed, "empty_services_dropped", dropped)
+	if unhealthy+removed+dropped+handed > 0 {
+		s.logger.Info("ephemeral expiry", "unhealthy", unhealthy, "removed", removed, "empty_services_dropped", dropped,
+			"adopted_handed_back", handed)
 	}
 }
 
@@ -95,6 +101,11 @@ func (s *Store) scan(sh *shard, at int64, out []candidate) []candidate {
 			}
 			idle := at - r.lastBeat.Load()
 			switch {
+			case r.rival != "" && idle >= r.hbTimeout:
+				// Adopted during a false death, while the member it came from kept the
+				// client and its beats: expiring this copy would remove a live client
+				// from every member that took this node's claim.
+				out = append(out, candidate{act: handToRival, svc: k, key: key, rec: r})
 			case idle >= r.delTimeout:
 				out = append(out, candidate{act: removeInstance, svc: k, key: key, rec: r})
 			case idle >= r.hbTimeout && r.inst.healthy:
@@ -131,6 +142,18 @@ func (s *Store) apply(sh *shard, c candidate, at int64) bool {
 		}
 		s.removeLocked(sv, c.key, at)
 		s.logger.Debug("ephemeral instance expired", "service", c.svc.String(), "instance", c.key, "client", r.inst.addr())
+		return true
+	case handToRival:
+		r := sv.instances[c.key]
+		if r != c.rec || r.owner != "" || r.source != "" || r.rival == "" || at-r.lastBeat.Load() < r.hbTimeout {
+			return false
+		}
+		// This node's pushes now name the rival as the holder (Moved), so the members
+		// that took this node's claim keep the client as the rival's.
+		r.source, r.released = r.rival, true
+		r.adopted, r.rival = false, ""
+		s.logger.Debug("adopted instance handed back to the member that kept it", "service", c.svc.String(), "instance", c.key,
+			"client", r.inst.addr(), "member", r.source)
 		return true
 	case markUnhealthy:
 		r := sv.instances[c.key]

@@ -123,6 +123,7 @@ func (s *Store) ReplaceOwned(svc naming.ServiceKey, owner string, insts []*namin
 		r.owner = owner
 		r.source = ""
 		r.released = false
+		r.adopted, r.rival = false, ""
 		r.epoch = s.wall()
 		r.beat(now)
 	}

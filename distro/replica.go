@@ -160,6 +160,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 				r.owner = m.Owner
 				r.source = m.Source
 				r.epoch = m.Epoch
+				r.adopted, r.rival = false, ""
 				r.beat(now)
 				handed = append(handed, key)
 				changed = true
@@ -179,6 +180,12 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 		c := &e.Instance
 		r := sv.instances[key]
 		if r != nil && r.source != from && r.epoch > e.Epoch {
+			if r.source == "" && r.adopted && e.Owner == "" {
+				// The member this node adopted the client from (or another) is alive
+				// and still keeps it: remember it, so that the copy adopted here is
+				// handed to it, not expired, if the client's beats go there.
+				r.rival = from
+			}
 			kept = append(kept, key)
 			continue // a newer claim than the sender's
 		}
@@ -199,6 +206,7 @@ func (s *Store) applyGroup(from string, g SourcedEntries, whole bool) {
 		r.owner = e.Owner
 		r.source = from
 		r.epoch = e.Epoch
+		r.adopted, r.rival = false, ""
 		r.beat(now)
 	}
 	sh.mu.Unlock()
@@ -342,6 +350,7 @@ func (s *Store) Adopt(source string, take func(client string) bool) int {
 		func(_ *service, _ string, r *record, now int64) {
 			r.source = ""
 			r.released = false
+			r.adopted, r.rival = true, ""
 			r.epoch = s.wall()
 			r.lastBeat.Store(now)
 		})

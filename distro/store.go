@@ -176,7 +176,17 @@ type record struct {
 	// claim took it: this node's pushes then name the new holder (SourcedEntries.Moved),
 	// so that a member still counting the record as this node's moves it over rather
 	// than removing it before the new holder's own push arrives.
-	released   bool
+	released bool
+	// adopted is set while this node holds the record as its own by Adopt (its member
+	// was found dead) and no registration, update or handover has touched it since.
+	adopted bool
+	// rival is a member that pushed the record as its own, with an older claim, while
+	// this node held it adopted: the member was alive then and kept the client, so the
+	// client's beats may go there rather than here (see expiry.go, handToRival). It is
+	// not cleared when the rival's later push lacks the record: that is the rival
+	// giving way to this node's newer claim, which it takes back at the client's next
+	// beat, possibly with a claim still older (its wall clock behind).
+	rival      string
 	interval   int64 // ns between the client's beats, as told in beat answers
 	hbTimeout  int64 // ns without a beat before the instance turns unhealthy
 	delTimeout int64 // ns without a beat before it is removed
@@ -379,6 +389,7 @@ func (s *Store) Register(svc naming.ServiceKey, inst *naming.Instance) {
 	r.owner = ""
 	r.source = ""
 	r.released = false
+	r.adopted, r.rival = false, ""
 	r.epoch = s.wall()
 	r.beat(now)
 	sh.mu.Unlock()
@@ -468,6 +479,7 @@ func (s *Store) beat(svc naming.ServiceKey, ip string, port int, cluster string,
 	if r.source != "" {
 		r.source = ""
 		r.released = false
+		r.adopted, r.rival = false, ""
 		r.epoch = s.wall()
 	}
 	c, interval := r.out(copyOut)
@@ -522,6 +534,7 @@ func (s *Store) Update(svc naming.ServiceKey, key string, fn func(*naming.Instan
 			r.released = false
 			r.epoch = s.wall()
 		}
+		r.adopted, r.rival = false, ""
 	}
 	sh.mu.Unlock()
 
