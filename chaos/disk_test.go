@@ -125,8 +125,14 @@ func TestR9CorruptFiles(t *testing.T) {
 		src.Extra = []string{"--snapshot-threshold", "100", "--trailing-logs", "50", "--snapshot-interval", "100ms"}
 		src.Start()
 		fill(t, src, "r9", 7000, size(400, 2000), 8)
-		eventually(t, 30*time.Second, func() error {
+		// The leader folds concurrent writes into one log entry, so the fill may not
+		// reach the snapshot threshold twice: one writer at a time adds an entry per
+		// registration until two snapshots exist.
+		more := 7000 + size(400, 2000)
+		eventually(t, 60*time.Second, func() error {
 			if s := snapshots(src.DataDir); len(s) < 2 {
+				fill(t, src, "r9", more, 50, 1)
+				more += 50
 				return fmt.Errorf("%d Raft snapshots, want 2", len(s))
 			}
 			return nil
