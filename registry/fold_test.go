@@ -4,19 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/roster-registry/roster/distro"
-	"github.com/roster-registry/roster/fsm"
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/persistence"
-	"github.com/roster-registry/roster/raftnode"
-	"github.com/roster-registry/roster/registry/udppush"
 )
 
 // Concurrent persistent registrations share Raft log entries (the leader folds them
@@ -25,41 +18,10 @@ import (
 // refused with the quota error, whichever entry each landed in.
 func TestConcurrentRegistrationsShareLogEntries(t *testing.T) {
 	const quota, writers = 150, 300
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := persistence.Open(filepath.Join(dir, "fsm.db"), persistence.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	machine := fsm.New(store, log)
-	node, err := raftnode.New(raftnode.Config{
-		NodeID: "n1", RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "raft"), Bootstrap: true, Solo: true,
-		FSMAppliedIndex: func() uint64 { i, _ := store.Applied(); return i }, Logger: log,
-	}, machine)
-	if err != nil {
-		t.Fatal(err)
-	}
+	solo := startSolo(t, Config{NamespaceMaxInstances: quota}, true)
+	r, store, node, machine, parts := solo.registry, solo.store, solo.node, solo.machine, solo.parts
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := node.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d := distro.New(distro.Config{Timing: naming.DefaultTiming(), Logger: log})
-	parts := soloParts(t, dir, node, machine, d)
-	r, err := New(Config{Timing: naming.DefaultTiming(), Logger: log, Push: udppush.Config{ListenAddr: "127.0.0.1:0"},
-		NamespaceMaxInstances: quota}, parts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	parts.Cluster.Start()
-	t.Cleanup(func() {
-		parts.Cluster.Stop()
-		r.Close()
-		d.Stop()
-		_ = node.Shutdown()
-		_ = store.Close()
-	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !parts.Cluster.Folds() {
 		if time.Now().After(deadline) {

@@ -16,12 +16,29 @@ import (
 	"github.com/roster-registry/roster/naming"
 	"github.com/roster-registry/roster/persistence"
 	"github.com/roster-registry/roster/raftnode"
-	"github.com/roster-registry/roster/registry/udppush"
 )
 
 // newRegistry runs a real single-voter Raft node over bbolt in a temp dir, and a
 // distro store on the real clock.
 func newRegistry(t *testing.T) (*Registry, *distro.Store, *persistence.Store) {
+	t.Helper()
+	n := startSolo(t, Config{}, false)
+	return n.registry, n.ephemeral, n.store
+}
+
+// soloNode is a registry over a real single-voter Raft node, its FSM and bbolt file.
+type soloNode struct {
+	registry  *Registry
+	ephemeral *distro.Store
+	store     *persistence.Store
+	node      *raftnode.Node
+	machine   *fsm.FSM
+	parts     Parts
+}
+
+// startSolo starts a soloNode with cfg (Timing, Logger and Push filled in when unset);
+// runCluster also starts the cluster's loops (membership announcements, folding).
+func startSolo(t *testing.T, cfg Config, runCluster bool) *soloNode {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -43,18 +60,34 @@ func newRegistry(t *testing.T) (*Registry, *distro.Store, *persistence.Store) {
 		t.Fatal(err)
 	}
 	d := distro.New(distro.Config{Timing: naming.DefaultTiming(), Logger: log})
-	r, err := New(Config{Timing: naming.DefaultTiming(), Logger: log, Push: udppush.Config{ListenAddr: "127.0.0.1:0"}}, soloParts(t, dir, node, machine, d))
+	if cfg.Timing == (naming.Timing{}) {
+		cfg.Timing = naming.DefaultTiming()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	if cfg.Push.ListenAddr == "" {
+		cfg.Push.ListenAddr = "127.0.0.1:0"
+	}
+	parts := soloParts(t, dir, node, machine, d)
+	r, err := New(cfg, parts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Start()
+	if runCluster {
+		parts.Cluster.Start()
+	}
 	t.Cleanup(func() {
+		if runCluster {
+			parts.Cluster.Stop()
+		}
 		r.Close()
 		d.Stop()
 		_ = node.Shutdown()
 		_ = store.Close()
 	})
-	return r, d, store
+	return &soloNode{registry: r, ephemeral: d, store: store, node: node, machine: machine, parts: parts}
 }
 
 // soloParts completes the parts of a node that is a cluster of one.
