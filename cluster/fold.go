@@ -139,20 +139,8 @@ func (p *proposer) run() {
 				return
 			}
 		}
-		batch, size := []*proposal{first}, len(first.cmd)
-	fill:
-		for len(batch) < maxFoldCommands {
-			select {
-			case it := <-p.queue:
-				if size+len(it.cmd) > maxFoldBytes {
-					next = it
-					break fill
-				}
-				batch, size = append(batch, it), size+len(it.cmd)
-			default:
-				break fill
-			}
-		}
+		var batch []*proposal
+		batch, next = gatherQueued(p.queue, first, func(it *proposal) int { return len(it.cmd) }, maxFoldCommands, maxFoldBytes)
 		// A signal standing from before this proposal is not its append.
 		select {
 		case <-p.c.node.Appended():

@@ -243,26 +243,31 @@ func (f *forwarder) send() {
 		case <-f.c.stop:
 			return
 		}
-		batch, size := []*forwardItem{first}, len(first.cmd)
-		var next *forwardItem // taken from the queue but over the size bound: leads the next batch
-	fill:
-		for len(batch) < maxForwardBatch {
-			select {
-			case it := <-f.queue:
-				if size+len(it.cmd) > maxForwardBytes {
-					next = it
-					break fill
-				}
-				batch, size = append(batch, it), size+len(it.cmd)
-			default:
-				break fill
-			}
-		}
+		batch, next := gatherQueued(f.queue, first, func(it *forwardItem) int { return len(it.cmd) }, maxForwardBatch, maxForwardBytes)
 		f.flush(batch)
 		if next != nil {
 			f.flush([]*forwardItem{next})
 		}
 	}
+}
+
+// gatherQueued is first and what is queued behind it right now, up to maxItems and
+// maxBytes (by size): an item taken that would pass maxBytes is returned as next, to
+// lead the following batch (nil when none). It never waits for more to arrive.
+func gatherQueued[T any](queue <-chan *T, first *T, size func(*T) int, maxItems, maxBytes int) (batch []*T, next *T) {
+	batch, total := []*T{first}, size(first)
+	for len(batch) < maxItems {
+		select {
+		case it := <-queue:
+			if total+size(it) > maxBytes {
+				return batch, it
+			}
+			batch, total = append(batch, it), total+size(it)
+		default:
+			return batch, nil
+		}
+	}
+	return batch, nil
 }
 
 // flush forwards one batch and answers every item of it.
