@@ -20,22 +20,56 @@ func writePathCollectors(node *raftnode.Node, machine *fsm.FSM, store *persisten
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-	}
 	return []prometheus.Collector{
 		counter("roster_raft_log_appends_total", "Writes to the Raft log store (each one fsynced).", func() uint64 { return node.LogStats().Appends }),
 		counter("roster_raft_log_entries_total", "Entries written to the Raft log store.", func() uint64 { return node.LogStats().Entries }),
 		counter("roster_fsm_batches_total", "Batches of new entries Raft handed to the FSM.", func() uint64 { return machine.Stats().Batches }),
 		counter("roster_fsm_commands_total", "Commands the FSM applied.", func() uint64 { return machine.Stats().Commands }),
 		counter("roster_fsm_commits_total", "fsm.db commits (each one fsynced).", func() uint64 { return store.Stats().Commits }),
-		gauge("roster_fsm_db_freelist_pages", "fsm.db pages on bbolt's freelist, free or pending (freed but visible to an open read).", func() float64 { st := store.Stats(); return float64(st.FreePages + st.PendingPages) }),
-		gauge("roster_fsm_db_free_bytes", "Bytes in fsm.db's free and pending pages.", func() float64 { return float64(store.Stats().FreeAlloc) }),
-		gauge("roster_fsm_db_file_bytes", "Size of fsm.db on disk.", func() float64 { return float64(store.Stats().FileBytes) }),
-		gauge("roster_raft_db_freelist_pages", "raft.db pages on bbolt's freelist, free or pending.", func() float64 { st := node.LogDBStats(); return float64(st.FreePages + st.PendingPages) }),
-		gauge("roster_raft_db_free_bytes", "Bytes in raft.db's free and pending pages.", func() float64 { return float64(node.LogDBStats().FreeBytes) }),
-		gauge("roster_raft_db_file_bytes", "Size of raft.db on disk.", func() float64 { return float64(node.LogDBStats().FileBytes) }),
+		dbFileCollector{
+			newDBFileDescs("fsm", "fsm.db"): func() (pages, bytes int, size int64) {
+				st := store.Stats()
+				return st.FreePages + st.PendingPages, st.FreeAlloc, st.FileBytes
+			},
+			newDBFileDescs("raft", "raft.db"): func() (pages, bytes int, size int64) {
+				st := node.LogDBStats()
+				return st.FreePages + st.PendingPages, st.FreeBytes, st.FileBytes
+			},
+		},
 		counter("roster_raft_folded_entries_total", "Batch log entries this node proposed as leader, each holding many commands.", func() uint64 { return members.FoldStats().Entries }),
 		counter("roster_raft_folded_commands_total", "Commands folded into the batch log entries this node proposed.", func() uint64 { return members.FoldStats().Commands }),
+	}
+}
+
+// dbFileDescs are the shape gauges of one bbolt file.
+type dbFileDescs struct{ freePages, freeBytes, fileBytes *prometheus.Desc }
+
+func newDBFileDescs(prefix, file string) *dbFileDescs {
+	name := func(n string) string { return "roster_" + prefix + "_db_" + n }
+	return &dbFileDescs{
+		freePages: prometheus.NewDesc(name("freelist_pages"), file+" pages on bbolt's freelist, free or pending (freed but visible to an open read).", nil, nil),
+		freeBytes: prometheus.NewDesc(name("free_bytes"), "Bytes in "+file+"'s free and pending pages.", nil, nil),
+		fileBytes: prometheus.NewDesc(name("file_bytes"), "Size of "+file+" on disk.", nil, nil),
+	}
+}
+
+// dbFileCollector reads each file's stats once per scrape (a stat of the file and
+// bbolt's counters) for all three of its gauges.
+type dbFileCollector map[*dbFileDescs]func() (freePages, freeBytes int, fileBytes int64)
+
+func (c dbFileCollector) Describe(ch chan<- *prometheus.Desc) {
+	for d := range c {
+		ch <- d.freePages
+		ch <- d.freeBytes
+		ch <- d.fileBytes
+	}
+}
+
+func (c dbFileCollector) Collect(ch chan<- prometheus.Metric) {
+	for d, read := range c {
+		pages, bytes, size := read()
+		ch <- prometheus.MustNewConstMetric(d.freePages, prometheus.GaugeValue, float64(pages))
+		ch <- prometheus.MustNewConstMetric(d.freeBytes, prometheus.GaugeValue, float64(bytes))
+		ch <- prometheus.MustNewConstMetric(d.fileBytes, prometheus.GaugeValue, float64(size))
 	}
 }
